@@ -1,0 +1,1 @@
+"""asyncjobs: durable jobs, workflows and schedules inside your app's event loop."""

@@ -1,0 +1,52 @@
+"""The exception tree of asyncjobs.
+
+::
+
+    AsyncJobsError
+    ├── ValidationError      job input failed its schema; nothing was stored
+    ├── NotRegistered        a task or workflow slug that the Jobs object does not know
+    ├── Forbidden            an Access callable refused the call
+    └── StorageError         the database failed or could not be reached
+
+    JobCancelled             raised by a handler to cancel its own job (not an error)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class AsyncJobsError(Exception):
+    """Root of every error asyncjobs raises on purpose."""
+
+
+class ValidationError(AsyncJobsError, ValueError):
+    """Raised when a job's input does not match its ``input_schema``.
+
+    Attributes:
+        errors: pydantic's error list, each with ``loc``, ``msg`` and ``type``.
+    """
+
+    def __init__(self, message: str, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors or []
+
+
+class NotRegistered(AsyncJobsError, LookupError):
+    """Raised when a task or workflow slug is not registered on the ``Jobs`` object."""
+
+
+class Forbidden(AsyncJobsError, PermissionError):
+    """Raised when ``override_access=False`` and the ``Access`` callable says no."""
+
+
+class StorageError(AsyncJobsError):
+    """Raised when the database fails; the driver's own exception is the ``__cause__``."""
+
+
+class JobCancelled(Exception):  # noqa: N818 - public name fixed by the contract
+    """Raise inside a handler to cancel the job: no retry, no log entry, no try counted."""
+
+
+class JobRunAborted(Exception):  # noqa: N818 - internal control flow, never reaches users
+    """This worker no longer owns the job (lease lost or job cancelled): write nothing more."""

@@ -1,0 +1,68 @@
+"""Keyword injection: call user callables with only the keyword arguments they declare."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Collection
+from typing import Any
+
+import anyio.to_thread
+
+
+def declared_names(fn: Callable[..., Any]) -> frozenset[str] | None:
+    """Return the keyword names ``fn`` accepts, or ``None`` when it takes ``**kwargs``."""
+    params = inspect.signature(fn).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return frozenset(
+        p.name
+        for p in params
+        if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    )
+
+
+def check_injectable(fn: Callable[..., Any], allowed: Collection[str], what: str) -> None:
+    """Raise ``TypeError`` when ``fn`` declares a keyword outside ``allowed``."""
+    if not callable(fn):
+        raise TypeError(f"{what} must be callable, got {fn!r}")
+    names = declared_names(fn)
+    unknown = sorted((names or frozenset()) - set(allowed))
+    if unknown:
+        raise TypeError(
+            f"{what} {_name(fn)} asks for unknown argument(s) {', '.join(unknown)}; "
+            f"it may declare only: {', '.join(sorted(allowed))}"
+        )
+
+
+def _name(fn: Callable[..., Any]) -> str:
+    return getattr(fn, "__qualname__", None) or repr(fn)
+
+
+def pick(fn: Callable[..., Any], available: dict[str, Any]) -> dict[str, Any]:
+    """The subset of ``available`` that ``fn`` declares."""
+    names = declared_names(fn)
+    if names is None:
+        return dict(available)
+    return {k: v for k, v in available.items() if k in names}
+
+
+async def call(fn: Callable[..., Any], available: dict[str, Any], *, thread: bool = False) -> Any:
+    """Call ``fn`` with the keywords it declares; await it if it returns an awaitable.
+
+    Args:
+        fn: a sync or async callable.
+        available: every keyword the caller can offer.
+        thread: run a sync ``fn`` in a worker thread instead of on the event loop.
+    """
+    kwargs = pick(fn, available)
+    if thread and not _is_async(fn):
+        return await anyio.to_thread.run_sync(lambda: fn(**kwargs))
+    result = fn(**kwargs)
+    if inspect.isawaitable(result):
+        return await result
+    return result
+
+
+def _is_async(fn: Callable[..., Any]) -> bool:
+    call_attr = getattr(fn, "__call__", None)  # noqa: B004 - looking for async __call__
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(call_attr)
