@@ -1,1 +1,53 @@
-"""asyncjobs: durable jobs, workflows and schedules inside your app's event loop."""
+"""asyncjobs: durable jobs, workflows and schedules inside your app's own event loop."""
+
+from asyncjobs.config import (
+    Access,
+    AutoRun,
+    Backoff,
+    Concurrency,
+    Lease,
+    ProcessingOrder,
+    Retries,
+    Schedule,
+    Task,
+    Workflow,
+    task,
+    workflow,
+)
+from asyncjobs.errors import (
+    AsyncJobsError,
+    Forbidden,
+    JobCancelled,
+    NotRegistered,
+    StorageError,
+    ValidationError,
+)
+from asyncjobs.jobs import Jobs
+from asyncjobs.models import Job, JobLogEntry, RunResult, ScheduleResult, TaskStatus
+
+__all__ = [
+    "Access",
+    "AsyncJobsError",
+    "AutoRun",
+    "Backoff",
+    "Concurrency",
+    "Forbidden",
+    "Job",
+    "JobCancelled",
+    "JobLogEntry",
+    "Jobs",
+    "Lease",
+    "NotRegistered",
+    "ProcessingOrder",
+    "Retries",
+    "RunResult",
+    "Schedule",
+    "ScheduleResult",
+    "StorageError",
+    "Task",
+    "TaskStatus",
+    "ValidationError",
+    "Workflow",
+    "task",
+    "workflow",
+]

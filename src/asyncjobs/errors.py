@@ -44,9 +44,9 @@ class StorageError(AsyncJobsError):
     """Raised when the database fails; the driver's own exception is the ``__cause__``."""
 
 
-class JobCancelled(Exception):  # noqa: N818 - public name fixed by the contract
+class JobCancelled(Exception):
     """Raise inside a handler to cancel the job: no retry, no log entry, no try counted."""
 
 
-class JobRunAborted(Exception):  # noqa: N818 - internal control flow, never reaches users
+class JobRunAborted(Exception):
     """This worker no longer owns the job (lease lost or job cancelled): write nothing more."""

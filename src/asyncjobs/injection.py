@@ -66,3 +66,11 @@ async def call(fn: Callable[..., Any], available: dict[str, Any], *, thread: boo
 def _is_async(fn: Callable[..., Any]) -> bool:
     call_attr = getattr(fn, "__call__", None)  # noqa: B004 - looking for async __call__
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(call_attr)
+
+
+async def call_positional(fn: Callable[..., Any], *args: Any) -> Any:
+    """Call ``fn(*args)``, sync or async."""
+    result = fn(*args)
+    if inspect.isawaitable(result):
+        return await result
+    return result

@@ -1,0 +1,115 @@
+"""One claimed job as this worker holds it: in-memory state and lease-fenced writes."""
+
+from __future__ import annotations
+
+import traceback
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import anyio
+
+from asyncjobs.config import Workflow
+from asyncjobs.errors import JobRunAborted
+from asyncjobs.models import Job, JobLogEntry, TaskStatus, fold_task_status, make_job
+from asyncjobs.storage import Store
+
+
+@dataclass
+class Attempt:
+    """The worker's view of one leased job; every write checks the lease token."""
+
+    row: dict[str, Any]
+    token: str
+    store: Store
+    clock: Callable[[], datetime]
+    safety_buffer: timedelta
+    definition: Workflow | None = None
+    result: str | None = None
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    _lock: anyio.Lock = field(default_factory=anyio.Lock)
+
+    @property
+    def id(self) -> int:
+        return int(self.row["id"])
+
+    @property
+    def log(self) -> list[dict[str, Any]]:
+        return list(self.row.get("log") or ())
+
+    def snapshot(self) -> Job:
+        """The job as of the last write, for handlers and hooks."""
+        return make_job(self.row, self.clock())
+
+    def task_status(self, slug: str, task_id: str) -> TaskStatus | None:
+        entries = [JobLogEntry.model_validate(e) for e in self.log]
+        return fold_task_status(entries).get(slug, {}).get(task_id)
+
+    def failures_since_success(self, slug: str, task_id: str) -> int:
+        count = 0
+        for entry in self.log:
+            if entry["task_slug"] == slug and entry["task_id"] == task_id:
+                count = 0 if entry["state"] == "succeeded" else count + 1
+        return count
+
+    async def write(
+        self, values: Mapping[str, Any], *, log_entry: dict[str, Any] | None = None
+    ) -> None:
+        """Persist ``values`` (and append ``log_entry``) while this worker owns the job.
+
+        Raises:
+            JobRunAborted: the lease was lost or the job was cancelled meanwhile.
+        """
+        async with self._lock:
+            now = self.clock()
+            update = dict(values)
+            if log_entry is not None:
+                update["log"] = [*self.log, log_entry]
+            update.setdefault("updated_at", now)
+            owned = await self.store.update_owned(
+                self.id, self.token, live_after=now + self.safety_buffer, values=update
+            )
+            if not owned:
+                raise JobRunAborted(f"job {self.id} can no longer be updated by this runner")
+            self.row.update(update)
+
+
+def new_log_entry(
+    *,
+    slug: str,
+    task_id: str,
+    executed_at: datetime,
+    completed_at: datetime,
+    input: Any,
+    output: Any,
+    error: dict[str, Any] | None = None,
+    parent: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4().hex,
+        "executed_at": executed_at.isoformat(),
+        "completed_at": completed_at.isoformat(),
+        "task_slug": slug,
+        "task_id": task_id,
+        "input": input,
+        "output": output,
+        "state": "failed" if error is not None else "succeeded",
+        "error": error,
+        "parent": parent,
+    }
+
+
+def error_json(exc: BaseException) -> dict[str, Any]:
+    """``{name, message, cancelled, traceback}`` of the exception a handler raised."""
+    return {
+        "name": type(exc).__name__,
+        "message": str(exc) or type(exc).__name__,
+        "cancelled": False,
+        "traceback": "".join(traceback.format_exception(exc)),
+    }
+
+
+def released() -> dict[str, Any]:
+    return {"processing_until": None, "processing_token": None}

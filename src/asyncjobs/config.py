@@ -1,0 +1,374 @@
+"""Definitions users write: tasks, workflows, retries, schedules, leases, access, ordering."""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel
+
+from asyncjobs.injection import check_injectable
+
+if TYPE_CHECKING:
+    from asyncjobs.jobs import Jobs
+
+HANDLER_ARGS = frozenset({"input", "job", "tasks", "inline_task", "jobs"})
+HOOK_ARGS = frozenset({"input", "job", "task_status"})
+KEY_ARGS = frozenset({"input", "queue"})
+BEFORE_SCHEDULE_ARGS = frozenset({"jobs", "slug", "queue", "schedule", "wait_until", "default"})
+AFTER_SCHEDULE_ARGS = frozenset({"status", "job", "error", "jobs", "slug", "queue", "schedule"})
+
+DEFAULT_QUEUE = "default"
+DEFAULT_LIMIT = 10
+DEFAULT_CRON = "* * * * *"
+DEFAULT_ORDER = "created_at"
+ORDER_FIELDS = frozenset(
+    {"created_at", "updated_at", "id", "wait_until", "queue", "total_tried", "completed_at"}
+)
+_IMPORT_STRING = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+Seconds = float | timedelta
+Handler = Callable[..., Any] | str
+
+
+def seconds(value: Seconds) -> float:
+    """A duration as float seconds."""
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def check_slug(slug: object, what: str) -> str:
+    if not isinstance(slug, str) or not slug.strip():
+        raise ValueError(f"{what} slug must be a non-empty string, got {slug!r}")
+    return slug
+
+
+def check_import_string(value: str, what: str) -> None:
+    """An import string must look like ``package.module:attr`` and be valid Python names."""
+    if not _IMPORT_STRING.match(value):
+        raise ValueError(f"{what} handler {value!r} is not an import string 'package.module:attr'")
+    for part in value.replace(":", ".").split("."):
+        try:
+            ast.parse(part, mode="eval")
+        except SyntaxError as exc:
+            raise ValueError(f"{what} handler {value!r} has invalid syntax") from exc
+
+
+def check_order(order: str) -> str:
+    if order.lstrip("-") not in ORDER_FIELDS:
+        raise ValueError(f"unknown sort {order!r}; use one of {sorted(ORDER_FIELDS)}")
+    return order
+
+
+@dataclass(frozen=True, kw_only=True)
+class Backoff:
+    """How long to wait before the next try.
+
+    ``fixed`` waits ``delay`` seconds; ``exponential`` waits ``delay * 2 ** prior_attempts``.
+    """
+
+    type: Literal["fixed", "exponential"] = "fixed"
+    delay: Seconds = 0.0
+
+    def __post_init__(self) -> None:
+        if self.type not in ("fixed", "exponential"):
+            raise ValueError(f"Backoff type must be 'fixed' or 'exponential', got {self.type!r}")
+        if seconds(self.delay) < 0:
+            raise ValueError(f"Backoff delay must not be negative, got {self.delay!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Retries:
+    """Retry policy: ``attempts`` retries allow ``attempts + 1`` runs.
+
+    ``attempts=None`` on a task inherits the workflow's attempt count.
+    ``should_restore`` is a bool or a callable ``(*, input, job, task_status)``.
+    """
+
+    attempts: int | None = None
+    backoff: Backoff | None = None
+    should_restore: bool | Callable[..., bool | Awaitable[bool]] = True
+
+    def __post_init__(self) -> None:
+        if self.attempts is not None and (
+            not isinstance(self.attempts, int)
+            or isinstance(self.attempts, bool)
+            or self.attempts < 0
+        ):
+            raise ValueError(f"Retries attempts must be a non-negative int, got {self.attempts!r}")
+        if self.backoff is not None and not isinstance(self.backoff, Backoff):
+            raise TypeError(f"Retries backoff must be a Backoff, got {self.backoff!r}")
+        if not isinstance(self.should_restore, bool):
+            check_injectable(self.should_restore, HOOK_ARGS, "should_restore")
+
+
+RetriesLike = int | Retries | None
+
+
+def as_retries(value: RetriesLike, what: str = "retries") -> Retries | None:
+    """Normalise ``retries=N`` to ``Retries(attempts=N)``."""
+    if value is None or isinstance(value, Retries):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return Retries(attempts=value)
+    raise TypeError(f"{what} must be an int or Retries, got {value!r}")
+
+
+def merge_retries(base: Retries | None, override: Retries | None) -> Retries | None:
+    """Call-site retries win field by field over the task's own (reference §2.4)."""
+    if base is None or override is None:
+        return override or base
+    return Retries(
+        attempts=override.attempts if override.attempts is not None else base.attempts,
+        backoff=override.backoff or base.backoff,
+        should_restore=override.should_restore,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Lease:
+    """How long a claim lasts without renewal, and how much of it must remain before a write."""
+
+    duration: Seconds = 60.0
+    safety_buffer: Seconds = 5.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= seconds(self.safety_buffer) < seconds(self.duration):
+            raise ValueError(
+                "Lease safety_buffer must be non-negative and less than duration "
+                f"(got duration={self.duration!r}, safety_buffer={self.safety_buffer!r})"
+            )
+
+
+AccessCheck = Callable[..., bool | Awaitable[bool]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Access:
+    """Callables ``(request) -> bool`` asked for calls made with ``override_access=False``."""
+
+    run: AccessCheck | None = None
+    queue: AccessCheck | None = None
+    cancel: AccessCheck | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("run", "queue", "cancel"):
+            fn = getattr(self, name)
+            if fn is not None:
+                check_injectable(fn, {"request"}, f"Access.{name}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProcessingOrder:
+    """Claim order: ``default`` for every queue unless ``queues`` names one."""
+
+    default: str = DEFAULT_ORDER
+    queues: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_order(self.default)
+        for order in self.queues.values():
+            check_order(order)
+
+
+OrderLike = str | ProcessingOrder | Callable[[dict[str, Any]], str]
+
+
+@dataclass(frozen=True)
+class Concurrency:
+    """Jobs with the same key never overlap (``exclusive``); ``supersedes`` drops pending ones."""
+
+    key: Callable[..., str | None]
+    exclusive: bool = True
+    supersedes: bool = False
+
+    def __post_init__(self) -> None:
+        check_injectable(self.key, KEY_ARGS, "Concurrency.key")
+
+
+def as_concurrency(value: Concurrency | Callable[..., str | None] | None) -> Concurrency | None:
+    if value is None or isinstance(value, Concurrency):
+        return value
+    return Concurrency(value)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Enqueue the task or workflow on ``queue`` at every tick of ``cron``."""
+
+    cron: str
+    queue: str = DEFAULT_QUEUE
+    before_schedule: Callable[..., Any] | None = None
+    after_schedule: Callable[..., Any] | None = None
+
+    def __post_init__(self) -> None:
+        from asyncjobs.cron import parse
+
+        parse(self.cron)
+        if self.before_schedule is not None:
+            check_injectable(self.before_schedule, BEFORE_SCHEDULE_ARGS, "before_schedule")
+        if self.after_schedule is not None:
+            check_injectable(self.after_schedule, AFTER_SCHEDULE_ARGS, "after_schedule")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AutoRun:
+    """A cron entry that, inside the host event loop, handles schedules and runs due jobs."""
+
+    cron: str = DEFAULT_CRON
+    queue: str = DEFAULT_QUEUE
+    limit: int = DEFAULT_LIMIT
+    all_queues: bool = False
+    disable_scheduling: bool = False
+    silent: bool | Mapping[str, bool] = False
+    wake_on_queue: bool = True
+
+    def __post_init__(self) -> None:
+        from asyncjobs.cron import parse
+
+        parse(self.cron)
+        if not isinstance(self.limit, int) or self.limit < 1:
+            raise ValueError(f"AutoRun limit must be a positive int, got {self.limit!r}")
+
+
+AutoRunLike = Sequence[AutoRun] | Callable[["Jobs"], Any] | None
+
+
+def _check_handler(handler: object, allowed: frozenset[str], what: str) -> None:
+    if isinstance(handler, str):
+        check_import_string(handler, what)
+    else:
+        check_injectable(handler, allowed, f"{what} handler")  # type: ignore[arg-type]
+
+
+def _check_schema(schema: object, what: str) -> None:
+    if schema is not None and not (isinstance(schema, type) and issubclass(schema, BaseModel)):
+        raise TypeError(f"{what} must be a pydantic BaseModel subclass, got {schema!r}")
+
+
+def _schedules(value: Schedule | Sequence[Schedule]) -> tuple[Schedule, ...]:
+    items = (value,) if isinstance(value, Schedule) else tuple(value)
+    for item in items:
+        if not isinstance(item, Schedule):
+            raise TypeError(f"schedule entries must be Schedule objects, got {item!r}")
+    return items
+
+
+@dataclass(frozen=True, init=False)
+class Task:
+    """One function, retried on failure; queued on its own or called as a workflow step."""
+
+    slug: str
+    handler: Handler
+    input_schema: type[BaseModel] | None
+    output_schema: type[BaseModel] | None
+    retries: Retries | None
+    label: str | None
+    schedule: tuple[Schedule, ...]
+    on_success: Callable[..., Any] | None
+    on_fail: Callable[..., Any] | None
+    concurrency: Concurrency | None
+
+    def __init__(
+        self,
+        slug: str,
+        handler: Handler,
+        *,
+        input_schema: type[BaseModel] | None = None,
+        output_schema: type[BaseModel] | None = None,
+        retries: RetriesLike = None,
+        label: str | None = None,
+        schedule: Schedule | Sequence[Schedule] = (),
+        on_success: Callable[..., Any] | None = None,
+        on_fail: Callable[..., Any] | None = None,
+        concurrency: Concurrency | Callable[..., str | None] | None = None,
+    ) -> None:
+        what = f"task {slug!r}"
+        _check_handler(handler, HANDLER_ARGS, what)
+        _check_schema(input_schema, f"{what} input_schema")
+        _check_schema(output_schema, f"{what} output_schema")
+        for hook_name, hook in (("on_success", on_success), ("on_fail", on_fail)):
+            if hook is not None:
+                check_injectable(hook, HOOK_ARGS, f"{what} {hook_name}")
+        values = {
+            "slug": check_slug(slug, "task"),
+            "handler": handler,
+            "input_schema": input_schema,
+            "output_schema": output_schema,
+            "retries": as_retries(retries, f"{what} retries"),
+            "label": label,
+            "schedule": _schedules(schedule),
+            "on_success": on_success,
+            "on_fail": on_fail,
+            "concurrency": as_concurrency(concurrency),
+        }
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+
+@dataclass(frozen=True, init=False)
+class Workflow:
+    """A handler that calls tasks as memoized steps; a retry skips the steps that succeeded."""
+
+    slug: str
+    handler: Handler | tuple[Mapping[str, Any], ...]
+    input_schema: type[BaseModel] | None
+    queue: str | None
+    retries: Retries | None
+    label: str | None
+    schedule: tuple[Schedule, ...]
+    concurrency: Concurrency | None
+
+    def __init__(
+        self,
+        slug: str,
+        handler: Handler | Sequence[Mapping[str, Any]],
+        *,
+        input_schema: type[BaseModel] | None = None,
+        queue: str | None = None,
+        retries: RetriesLike = None,
+        label: str | None = None,
+        schedule: Schedule | Sequence[Schedule] = (),
+        concurrency: Concurrency | Callable[..., str | None] | None = None,
+    ) -> None:
+        what = f"workflow {slug!r}"
+        if isinstance(handler, list | tuple):
+            from asyncjobs.json_workflow import check_steps
+
+            handler = check_steps(handler, what)
+        else:
+            _check_handler(handler, HANDLER_ARGS, what)
+        _check_schema(input_schema, f"{what} input_schema")
+        values = {
+            "slug": check_slug(slug, "workflow"),
+            "handler": handler,
+            "input_schema": input_schema,
+            "queue": queue,
+            "retries": as_retries(retries, f"{what} retries"),
+            "label": label,
+            "schedule": _schedules(schedule),
+            "concurrency": as_concurrency(concurrency),
+        }
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+
+def task(slug: str, **options: Any) -> Callable[[Callable[..., Any]], Task]:
+    """Decorator form of :class:`Task`: ``@task("send-email", retries=3)``."""
+
+    def decorate(fn: Callable[..., Any]) -> Task:
+        return Task(slug, fn, **options)
+
+    return decorate
+
+
+def workflow(slug: str, **options: Any) -> Callable[[Callable[..., Any]], Workflow]:
+    """Decorator form of :class:`Workflow`: ``@workflow("onboard-user", queue="q")``."""
+
+    def decorate(fn: Callable[..., Any]) -> Workflow:
+        return Workflow(slug, fn, **options)
+
+    return decorate

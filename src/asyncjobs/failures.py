@@ -1,0 +1,142 @@
+"""What a failed attempt writes: task errors, workflow errors, cancellation (reference §8, §11)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from asyncjobs import injection, logs
+from asyncjobs.attempt import Attempt, error_json, new_log_entry, released
+from asyncjobs.models import RunStatus
+from asyncjobs.retry import backoff_until, task_max_retries, workflow_verdict
+from asyncjobs.step_runner import StepRunner, TaskFailed
+
+FINAL: RunStatus = "error-reached-max-retries"
+
+
+def _later(a: datetime | None, b: datetime | None) -> datetime | None:
+    if a is None or b is None:
+        return a or b
+    return max(a, b)
+
+
+def _future_wait(attempt: Attempt, now: datetime) -> datetime | None:
+    wait: datetime | None = attempt.row.get("wait_until")
+    return wait if wait is not None and wait > now else None
+
+
+async def task_failed(attempt: Attempt, steps: StepRunner, failure: TaskFailed) -> RunStatus:
+    """A step failed and escaped the handler: retry the job or fail it for good."""
+    step = failure.step
+    if step.task is not None and step.task.on_fail is not None:
+        try:
+            await injection.call(step.task.on_fail, steps.hook_args(step, failure.status))
+        except Exception:
+            logs.error("on_fail of task %r raised", step.slug, extra=_extra(attempt), exc=True)
+    now = attempt.clock()
+    error = error_json(failure.cause)
+    entry = new_log_entry(
+        slug=step.slug,
+        task_id=step.task_id,
+        executed_at=step.executed_at,
+        completed_at=now,
+        input=step.input if step.input is not None else {},
+        output={},
+        error=error,
+        parent=step.parent,
+    )
+    workflow_retries = attempt.definition.retries if attempt.definition else None
+    cap = task_max_retries(step.retries, workflow_retries)
+    wait = _future_wait(attempt, now)
+    values: dict[str, Any] = {**released(), "total_tried": attempt.row["total_tried"] + 1}
+    if attempt.failures_since_success(step.slug, step.task_id) >= cap:
+        final = True
+    else:
+        prior = failure.status.total_tried if failure.status else 0
+        wait = _later(wait, backoff_until(step.retries, prior, now))
+        verdict = workflow_verdict(workflow_retries, attempt.row["total_tried"], now)
+        wait = _later(wait, verdict.wait_until)
+        final = verdict.final
+    values.update(wait_until=wait, has_error=final)
+    if final:
+        values["error"] = error
+    await attempt.write(values, log_entry=entry)
+    _log_failure(attempt, f"task {step.slug!r} ({step.task_id})", final, error)
+    return FINAL if final else "error"
+
+
+async def workflow_failed(attempt: Attempt, exc: BaseException) -> RunStatus:
+    """The handler itself raised (not a step): only the workflow's retries count."""
+    now = attempt.clock()
+    retries = attempt.definition.retries if attempt.definition else None
+    wait = _future_wait(attempt, now)
+    if retries is None:
+        final = True
+    else:
+        verdict = workflow_verdict(retries, attempt.row["total_tried"], now)
+        final, wait = verdict.final, _later(wait, verdict.wait_until)
+    error = error_json(exc)
+    await attempt.write(
+        {
+            **released(),
+            "error": error,
+            "has_error": final,
+            "total_tried": attempt.row["total_tried"] + 1,
+            "wait_until": None if final else wait,
+        }
+    )
+    _log_failure(attempt, "handler", final, error)
+    return FINAL if final else "error"
+
+
+async def failed_for_good(attempt: Attempt, exc: BaseException) -> RunStatus:
+    """Nothing to retry: an unregistered slug or a handler that cannot be imported."""
+    error = error_json(exc)
+    error.pop("traceback", None)
+    await attempt.write(
+        {
+            **released(),
+            "error": error,
+            "has_error": True,
+            "total_tried": attempt.row["total_tried"] + 1,
+        }
+    )
+    _log_failure(attempt, "job", True, error)
+    return FINAL
+
+
+async def cancelled(attempt: Attempt, message: str) -> RunStatus:
+    """A handler raised ``JobCancelled``: no retry, no log entry, no try counted."""
+    await attempt.write(
+        {
+            **released(),
+            "has_error": True,
+            "error": {"name": "JobCancelled", "message": message, "cancelled": True},
+            "completed_at": None,
+            "wait_until": None,
+        }
+    )
+    return FINAL
+
+
+def _extra(attempt: Attempt) -> dict[str, Any]:
+    row = attempt.row
+    return {
+        "job_id": row["id"],
+        "slug": row.get("workflow_slug") or row.get("task_slug"),
+        "queue": row["queue"],
+        "attempt": row["total_tried"],
+    }
+
+
+def _log_failure(attempt: Attempt, what: str, final: bool, error: dict[str, Any]) -> None:
+    outcome = "max retries reached" if final else "will retry"
+    logs.error(
+        "Error running %s of job %s, attempt %s: %s (%s)",
+        what,
+        attempt.id,
+        attempt.row["total_tried"],
+        error.get("message"),
+        outcome,
+        extra={**_extra(attempt), "final": final, "error_name": error.get("name")},
+    )

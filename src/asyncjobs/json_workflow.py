@@ -1,0 +1,136 @@
+"""JSON-style workflows: lists of steps run pass after pass while their conditions hold."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any
+
+import anyio
+
+from asyncjobs import injection
+from asyncjobs.config import HANDLER_ARGS, as_retries
+from asyncjobs.errors import JobCancelled, JobRunAborted
+from asyncjobs.step_runner import INLINE, StepRunner, TaskFailed
+
+STEP_KEYS = frozenset(
+    {"id", "task", "inline_task", "input", "condition", "completes_job", "retries"}
+)
+JOB_ARGS = frozenset({"job"})
+
+
+def check_steps(steps: Sequence[Mapping[str, Any]], what: str) -> tuple[Mapping[str, Any], ...]:
+    """Validate a step list when the workflow is defined.
+
+    Raises:
+        ValueError: an empty list, a duplicate or missing id, unknown keys, not exactly one of
+            ``task``/``inline_task``.
+        TypeError: a callable that declares arguments it cannot receive.
+    """
+    if not steps:
+        raise ValueError(f"{what} has an empty step list")
+    seen: set[str] = set()
+    checked = []
+    for index, step in enumerate(steps):
+        checked.append(_check_step(step, f"{what} step {index}", seen))
+    return tuple(checked)
+
+
+def _check_step(step: Mapping[str, Any], where: str, seen: set[str]) -> Mapping[str, Any]:
+    if not isinstance(step, Mapping):
+        raise TypeError(f"{where} must be a dict, got {step!r}")
+    unknown = sorted(set(step) - STEP_KEYS)
+    if unknown:
+        raise ValueError(f"{where} has unknown key(s) {', '.join(unknown)}")
+    step_id = step.get("id")
+    if not isinstance(step_id, str) or not step_id or step_id in seen:
+        raise ValueError(f"{where} needs a unique non-empty string 'id', got {step_id!r}")
+    seen.add(step_id)
+    if ("task" in step) == ("inline_task" in step):
+        raise ValueError(f"{where} ({step_id!r}) needs exactly one of 'task' or 'inline_task'")
+    if "inline_task" in step:
+        injection.check_injectable(step["inline_task"], HANDLER_ARGS, f"{where} inline_task")
+    elif not isinstance(step["task"], str):
+        raise TypeError(f"{where} ({step_id!r}) 'task' must be a task slug")
+    for key in ("input", "condition"):
+        if key in step and callable(step[key]):
+            injection.check_injectable(step[key], JOB_ARGS, f"{where} {key}")
+    as_retries(step.get("retries"), f"{where} retries")
+    return MappingProxyType(dict(step))
+
+
+def step_slug(step: Mapping[str, Any]) -> str:
+    return INLINE if "inline_task" in step else str(step["task"])
+
+
+async def run_json_workflow(runner: StepRunner, steps: Sequence[Mapping[str, Any]]) -> None:
+    """Run passes until a ``completes_job`` step is done or no runnable step is left.
+
+    Every pass completes at least one step or raises, so the loop ends.
+    """
+    while True:
+        pending = [s for s in steps if not _complete(runner, s)]
+        ready = [s for s in pending if await _condition_holds(runner, s)]
+        if not ready:
+            return
+        await gather([_runner_for(runner, s) for s in ready])
+        if any(s.get("completes_job") and _complete(runner, s) for s in steps):
+            return
+
+
+def _complete(runner: StepRunner, step: Mapping[str, Any]) -> bool:
+    status = runner.attempt.task_status(step_slug(step), step["id"])
+    return status is not None and status.complete
+
+
+async def _condition_holds(runner: StepRunner, step: Mapping[str, Any]) -> bool:
+    condition = step.get("condition")
+    if condition is None:
+        return True
+    return bool(await injection.call(condition, {"job": runner.attempt.snapshot()}))
+
+
+def _runner_for(
+    runner: StepRunner, step: Mapping[str, Any]
+) -> Callable[[], Coroutine[Any, Any, Any]]:
+    async def run() -> Any:
+        if "inline_task" in step:
+            return await runner.inline_task(
+                step["id"], task=step["inline_task"], retries=step.get("retries")
+            )
+        value = step.get("input")
+        if callable(value):
+            value = await injection.call(value, {"job": runner.attempt.snapshot()})
+        return await runner.call_task(step["task"], step["id"], value or {}, step.get("retries"))
+
+    return run
+
+
+_PRIORITY = (JobRunAborted, JobCancelled, TaskFailed)
+
+
+async def gather(calls: Sequence[Callable[[], Coroutine[Any, Any, Any]]]) -> None:
+    """Run ``calls`` concurrently; on failure raise one exception, the most decisive first."""
+    try:
+        async with anyio.create_task_group() as tg:
+            for call in calls:
+                tg.start_soon(call)
+    except BaseExceptionGroup as group:
+        raise _decisive(group) from None
+
+
+def _decisive(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    leaves: list[BaseException] = list(_leaves(group))
+    for kind in _PRIORITY:
+        for exc in leaves:
+            if isinstance(exc, kind):
+                return exc
+    return leaves[0]
+
+
+def _leaves(exc: BaseException) -> Iterator[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield exc

@@ -1,0 +1,42 @@
+"""Runner logging with structured fields, honouring ``silent`` (reference §18)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+Silent = bool | Mapping[str, bool]
+
+logger = logging.getLogger("asyncjobs.runner")
+_silenced: ContextVar[tuple[bool, bool]] = ContextVar("asyncjobs_silenced", default=(False, False))
+
+
+def check_silent(silent: Silent) -> tuple[bool, bool]:
+    """``True`` silences info and errors; ``{"info": True}`` or ``{"error": True}`` one of them."""
+    if isinstance(silent, bool):
+        return silent, silent
+    if isinstance(silent, Mapping) and set(silent) <= {"info", "error"}:
+        return bool(silent.get("info", False)), bool(silent.get("error", False))
+    raise ValueError(f"silent must be a bool or a dict with 'info'/'error' keys, got {silent!r}")
+
+
+@contextmanager
+def silenced(silent: Silent) -> Iterator[None]:
+    token = _silenced.set(check_silent(silent))
+    try:
+        yield
+    finally:
+        _silenced.reset(token)
+
+
+def info(msg: str, *args: Any, extra: Mapping[str, Any] | None = None) -> None:
+    if not _silenced.get()[0]:
+        logger.info(msg, *args, extra=dict(extra or {}))
+
+
+def error(msg: str, *args: Any, extra: Mapping[str, Any] | None = None, exc: bool = False) -> None:
+    if not _silenced.get()[1]:
+        logger.error(msg, *args, extra=dict(extra or {}), exc_info=exc)

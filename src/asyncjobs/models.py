@@ -1,0 +1,136 @@
+"""Read models: Job, JobLogEntry, TaskStatus, RunResult, ScheduleResult (frozen pydantic)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+JobStatusName = Literal["queued", "waiting", "processing", "completed", "failed", "cancelled"]
+RunStatus = Literal["success", "error", "error-reached-max-retries"]
+
+_FROZEN = ConfigDict(frozen=True)
+
+
+class JobLogEntry(BaseModel):
+    """One attempt of one step of a job."""
+
+    model_config = _FROZEN
+
+    id: str
+    executed_at: datetime
+    completed_at: datetime
+    task_slug: str
+    task_id: str
+    input: Any = None
+    output: Any = None
+    state: Literal["succeeded", "failed"]
+    error: dict[str, Any] | None = None
+    parent: dict[str, str] | None = None
+
+
+class TaskStatus(BaseModel):
+    """A step's state folded from the log: complete once any attempt succeeded."""
+
+    model_config = _FROZEN
+
+    complete: bool
+    input: Any = None
+    output: Any = None
+    total_tried: int
+
+
+def fold_task_status(log: Iterable[JobLogEntry]) -> dict[str, dict[str, TaskStatus]]:
+    """``task_status[slug][task_id]`` as the reference §4.3 folds it: last success wins."""
+    status: dict[str, dict[str, TaskStatus]] = {}
+    for entry in log:
+        by_id = status.setdefault(entry.task_slug, {})
+        before = by_id.get(entry.task_id)
+        succeeded = entry.state == "succeeded"
+        if before is None or succeeded:
+            by_id[entry.task_id] = TaskStatus(
+                complete=succeeded or (before is not None and before.complete),
+                input=entry.input,
+                output=entry.output,
+                total_tried=(before.total_tried if before else 0) + 1,
+            )
+        else:
+            by_id[entry.task_id] = before.model_copy(update={"total_tried": before.total_tried + 1})
+    return status
+
+
+class Job(BaseModel):
+    """A snapshot of one persisted run of a task or workflow."""
+
+    model_config = _FROZEN
+
+    id: int
+    input: dict[str, Any] = Field(default_factory=dict)
+    queue: str
+    task_slug: str | None = None
+    workflow_slug: str | None = None
+    wait_until: datetime | None = None
+    processing_until: datetime | None = None
+    completed_at: datetime | None = None
+    has_error: bool = False
+    error: dict[str, Any] | None = None
+    total_tried: int = 0
+    log: list[JobLogEntry] = Field(default_factory=list)
+    task_status: dict[str, dict[str, TaskStatus]] = Field(default_factory=dict)
+    meta: dict[str, Any] = Field(default_factory=dict)
+    concurrency_key: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    status: JobStatusName = "queued"
+
+    @property
+    def slug(self) -> str:
+        """The workflow slug, or the task slug of a single-task job."""
+        return self.workflow_slug or self.task_slug or ""
+
+
+def job_status(values: Mapping[str, Any], now: datetime) -> JobStatusName:
+    """Derive the status of a job row against ``now``."""
+    error = values.get("error") or {}
+    if values.get("has_error"):
+        return "cancelled" if error.get("cancelled") else "failed"
+    if values.get("completed_at") is not None:
+        return "completed"
+    until = values.get("processing_until")
+    if until is not None and until > now:
+        return "processing"
+    wait = values.get("wait_until")
+    if wait is not None and wait > now:
+        return "waiting"
+    return "queued"
+
+
+def make_job(values: Mapping[str, Any], now: datetime) -> Job:
+    """Build a :class:`Job` from storage values (the one place rows become models)."""
+    log = [JobLogEntry.model_validate(entry) for entry in values.get("log") or ()]
+    fields = {k: v for k, v in values.items() if k in Job.model_fields and k != "log"}
+    fields["input"] = fields.get("input") or {}
+    fields["meta"] = fields.get("meta") or {}
+    return Job(**fields, log=log, task_status=fold_task_status(log), status=job_status(values, now))
+
+
+class RunResult(BaseModel):
+    """What one ``run()`` did: per-job status, retries left, and whether anything ran."""
+
+    model_config = _FROZEN
+
+    job_status: dict[int, RunStatus] = Field(default_factory=dict)
+    remaining_jobs_from_queried: int = 0
+    no_jobs_remaining: bool = False
+
+
+class ScheduleResult(BaseModel):
+    """``(slug, queue)`` pairs per outcome of ``handle_schedules()``."""
+
+    model_config = _FROZEN
+
+    queued: list[tuple[str, str]] = Field(default_factory=list)
+    skipped: list[tuple[str, str]] = Field(default_factory=list)
+    errored: list[tuple[str, str]] = Field(default_factory=list)

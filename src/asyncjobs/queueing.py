@@ -1,0 +1,149 @@
+"""Turning ``queue()`` arguments into validated rows, before anything is stored."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
+
+from asyncjobs import injection
+from asyncjobs.config import DEFAULT_QUEUE, Task, Workflow
+from asyncjobs.errors import ValidationError
+from asyncjobs.registry import Registry
+
+QUEUE_KEYS = frozenset({"task", "workflow", "input", "queue", "wait_until", "meta"})
+
+
+async def prepare_rows(
+    registry: Registry, items: Sequence[Mapping[str, Any]], now: datetime
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Validate every item; return the rows to insert and the keys whose pending jobs to drop.
+
+    Raises:
+        ValueError, NotRegistered, ValidationError: naming the item and the problem.
+    """
+    rows: list[dict[str, Any]] = []
+    supersede: list[str] = []
+    for index, item in enumerate(items):
+        where = "" if len(items) == 1 else f"item {index}: "
+        try:
+            row, key = await _prepare(registry, item, now)
+        except (ValueError, TypeError) as exc:
+            if not where:
+                raise
+            raise type(exc)(f"{where}{exc}") from exc
+        rows.append(row)
+        if key is not None and key not in supersede:
+            supersede.append(key)
+    return rows, supersede
+
+
+async def _prepare(
+    registry: Registry, item: Mapping[str, Any], now: datetime
+) -> tuple[dict[str, Any], str | None]:
+    unknown = sorted(set(item) - QUEUE_KEYS - {"override_access", "request"})
+    if unknown:
+        raise ValueError(f"unknown queue() argument(s): {', '.join(unknown)}")
+    definition = _definition(registry, item.get("task"), item.get("workflow"))
+    value = validate_input(definition, item.get("input"))
+    queue = _queue(item.get("queue"), definition)
+    key = await _concurrency_key(definition, value, queue)
+    row = {
+        "queue": queue,
+        "task_slug": definition.slug if isinstance(definition, Task) else None,
+        "workflow_slug": definition.slug if isinstance(definition, Workflow) else None,
+        "input": _json(
+            value.model_dump(mode="json") if isinstance(value, BaseModel) else value, "input"
+        ),
+        "meta": _json(dict(item.get("meta") or {}), "meta"),
+        "wait_until": _aware(item.get("wait_until")),
+        "concurrency_key": key,
+        "exclusive": bool(key and definition.concurrency and definition.concurrency.exclusive),
+        "total_tried": 0,
+        "has_error": False,
+        "created_at": now,
+        "updated_at": now,
+    }
+    supersedes = (
+        key is not None and definition.concurrency is not None and definition.concurrency.supersedes
+    )
+    return row, key if supersedes else None
+
+
+def _definition(registry: Registry, task: Any, workflow: Any) -> Task | Workflow:
+    if (task is None) == (workflow is None):
+        raise ValueError("queue() needs exactly one of task= or workflow=")
+    if task is not None:
+        return registry.task(task.slug if isinstance(task, Task) else task)
+    return registry.workflow(workflow.slug if isinstance(workflow, Workflow) else workflow)
+
+
+def validate_input(definition: Task | Workflow, raw: Any) -> Any:
+    """The ``input_schema`` instance (or the plain dict) for ``raw``.
+
+    Raises:
+        ValidationError: naming each failing field.
+    """
+    kind = "task" if isinstance(definition, Task) else "workflow"
+    if isinstance(raw, BaseModel):
+        raw = raw.model_dump(mode="json")
+    if raw is None:
+        raw = {}
+    if definition.input_schema is None:
+        if not isinstance(raw, Mapping):
+            raise ValidationError(
+                f"input of {kind} {definition.slug!r} must be a dict, got {type(raw).__name__}"
+            )
+        return dict(raw)
+    try:
+        return definition.input_schema.model_validate(raw)
+    except PydanticValidationError as exc:
+        errors = exc.errors(include_url=False)
+        detail = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or '(root)'}: {e['msg']}" for e in errors
+        )
+        raise ValidationError(
+            f"invalid input for {kind} {definition.slug!r}: {detail}",
+            errors=[dict(e) for e in errors],
+        ) from None
+
+
+def _queue(value: Any, definition: Task | Workflow) -> str:
+    if value is None:
+        value = (definition.queue if isinstance(definition, Workflow) else None) or DEFAULT_QUEUE
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"queue must be a non-empty string, got {value!r}")
+    return value
+
+
+async def _concurrency_key(definition: Task | Workflow, value: Any, queue: str) -> str | None:
+    if definition.concurrency is None:
+        return None
+    key = await injection.call(definition.concurrency.key, {"input": value, "queue": queue})
+    if key is not None and not isinstance(key, str):
+        raise TypeError(
+            f"Concurrency.key of {definition.slug!r} must return a str or None, got {key!r}"
+        )
+    return key or None
+
+
+def _aware(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise TypeError(f"wait_until must be a datetime, got {value!r}")
+    if value.tzinfo is None:
+        raise ValueError(f"wait_until must be timezone-aware, got naive {value!r}")
+    return value
+
+
+def _json(value: Any, what: str) -> Any:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"{what} must be JSON-serialisable: {exc}") from exc
+    return value

@@ -1,0 +1,83 @@
+"""The registered tasks and workflows, looked up by slug, and import-string handlers."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from asyncjobs.config import HANDLER_ARGS, Task, Workflow
+from asyncjobs.errors import NotRegistered
+from asyncjobs.injection import check_injectable
+
+SINGLE_TASK = "singleTask"
+
+
+class HandlerImportError(Exception):
+    """An import-string handler could not be imported: the job fails for good."""
+
+
+class Registry:
+    """Tasks and workflows by slug; slugs are unique across both."""
+
+    def __init__(self, tasks: Iterable[Task], workflows: Iterable[Workflow]) -> None:
+        self.tasks: dict[str, Task] = {}
+        self.workflows: dict[str, Workflow] = {}
+        for item in tasks:
+            self._add(item, self.tasks, "task")
+        for flow in workflows:
+            self._add(flow, self.workflows, "workflow")
+        self._imported: dict[str, Callable[..., Any]] = {}
+
+    def _add(self, item: Any, into: dict[str, Any], kind: str) -> None:
+        expected = Task if kind == "task" else Workflow
+        if not isinstance(item, expected):
+            raise TypeError(f"{kind}s must be {expected.__name__} objects, got {item!r}")
+        if item.slug in self.tasks or item.slug in self.workflows:
+            raise ValueError(
+                f"slug {item.slug!r} is used twice; task and workflow slugs are unique"
+            )
+        into[item.slug] = item
+
+    def task(self, slug: str) -> Task:
+        try:
+            return self.tasks[slug]
+        except KeyError:
+            raise NotRegistered(f"task {slug!r} is not registered") from None
+
+    def workflow(self, slug: str) -> Workflow:
+        try:
+            return self.workflows[slug]
+        except KeyError:
+            raise NotRegistered(f"workflow {slug!r} is not registered") from None
+
+    @property
+    def keyed(self) -> bool:
+        """Whether any definition declares an exclusive concurrency key."""
+        items: list[Task | Workflow] = [*self.tasks.values(), *self.workflows.values()]
+        return any(i.concurrency is not None and i.concurrency.exclusive for i in items)
+
+    def all_definitions(self) -> list[Task | Workflow]:
+        return [*self.tasks.values(), *self.workflows.values()]
+
+    def handler(self, target: Callable[..., Any] | str, what: str) -> Callable[..., Any]:
+        """The callable behind ``target``, importing an import string on first use."""
+        if not isinstance(target, str):
+            return target
+        if target not in self._imported:
+            self._imported[target] = _import(target, what)
+        return self._imported[target]
+
+
+def _import(path: str, what: str) -> Callable[..., Any]:
+    module_name, _, attr = path.partition(":")
+    try:
+        value: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            value = getattr(value, part)
+        if isinstance(value, Task | Workflow):
+            value = value.handler
+        check_injectable(value, HANDLER_ARGS, f"{what} handler")
+    except Exception as exc:
+        raise HandlerImportError(f"cannot import {what} handler {path!r}: {exc}") from exc
+    return value  # type: ignore[no-any-return]

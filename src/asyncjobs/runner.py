@@ -1,0 +1,271 @@
+"""Claim → execute → record: runs a batch of jobs under renewed, fenced leases."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from asyncjobs import failures, injection, logs
+from asyncjobs.attempt import Attempt, released
+from asyncjobs.config import Lease, Workflow, seconds
+from asyncjobs.errors import JobCancelled, JobRunAborted, NotRegistered, StorageError
+from asyncjobs.models import RunResult, RunStatus
+from asyncjobs.registry import SINGLE_TASK, HandlerImportError, Registry
+from asyncjobs.step_runner import StepRunner, TaskFailed
+from asyncjobs.storage import Claim, Store
+
+if TYPE_CHECKING:
+    from asyncjobs.jobs import Jobs
+
+MIN_HEARTBEAT = 0.05
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What one ``run()`` asks for, after defaults and validation."""
+
+    limit: int
+    order: str
+    queue: str | None = None
+    job_id: int | None = None
+    where: Mapping[str, Any] | None = None
+    sequential: bool = False
+    silent: logs.Silent = False
+
+
+class Runner:
+    """Runs claimed jobs; tracks them so ``stop()`` can drain or hand them back."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        registry: Registry,
+        jobs: Jobs,
+        lease: Lease,
+        clock: Callable[[], datetime],
+        delete_on_complete: bool,
+    ) -> None:
+        self.store, self.registry, self.jobs, self.clock = store, registry, jobs, clock
+        self.duration = timedelta(seconds=seconds(lease.duration))
+        self.buffer = timedelta(seconds=seconds(lease.safety_buffer))
+        self.delete_on_complete = delete_on_complete
+        self.running: dict[int, Attempt] = {}
+        self._batches: set[anyio.CancelScope] = set()
+        self._idle = anyio.Event()
+        self._idle.set()
+        self._single: dict[str, Workflow] = {}
+
+    async def run(self, request: RunRequest) -> RunResult:
+        with logs.silenced(request.silent):
+            now = self.clock()
+            token = uuid.uuid4().hex
+            rows = await self.store.claim(self._claim(request, now, token))
+            if not rows:
+                return RunResult(no_jobs_remaining=True)
+            fresh = sum(1 for r in rows if r["total_tried"] == 0)
+            logs.info(
+                "Running %d jobs.", len(rows), extra={"new": fresh, "retrying": len(rows) - fresh}
+            )
+            attempts = [self._attempt(row, token) for row in rows]
+            statuses = await self._run_batch(attempts, token, request.sequential)
+            await self._delete_completed(statuses)
+            return RunResult(
+                job_status=statuses,
+                remaining_jobs_from_queried=sum(1 for s in statuses.values() if s == "error"),
+            )
+
+    def _claim(self, request: RunRequest, now: datetime, token: str) -> Claim:
+        return Claim(
+            now=now,
+            until=now + self.duration,
+            token=token,
+            limit=request.limit,
+            order=request.order,
+            queue=request.queue,
+            job_id=request.job_id,
+            where=request.where,
+            keyed=self.registry.keyed,
+        )
+
+    def _attempt(self, row: dict[str, Any], token: str) -> Attempt:
+        return Attempt(
+            row=row, token=token, store=self.store, clock=self.clock, safety_buffer=self.buffer
+        )
+
+    async def _run_batch(
+        self, attempts: list[Attempt], token: str, sequential: bool
+    ) -> dict[int, RunStatus]:
+        statuses: dict[int, RunStatus] = {}
+        scope = anyio.CancelScope()
+        self._enter(scope, attempts)
+        try:
+            with scope:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._heartbeat, attempts, token)
+                    await self._execute_all(attempts, statuses, sequential)
+                    tg.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._hand_back(attempts, token)
+            self._leave(scope, attempts)
+        return statuses
+
+    async def _execute_all(
+        self, attempts: list[Attempt], statuses: dict[int, RunStatus], sequential: bool
+    ) -> None:
+        if sequential:
+            for attempt in attempts:
+                await self._run_one(attempt, statuses)
+            return
+        async with anyio.create_task_group() as tg:
+            for attempt in attempts:
+                tg.start_soon(self._run_one, attempt, statuses)
+
+    async def _run_one(self, attempt: Attempt, statuses: dict[int, RunStatus]) -> None:
+        with attempt.scope:
+            try:
+                status = await self._execute(attempt)
+            except JobRunAborted:
+                status = None
+            except StorageError:
+                logs.error(
+                    "Could not record job %s", attempt.id, extra={"job_id": attempt.id}, exc=True
+                )
+                status = None
+            attempt.result = status or "aborted"
+            if status is not None:
+                statuses[attempt.id] = status
+
+    async def _execute(self, attempt: Attempt) -> RunStatus | None:
+        try:
+            attempt.definition = self._definition(attempt.row)
+        except NotRegistered as exc:
+            return await failures.failed_for_good(attempt, exc)
+        steps = StepRunner(attempt, self.registry, self.jobs)
+        try:
+            await self._call_handler(attempt, steps)
+        except HandlerImportError as exc:
+            return await failures.failed_for_good(attempt, exc)
+        except JobCancelled as exc:
+            return await failures.cancelled(attempt, str(exc) or "cancelled by its handler")
+        except TaskFailed as failure:
+            return await failures.task_failed(attempt, steps, failure)
+        except JobRunAborted:
+            raise
+        except Exception as exc:
+            return await failures.workflow_failed(attempt, exc)
+        await attempt.write(
+            {
+                **released(),
+                "completed_at": self.clock(),
+                "total_tried": attempt.row["total_tried"] + 1,
+            }
+        )
+        return "success"
+
+    def _definition(self, row: Mapping[str, Any]) -> Workflow:
+        if row.get("workflow_slug"):
+            return self.registry.workflow(row["workflow_slug"])
+        slug = row.get("task_slug") or ""
+        self.registry.task(slug)
+        if slug not in self._single:
+            self._single[slug] = single_task_workflow(slug)
+        return self._single[slug]
+
+    async def _call_handler(self, attempt: Attempt, steps: StepRunner) -> None:
+        definition = attempt.definition
+        assert definition is not None
+        raw_input = attempt.row.get("input") or {}
+        if isinstance(definition.handler, tuple):
+            from asyncjobs.json_workflow import run_json_workflow
+
+            await run_json_workflow(steps, definition.handler)
+            return
+        fn = self.registry.handler(definition.handler, f"workflow {definition.slug!r}")
+        value = (
+            definition.input_schema.model_validate(raw_input)
+            if definition.input_schema is not None
+            else raw_input
+        )
+        await injection.call(fn, steps.injected(value))
+
+    async def _heartbeat(self, attempts: list[Attempt], token: str) -> None:
+        interval = max(self.duration.total_seconds() / 3, MIN_HEARTBEAT)
+        while True:
+            await anyio.sleep(interval)
+            live = [a for a in attempts if a.result is None]
+            now = self.clock()
+            try:
+                owned = await self.store.renew(
+                    [a.id for a in live],
+                    token,
+                    live_after=now + self.buffer,
+                    until=now + self.duration,
+                )
+            except StorageError:
+                logs.error("Failed to renew job processing leases", exc=True)
+                continue
+            for attempt in live:
+                if attempt.id not in owned and attempt.result is None:
+                    attempt.scope.cancel()
+
+    async def _hand_back(self, attempts: list[Attempt], token: str) -> None:
+        unfinished = [a.id for a in attempts if a.result is None]
+        if not unfinished:
+            return
+        try:
+            await self.store.release(unfinished, token)
+        except StorageError:
+            logs.error("Could not release jobs %s; their leases will expire", unfinished, exc=True)
+
+    async def _delete_completed(self, statuses: Mapping[int, RunStatus]) -> None:
+        done = [job_id for job_id, status in statuses.items() if status == "success"]
+        if not (self.delete_on_complete and done):
+            return
+        try:
+            await self.store.delete(done)
+        except StorageError:
+            logs.error("Failed to delete jobs %s on complete", done, exc=True)
+
+    def _enter(self, scope: anyio.CancelScope, attempts: list[Attempt]) -> None:
+        self._batches.add(scope)
+        self._idle = anyio.Event()
+        self.running.update((a.id, a) for a in attempts)
+
+    def _leave(self, scope: anyio.CancelScope, attempts: list[Attempt]) -> None:
+        self._batches.discard(scope)
+        for attempt in attempts:
+            self.running.pop(attempt.id, None)
+        if not self._batches:
+            self._idle.set()
+
+    def cancel_running(self, ids: list[int]) -> None:
+        """Interrupt the handlers of these jobs if they run in this process."""
+        for job_id in ids:
+            attempt = self.running.get(job_id)
+            if attempt is not None:
+                attempt.scope.cancel()
+
+    async def drain(self, timeout: float) -> None:
+        """Wait up to ``timeout`` for running batches, then cancel them (leases are released)."""
+        with anyio.move_on_after(timeout):
+            await self._idle.wait()
+        for scope in list(self._batches):
+            scope.cancel()
+        with anyio.move_on_after(max(timeout, 1.0)):
+            await self._idle.wait()
+
+
+def single_task_workflow(slug: str) -> Workflow:
+    """A job queued with ``task=`` runs as a one-step workflow without retries of its own."""
+
+    async def handler(*, input: Any, tasks: Any) -> None:
+        await tasks[slug]("1", input=input)
+
+    return Workflow(SINGLE_TASK, handler)

@@ -1,0 +1,224 @@
+"""Workflow steps: ``tasks.slug(...)`` / ``inline_task(...)``, memoization and step logging."""
+
+from __future__ import annotations
+
+import keyword
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
+
+from asyncjobs import injection
+from asyncjobs.attempt import Attempt, new_log_entry
+from asyncjobs.config import Retries, RetriesLike, Task, as_retries, merge_retries
+from asyncjobs.errors import JobCancelled, JobRunAborted, NotRegistered
+from asyncjobs.models import TaskStatus
+from asyncjobs.registry import HandlerImportError, Registry
+
+if TYPE_CHECKING:
+    from asyncjobs.jobs import Jobs
+
+INLINE = "inline"
+
+
+class TaskFailed(Exception):
+    """A step raised; carries what the retry logic needs about that step."""
+
+    def __init__(self, step: Step, status: TaskStatus | None, cause: BaseException) -> None:
+        super().__init__(str(cause) or "Task handler threw an error")
+        self.step = step
+        self.status = status
+        self.cause = root_cause(cause)
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """A nested step's failure is reported with the exception that started it."""
+    while isinstance(exc, TaskFailed):
+        exc = exc.cause
+    return exc
+
+
+@dataclass(frozen=True)
+class Step:
+    """One call of a task or inline task inside a job."""
+
+    slug: str
+    task_id: str
+    input: Any
+    retries: Retries | None
+    task: Task | None
+    fn: Callable[..., Any] | str
+    executed_at: datetime
+    parent: dict[str, str] | None
+
+
+class StepRunner:
+    """Builds the ``tasks`` and ``inline_task`` a handler receives, for one attempt."""
+
+    def __init__(
+        self, attempt: Attempt, registry: Registry, jobs: Jobs, parent: dict[str, str] | None = None
+    ) -> None:
+        self.attempt = attempt
+        self.registry = registry
+        self.jobs = jobs
+        self.parent = parent
+        self.tasks = TaskCaller(self)
+
+    def child(self, step: Step) -> StepRunner:
+        return StepRunner(
+            self.attempt,
+            self.registry,
+            self.jobs,
+            {"task_slug": step.slug, "task_id": step.task_id},
+        )
+
+    def injected(self, input: Any) -> dict[str, Any]:
+        return {
+            "input": input,
+            "job": self.attempt.snapshot(),
+            "tasks": self.tasks,
+            "inline_task": self.inline_task,
+            "jobs": self.jobs,
+        }
+
+    async def call_task(self, slug: str, task_id: object, input: Any, retries: RetriesLike) -> Any:
+        task = self.registry.task(slug)
+        merged = merge_retries(task.retries, as_retries(retries))
+        return await self.run_step(self._step(slug, task_id, input, merged, task, task.handler))
+
+    async def inline_task(
+        self,
+        task_id: object,
+        *,
+        task: Callable[..., Any],
+        input: Any = None,
+        retries: RetriesLike = None,
+    ) -> Any:
+        """Run ``task`` as a memoized step logged under the slug ``"inline"``."""
+        injection.check_injectable(task, injection_names(), "inline task")
+        step = self._step(INLINE, task_id, input, as_retries(retries), None, task)
+        return await self.run_step(step)
+
+    def _step(
+        self,
+        slug: str,
+        task_id: object,
+        input: Any,
+        retries: Retries | None,
+        task: Task | None,
+        fn: Callable[..., Any] | str,
+    ) -> Step:
+        if isinstance(input, BaseModel):
+            input = input.model_dump(mode="json")
+        return Step(slug, str(task_id), input, retries, task, fn, self.attempt.clock(), self.parent)
+
+    async def run_step(self, step: Step) -> Any:
+        status = self.attempt.task_status(step.slug, step.task_id)
+        if status is not None and status.complete and await self._restore(step, status):
+            return typed_output(step.task, status.output)
+        try:
+            output = await self._execute(step, status)
+        except (JobCancelled, JobRunAborted, HandlerImportError):
+            raise
+        except Exception as exc:
+            raise TaskFailed(step, status, exc) from exc
+        entry = new_log_entry(
+            slug=step.slug,
+            task_id=step.task_id,
+            executed_at=step.executed_at,
+            completed_at=self.attempt.clock(),
+            input=step.input if step.input is not None else {},
+            output=output,
+            parent=step.parent,
+        )
+        await self.attempt.write({}, log_entry=entry)
+        return typed_output(step.task, output)
+
+    async def _restore(self, step: Step, status: TaskStatus) -> bool:
+        restore = step.retries.should_restore if step.retries else True
+        if isinstance(restore, bool):
+            return restore
+        hook_args = self.hook_args(step, status)
+        return bool(await injection.call(restore, hook_args))
+
+    def hook_args(self, step: Step, status: TaskStatus | None) -> dict[str, Any]:
+        return {"input": step.input, "job": self.attempt.snapshot(), "task_status": status}
+
+    async def _execute(self, step: Step, status: TaskStatus | None) -> Any:
+        fn = self.registry.handler(step.fn, f"task {step.slug!r}")
+        value = validated_input(step.task, step.input)
+        raw = await injection.call(fn, self.child(step).injected(value), thread=True)
+        output = dumped_output(step.task, raw)
+        if step.task is not None and step.task.on_success is not None:
+            await injection.call(step.task.on_success, self.hook_args(step, status))
+        return output
+
+
+def injection_names() -> frozenset[str]:
+    from asyncjobs.config import HANDLER_ARGS
+
+    return HANDLER_ARGS
+
+
+def validated_input(task: Task | None, raw: Any) -> Any:
+    if task is None or task.input_schema is None:
+        return raw if raw is not None else {}
+    return task.input_schema.model_validate(raw if raw is not None else {})
+
+
+def dumped_output(task: Task | None, raw: Any) -> dict[str, Any]:
+    """The JSON form of a handler's return value (dict, BaseModel or None)."""
+    if raw is None:
+        raw = {}
+    if task is not None and task.output_schema is not None:
+        raw = task.output_schema.model_validate(raw)
+    if isinstance(raw, BaseModel):
+        return raw.model_dump(mode="json")
+    if isinstance(raw, dict):
+        return raw
+    raise TypeError(
+        f"a task must return a dict, a pydantic model or None, not {type(raw).__name__}"
+    )
+
+
+def typed_output(task: Task | None, output: Any) -> Any:
+    if task is not None and task.output_schema is not None:
+        try:
+            return task.output_schema.model_validate(output)
+        except PydanticValidationError:
+            return output
+    return output
+
+
+class TaskCaller:
+    """``tasks["slug"](task_id, input=...)`` and ``tasks.slug(task_id, input=...)``."""
+
+    def __init__(self, runner: StepRunner) -> None:
+        self._runner = runner
+
+    def __getitem__(self, slug: str) -> Callable[..., Awaitable[Any]]:
+        self._runner.registry.task(slug)
+
+        async def call(task_id: object, *, input: Any = None, retries: RetriesLike = None) -> Any:
+            return await self._runner.call_task(slug, task_id, input, retries)
+
+        return call
+
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        tasks = self._runner.registry.tasks
+        for slug in (name, name.replace("_", "-")):
+            if slug in tasks:
+                return self[slug]
+        raise NotRegistered(f"task {name!r} is not registered")
+
+    def __contains__(self, slug: object) -> bool:
+        return slug in self._runner.registry.tasks
+
+    def __dir__(self) -> list[str]:
+        slugs = (s.replace("-", "_") for s in self._runner.registry.tasks)
+        return sorted(s for s in slugs if s.isidentifier() and not keyword.iskeyword(s))

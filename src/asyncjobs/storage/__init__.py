@@ -1,0 +1,5 @@
+"""Persistence: the only package that imports SQLAlchemy."""
+
+from asyncjobs.storage.store import Claim, Row, Store, cancelled_values
+
+__all__ = ["Claim", "Row", "Store", "cancelled_values"]

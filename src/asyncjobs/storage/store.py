@@ -1,0 +1,338 @@
+"""The job store: every statement asyncjobs sends, behind one small async interface."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any, ParamSpec, TypeVar
+
+from sqlalchemy import delete, false, func, insert, or_, select, true, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from asyncjobs.errors import StorageError
+from asyncjobs.storage import dialects, filters
+from asyncjobs.storage.tables import SCHEMA_VERSION, jobs, metadata, row_values, schema_version
+
+P = ParamSpec("P")
+T = TypeVar("T")
+Row = dict[str, Any]
+
+
+def translated(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """Map driver and SQLAlchemy errors to :class:`StorageError` at the boundary."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await fn(*args, **kwargs)
+        except (SQLAlchemyError, OSError) as exc:
+            raise StorageError(f"{fn.__name__} failed: {exc}") from exc
+
+    return wrapper
+
+
+class Store:
+    """Owns the engine; every method is one short transaction."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._engine: AsyncEngine | None = None
+
+    def __repr__(self) -> str:
+        return f"Store({make_url(self.url).render_as_string(hide_password=True)!r})"
+
+    @property
+    def dialect(self) -> str:
+        return make_url(self.url).get_backend_name()
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            raise RuntimeError("the store is not open")
+        return self._engine
+
+    @translated
+    async def open(self) -> None:
+        """Connect and create or check the schema."""
+        if self._engine is not None:
+            return
+        engine = dialects.create_engine(self.url)
+        try:
+            async with engine.connect() as conn:
+                await conn.execution_options(**{dialects.WRITE: True})
+                async with conn.begin():
+                    await dialects.lock_schema(conn)
+                    await conn.run_sync(metadata.create_all)
+                    await _check_version(conn)
+        except BaseException:
+            await engine.dispose()
+            raise
+        self._engine = engine
+
+    async def close(self) -> None:
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            await engine.dispose()
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as conn:
+            await conn.execution_options(**{dialects.WRITE: True})
+            async with conn.begin():
+                yield conn
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @translated
+    async def insert_jobs(
+        self, rows: Sequence[Row], *, supersede: Sequence[str], now: datetime
+    ) -> list[Row]:
+        """Insert ``rows`` in one transaction, first dropping never-started ``supersede`` jobs."""
+        async with self.write() as conn:
+            if supersede:
+                await conn.execute(_supersede(supersede, now))
+            return await insert_rows(conn, rows)
+
+    @translated
+    async def claim(self, claim: Claim) -> list[Row]:
+        """Lease up to ``claim.limit`` runnable jobs to ``claim.token``, atomically."""
+        async with self.write() as conn:
+            if claim.keyed:
+                await dialects.lock_keyed_claims(conn)
+            stmt = (
+                update(jobs)
+                .where(jobs.c.id.in_(claim.candidates()))
+                .values(
+                    processing_until=claim.until, processing_token=claim.token, updated_at=claim.now
+                )
+                .returning(*jobs.c)
+            )
+            rows = [row_values(r) for r in await conn.execute(stmt)]
+        name, desc = filters.sort_key(claim.order)
+        rows.sort(key=lambda r: (r[name] is None, r[name], r["id"]), reverse=desc)
+        return rows
+
+    @translated
+    async def update_owned(
+        self, job_id: int, token: str, *, live_after: datetime, values: Mapping[str, Any]
+    ) -> bool:
+        """Write ``values`` only while ``token`` still holds a lease ending after ``live_after``."""
+        async with self.write() as conn:
+            result = await conn.execute(
+                update(jobs)
+                .where(
+                    jobs.c.id == job_id,
+                    jobs.c.processing_token == token,
+                    jobs.c.processing_until > live_after,
+                )
+                .values(**values)
+            )
+            return bool(result.rowcount)
+
+    @translated
+    async def renew(
+        self, ids: Sequence[int], token: str, *, live_after: datetime, until: datetime
+    ) -> set[int]:
+        """Extend live leases of ``token``; return the ids still owned."""
+        if not ids:
+            return set()
+        async with self.write() as conn:
+            result = await conn.execute(
+                update(jobs)
+                .where(
+                    jobs.c.id.in_(ids),
+                    jobs.c.processing_token == token,
+                    jobs.c.processing_until > live_after,
+                )
+                .values(processing_until=until)
+                .returning(jobs.c.id)
+            )
+            return {row[0] for row in result}
+
+    @translated
+    async def release(self, ids: Sequence[int], token: str) -> None:
+        """Hand jobs back: runnable again at once, no try counted."""
+        if not ids:
+            return
+        async with self.write() as conn:
+            await conn.execute(
+                update(jobs)
+                .where(jobs.c.id.in_(ids), jobs.c.processing_token == token)
+                .values(processing_until=None, processing_token=None)
+            )
+
+    @translated
+    async def delete(self, ids: Sequence[int]) -> None:
+        if not ids:
+            return
+        async with self.write() as conn:
+            await conn.execute(delete(jobs).where(jobs.c.id.in_(ids)))
+
+    @translated
+    async def cancel(
+        self, where: Mapping[str, Any] | None, *, queue: str | None, now: datetime, message: str
+    ) -> list[int]:
+        """Cancel unfinished jobs matching ``where`` (and ``queue``); return their ids."""
+        conditions = [filters.unfinished(), *filters.where_clause(where, now)]
+        if queue is not None:
+            conditions.append(jobs.c.queue == queue)
+        async with self.write() as conn:
+            result = await conn.execute(
+                update(jobs)
+                .where(*conditions)
+                .values(**cancelled_values(now, message))
+                .returning(jobs.c.id)
+            )
+            return [row[0] for row in result]
+
+    @translated
+    async def get(self, job_id: int) -> Row | None:
+        async with self.read() as conn:
+            row = (await conn.execute(select(jobs).where(jobs.c.id == job_id))).first()
+            return None if row is None else row_values(row)
+
+    @translated
+    async def find(
+        self, where: Mapping[str, Any] | None, *, limit: int, order: str, now: datetime
+    ) -> list[Row]:
+        stmt = (
+            select(jobs)
+            .where(*filters.where_clause(where, now))
+            .order_by(*filters.order_by(order))
+            .limit(limit)
+        )
+        async with self.read() as conn:
+            return [row_values(r) for r in await conn.execute(stmt)]
+
+    @translated
+    async def count(self, where: Mapping[str, Any] | None, *, now: datetime) -> int:
+        stmt = select(func.count()).select_from(jobs).where(*filters.where_clause(where, now))
+        async with self.read() as conn:
+            return int((await conn.execute(stmt)).scalar_one())
+
+
+class Claim:
+    """What one claim asks for; builds the candidate query."""
+
+    def __init__(
+        self,
+        *,
+        now: datetime,
+        until: datetime,
+        token: str,
+        limit: int,
+        order: str,
+        queue: str | None = None,
+        job_id: int | None = None,
+        where: Mapping[str, Any] | None = None,
+        keyed: bool = False,
+    ) -> None:
+        self.now, self.until, self.token, self.limit = now, until, token, limit
+        self.order, self.queue, self.job_id, self.where, self.keyed = (
+            order,
+            queue,
+            job_id,
+            where,
+            keyed,
+        )
+
+    def conditions(self) -> list[Any]:
+        conds = [filters.runnable(self.now), *filters.where_clause(self.where, self.now)]
+        if self.job_id is not None:
+            conds.append(jobs.c.id == self.job_id)
+        elif self.queue is not None:
+            conds.append(jobs.c.queue == self.queue)
+        return conds
+
+    def candidates(self) -> Any:
+        order = filters.order_by(self.order)
+        if self.keyed:
+            return self._keyed_candidates(order)
+        return (
+            select(jobs.c.id)
+            .where(*self.conditions())
+            .order_by(*order)
+            .limit(self.limit)
+            .with_for_update(skip_locked=True)
+        )
+
+    def _keyed_candidates(self, order: Any) -> Any:
+        """Skip keys held by a live lease, and take one job per exclusive key (first in order)."""
+        held = select(jobs.c.concurrency_key).where(
+            jobs.c.concurrency_key.is_not(None),
+            jobs.c.exclusive == true(),
+            jobs.c.processing_until > self.now,
+        )
+        free = or_(
+            jobs.c.concurrency_key.is_(None),
+            jobs.c.exclusive == false(),
+            jobs.c.concurrency_key.not_in(held),
+        )
+        rank = func.row_number().over(partition_by=jobs.c.concurrency_key, order_by=order)
+        ranked = (
+            select(jobs.c.id, jobs.c.concurrency_key, jobs.c.exclusive, rank.label("rank"))
+            .where(*self.conditions(), free)
+            .subquery()
+        )
+        first = select(ranked.c.id).where(
+            or_(
+                ranked.c.concurrency_key.is_(None),
+                ranked.c.exclusive == false(),
+                ranked.c.rank == 1,
+            )
+        )
+        return (
+            select(jobs.c.id)
+            .where(jobs.c.id.in_(first))
+            .order_by(*order)
+            .limit(self.limit)
+            .with_for_update(skip_locked=True)
+        )
+
+
+def cancelled_values(now: datetime, message: str) -> dict[str, Any]:
+    return {
+        "has_error": True,
+        "error": {"name": "JobCancelled", "message": message, "cancelled": True},
+        "completed_at": None,
+        "wait_until": None,
+        "processing_until": None,
+        "processing_token": None,
+        "updated_at": now,
+    }
+
+
+def _supersede(keys: Sequence[str], now: datetime) -> Any:
+    """Never-started (no try, no log, no live lease), unfinished jobs of these keys."""
+    return delete(jobs).where(
+        jobs.c.concurrency_key.in_(keys),
+        filters.unfinished(),
+        filters.lease_free(now),
+        jobs.c.total_tried == 0,
+        jobs.c.log.is_(None),
+    )
+
+
+async def insert_rows(conn: AsyncConnection, rows: Sequence[Row]) -> list[Row]:
+    result = await conn.execute(
+        insert(jobs).returning(*jobs.c, sort_by_parameter_order=True), list(rows)
+    )
+    return [row_values(r) for r in result]
+
+
+async def _check_version(conn: AsyncConnection) -> None:
+    found = (await conn.execute(select(schema_version.c.version))).scalar()
+    if found is None:
+        await conn.execute(insert(schema_version).values(id=1, version=SCHEMA_VERSION))
+    elif found > SCHEMA_VERSION:
+        raise StorageError(
+            f"the database schema is version {found}, newer than this asyncjobs "
+            f"(version {SCHEMA_VERSION}); upgrade asyncjobs"
+        )

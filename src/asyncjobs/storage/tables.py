@@ -1,0 +1,118 @@
+"""Table definitions and the column types that keep SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    false,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
+
+SCHEMA_VERSION = 1
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on both backends (SQLite stores naive UTC text that sorts right)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: asyncjobs needs timezone-aware times")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Json = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData()
+
+jobs = Table(
+    "asyncjobs_jobs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("queue", String(200), nullable=False),
+    Column("task_slug", String(200)),
+    Column("workflow_slug", String(200)),
+    Column("input", Json, nullable=False),
+    Column("meta", Json, nullable=False),
+    Column("wait_until", UTCDateTime),
+    Column("processing_until", UTCDateTime),
+    Column("processing_token", String(64)),
+    Column("completed_at", UTCDateTime),
+    Column("has_error", Boolean, nullable=False, server_default=false()),
+    Column("error", Json),
+    Column("total_tried", Integer, nullable=False, server_default="0"),
+    # NULL until the first step is logged, so "never started" needs no JSON function.
+    Column("log", Json),
+    Column("concurrency_key", String(500)),
+    Column("exclusive", Boolean, nullable=False, server_default=false()),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+_UNFINISHED = (jobs.c.completed_at.is_(None)) & (jobs.c.has_error == false())
+
+# Claims only ever look at unfinished jobs, so a partial index keeps them cheap however many
+# finished jobs the table keeps.
+Index(
+    "ix_asyncjobs_jobs_runnable",
+    jobs.c.queue,
+    jobs.c.created_at,
+    jobs.c.id,
+    postgresql_where=_UNFINISHED,
+    sqlite_where=_UNFINISHED,
+)
+Index(
+    "ix_asyncjobs_jobs_key",
+    jobs.c.concurrency_key,
+    postgresql_where=jobs.c.concurrency_key.is_not(None),
+    sqlite_where=jobs.c.concurrency_key.is_not(None),
+)
+Index("ix_asyncjobs_jobs_task_slug", jobs.c.task_slug)
+Index("ix_asyncjobs_jobs_workflow_slug", jobs.c.workflow_slug)
+
+schedules = Table(
+    "asyncjobs_schedules",
+    metadata,
+    Column("key", String(500), primary_key=True),
+    Column("last_tick", UTCDateTime),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+schema_version = Table(
+    "asyncjobs_schema",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", Integer, nullable=False),
+    UniqueConstraint("id"),
+)
+
+
+def row_values(row: Any) -> dict[str, Any]:
+    """A result row of ``jobs`` as a plain dict."""
+    return dict(row._mapping)
