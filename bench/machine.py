@@ -76,13 +76,22 @@ def markdown_head(facts: dict[str, Any], autorun: bool, settings: Settings) -> s
     lines = "\n".join(f"- {line}" for line in facts_lines(facts, autorun))
     return (
         "# Benchmark results\n\n"
-        f"Measured {when} with `python bench/run.py"
-        f"{'' if settings.runs == 3 else f' --runs {settings.runs}'}"
-        f"{' --backend ' + settings.backends[0] if len(settings.backends) == 1 else ''}`: "
+        f"Measured {when} with `python bench/run.py{_arguments(settings)}`: "
         f"median of {settings.runs} run(s); the per-run values are listed. A `*` marks a run "
         f"cut short by the {settings.cap:g} s time cap (its rate is over the part it did).\n\n"
         f"{lines}"
     )
+
+
+def _arguments(settings: Settings) -> str:
+    from run import WORKLOADS
+
+    parts = [] if settings.runs == 3 else [f"--runs {settings.runs}"]
+    if len(settings.backends) == 1:
+        parts.append(f"--backend {settings.backends[0]}")
+    if settings.only != WORKLOADS:
+        parts.append(f"--only {','.join(sorted(settings.only))}")
+    return "".join(f" {part}" for part in parts)
 
 
 def markdown_notes(settings: Settings, setup_seconds: dict[str, float]) -> str:

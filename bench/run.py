@@ -31,6 +31,7 @@ HERE = Path(__file__).resolve().parent
 POSTGRES_ENV = "ASYNCJOBS_BENCH_POSTGRES_URL"
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 NO_AUTORUN = "n/a (autoRun not available)"
+WORKLOADS = frozenset({"w1", "w2", "w3", "w4", "w6"})  # W5 comes with W1, the floors with W1/W2
 
 
 @dataclass
@@ -41,6 +42,7 @@ class Settings:
     runs: int
     postgres_url: str
     out: Path
+    only: frozenset[str] = WORKLOADS
     jobs: int = 10_000  # W1, W2 queue_many, W6: jobs queued
     cap: float = 15.0  # seconds any one throughput measurement may take
     one_jobs: int = 2_000  # W2 queue(): jobs queued one by one
@@ -87,6 +89,8 @@ class Bench:
     async def prepare(self, backend: str) -> None:
         """The run's databases, and the finished rows W6 drains over (filled once)."""
         self.main[backend] = await self.databases.make(backend, "main")
+        if "w6" not in self.s.only:
+            return
         scale = await self.databases.make(backend, "scale")
         say(f"{backend}: filling {self.s.scale_rows[backend]:,} finished jobs for W6")
         self.setup_seconds[backend] = await w6_setup(scale, self.s.scale_rows[backend])
@@ -95,18 +99,22 @@ class Bench:
 
     async def run(self, backend: str, index: int) -> None:
         tag = f"run {index + 1}/{self.s.runs} {backend}"
-        db = self.main[backend]
-        await self._drains(tag, backend, db)
-        await self._enqueues(tag, backend, db)
-        if backend == "postgres":
+        db, only = self.main[backend], self.s.only
+        if "w1" in only:
+            await self._drains(tag, backend, db)
+        if "w2" in only:
+            await self._enqueues(tag, backend, db)
+        if "w1" in only and backend == "postgres":
             rate = await w1_processes(
                 db, n=self.s.jobs, limit=10, cap=self.s.cap, procs=self.s.procs
             )
             self._rate(tag, backend, "w1_procs", rate)
-        await self._latency(tag, backend, db)
-        drain = await w6_drain(self.scale[backend], n=self.s.jobs, limit=10, cap=self.s.cap)
-        self._rate(tag, backend, "w6", drain.rate)
-        if index == 0:
+        if "w3" in only:
+            await self._latency(tag, backend, db)
+        if "w6" in only:
+            drain = await w6_drain(self.scale[backend], n=self.s.jobs, limit=10, cap=self.s.cap)
+            self._rate(tag, backend, "w6", drain.rate)
+        if "w4" in only and index == 0:
             await self._idle(tag, backend, db)
 
     async def _drains(self, tag: str, backend: str, db: Database) -> None:
@@ -215,6 +223,10 @@ def parse(argv: list[str] | None) -> Settings:
         help=f"server to create the benchmark databases on (env {POSTGRES_ENV})",
     )
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument(
+        "--only",
+        help="comma-separated subset of w1,w2,w3,w4,w6 (W5 and the floors come with W1/W2)",
+    )
     for name, kind in (
         ("procs", int),
         ("jobs", int),
@@ -230,7 +242,10 @@ def parse(argv: list[str] | None) -> Settings:
     runs = args.runs or (1 if args.quick else 3)
     if runs < 1:
         parser.error("--runs must be at least 1")
-    settings = Settings(backends, runs, args.postgres_url, args.out)
+    only = WORKLOADS if not args.only else frozenset(args.only.lower().split(","))
+    if not only <= WORKLOADS:
+        parser.error(f"--only takes {','.join(sorted(WORKLOADS))}, got {args.only!r}")
+    settings = Settings(backends, runs, args.postgres_url, args.out, only)
     if args.quick:
         settings = replace(settings, **QUICK)
     return _overrides(settings, args)
