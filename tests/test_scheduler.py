@@ -43,7 +43,7 @@ class Recorder:
 async def until(predicate: Callable[[], bool], within: float = 6.0) -> None:
     """Poll ``predicate`` until it holds; fails after ``within`` seconds."""
     with anyio.fail_after(within):
-        while not predicate():  # noqa: ASYNC110 - the state is plain data, not an event
+        while not predicate():
             await anyio.sleep(0.02)
 
 
