@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -387,10 +388,9 @@ async def lifespan_messages(app: Any, *phases: str) -> list[dict[str, Any]]:
 
 
 async def _swallow(app: Any, scope: Any, receive: Any, send: Any) -> None:
-    try:
+    # A failed startup is reported and then re-raised, as servers expect.
+    with contextlib.suppress(Exception):
         await app(scope, receive, send)
-    except Exception:  # a failed startup is reported and re-raised, as servers expect
-        pass
 
 
 async def test_asgi_app_lifespan_starts_and_stops_jobs(make_jobs: MakeJobs) -> None:
