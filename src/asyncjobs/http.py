@@ -24,7 +24,7 @@ Send = Callable[[Message], Awaitable[None]]
 logger = logging.getLogger(__name__)
 
 SUCCESS = "Success"
-UNAUTHORIZED = "Unauthorized: send 'Authorization: Bearer <secret>' or pass Access.run"
+UNAUTHORIZED = "Unauthorized, you must be logged in to make this request."
 UNKNOWN_ERROR = "An unknown error has occurred."
 NO_JOBS = "No jobs to run."
 NO_SCHEDULES = "Cannot handle schedules because no tasks or workflows with schedules are defined."
@@ -68,16 +68,17 @@ class Request:
     Attributes:
         scope: the ASGI connection scope.
         method: the HTTP method.
-        path: the path below the point where the endpoints are mounted (``/run``).
+        path: the path below the point where the endpoints are mounted (``/run``), taken
+            from the scope's ``path`` and ``root_path`` unless given.
         headers: a case-insensitive mapping.
         query_params: the query string as a mapping (a repeated name gives its last value).
         client: ``Address(host, port)`` or ``None``.
     """
 
-    def __init__(self, scope: Scope) -> None:
+    def __init__(self, scope: Scope, path: str | None = None) -> None:
         self.scope = scope
         self.method: str = scope.get("method", "GET")
-        self.path = route_path(scope)
+        self.path = route_path(scope) if path is None else path
         self.headers = Headers(scope.get("headers") or [])
         query = scope.get("query_string", b"").decode("latin-1")
         self.query_items = parse_qsl(query, keep_blank_values=True)
@@ -103,8 +104,11 @@ class Response:
     body: Mapping[str, Any]
     headers: tuple[tuple[str, str], ...] = ()
 
+    def content(self) -> bytes:
+        return json.dumps(self.body, separators=(",", ":")).encode()
+
     async def __call__(self, send: Send) -> None:
-        content = json.dumps(self.body, separators=(",", ":")).encode()
+        content = self.content()
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(content)).encode()),
