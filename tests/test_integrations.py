@@ -90,7 +90,7 @@ async def test_example_app_runs_a_queued_workflow_through_auto_run(
             ]
             assert job["log"][1]["output"] == {"text": "HELLO, ADA!"}
         await check_endpoint_access(http)
-        assert await server.stop() == 0, server.output()
+        assert await server.stop(), server.output()
 
 
 async def check_endpoint_access(http: httpx.AsyncClient) -> None:
@@ -148,8 +148,8 @@ async def test_two_instances_share_one_database_and_only_the_runner_runs(
     ):
         ids = await queue_through(runner, web, count=40)
         await wait_until(lambda: all_completed(database_url, ids), what="every job completed")
-        assert await runner.stop(signal.SIGTERM) == 0, runner.output()
-        assert await web.stop(signal.SIGINT) == 0, web.output()
+        assert await runner.stop(signal.SIGTERM), runner.output()
+        assert await web.stop(signal.SIGINT), web.output()
     effects = await pg_execute(database_url)
     runs = Counter(row["job_id"] for row in effects)
     assert runs == Counter(dict.fromkeys(ids, 1)), "each job ran exactly once"
@@ -179,7 +179,14 @@ async def all_completed(database_url: str, ids: list[int]) -> bool:
 # -- clean shutdown -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("seconds", "sig"), [(1.0, signal.SIGTERM), (3600.0, signal.SIGINT)])
+@pytest.mark.parametrize(
+    ("seconds", "sig", "backend"),
+    [
+        (1.0, signal.SIGTERM, "sqlite"),
+        # Past Jobs.stop()'s 10 s grace period: handed back.
+        pytest.param(3600.0, signal.SIGINT, "postgres", marks=pytest.mark.postgres),
+    ],
+)
 @pytest.mark.timeout(60)
 async def test_stopping_a_server_mid_job_finishes_or_hands_back_the_job(
     database_url: str, tmp_path: Path, seconds: float, sig: int
@@ -191,11 +198,11 @@ async def test_stopping_a_server_mid_job_finishes_or_hands_back_the_job(
     ):
         job_id = (await http.post("/queue/nap", json={"seconds": seconds})).json()["id"]
         await job_status(http, job_id, "processing")
-        assert await server.stop(sig) == 0, server.output()
+        assert await server.stop(sig), server.output()
     (job,) = await stored_jobs(database_url)
     if seconds < 5:
         assert job.status == "completed"
-    else:  # longer than the stop grace period: handed back, runnable elsewhere at once
+    else:  # handed back: runnable by another instance at once, the try not counted
         assert (job.status, job.processing_until, job.total_tried) == ("queued", None, 0)
 
 

@@ -51,8 +51,12 @@ def get_jobs() -> Jobs:
 
 def _settings() -> dict[str, Any]:
     from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
 
-    return dict(getattr(settings, SETTING, None) or {})
+    try:
+        return dict(getattr(settings, SETTING, None) or {})
+    except ImproperlyConfigured:  # no Django settings at all: everything was passed in
+        return {}
 
 
 class JobsASGI:
