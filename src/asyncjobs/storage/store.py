@@ -94,11 +94,18 @@ class Store:
     async def insert_jobs(
         self, rows: Sequence[Row], *, supersede: Sequence[str], now: datetime
     ) -> list[Row]:
-        """Insert ``rows`` in one transaction, first dropping never-started ``supersede`` jobs."""
+        """Insert ``rows`` in one transaction, dropping never-started ``supersede`` jobs.
+
+        Of each superseding key only the newest inserted job is kept, so a batch that queues
+        one key twice behaves like two ``queue()`` calls in a row.
+        """
         async with self.write() as conn:
+            inserted = await insert_rows(conn, rows)
             if supersede:
-                await conn.execute(_supersede(supersede, now))
-            return await insert_rows(conn, rows)
+                newest = {r["concurrency_key"]: r["id"] for r in inserted}
+                keep = [newest[key] for key in supersede if key in newest]
+                await conn.execute(_supersede(supersede, now, keep))
+            return inserted
 
     @translated
     async def claim(self, claim: Claim) -> list[Row]:
@@ -264,7 +271,13 @@ class Claim:
         )
 
     def _keyed_candidates(self, order: Any) -> Any:
-        """Skip keys held by a live lease, and take one job per exclusive key (first in order)."""
+        """Skip keys held by a live lease, and take one job per exclusive key (first in order).
+
+        The caller holds ``dialects.lock_keyed_claims``, so under READ COMMITTED this
+        statement's snapshot sees every lease an earlier keyed claim committed. The runnable
+        conditions are repeated on the locking select because PostgreSQL re-checks only that
+        level's conditions against a row changed since the snapshot (say, cancelled meanwhile).
+        """
         held = select(jobs.c.concurrency_key).where(
             jobs.c.concurrency_key.is_not(None),
             jobs.c.exclusive == true(),
@@ -275,7 +288,9 @@ class Claim:
             jobs.c.exclusive == false(),
             jobs.c.concurrency_key.not_in(held),
         )
-        rank = func.row_number().over(partition_by=jobs.c.concurrency_key, order_by=order)
+        rank = func.row_number().over(
+            partition_by=[jobs.c.concurrency_key, jobs.c.exclusive], order_by=order
+        )
         ranked = (
             select(jobs.c.id, jobs.c.concurrency_key, jobs.c.exclusive, rank.label("rank"))
             .where(*self.conditions(), free)
@@ -290,7 +305,7 @@ class Claim:
         )
         return (
             select(jobs.c.id)
-            .where(jobs.c.id.in_(first))
+            .where(jobs.c.id.in_(first), *self.conditions())
             .order_by(*order)
             .limit(self.limit)
             .with_for_update(skip_locked=True)
@@ -309,10 +324,11 @@ def cancelled_values(now: datetime, message: str) -> dict[str, Any]:
     }
 
 
-def _supersede(keys: Sequence[str], now: datetime) -> Any:
+def _supersede(keys: Sequence[str], now: datetime, keep: Sequence[int]) -> Any:
     """Never-started (no try, no log, no live lease), unfinished jobs of these keys."""
     return delete(jobs).where(
         jobs.c.concurrency_key.in_(keys),
+        jobs.c.id.not_in(keep),
         filters.unfinished(),
         filters.lease_free(now),
         jobs.c.total_tried == 0,
