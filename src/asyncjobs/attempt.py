@@ -28,12 +28,18 @@ class Attempt:
     safety_buffer: timedelta
     definition: Workflow | None = None
     result: str | None = None
+    releasing: bool = False
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     _lock: anyio.Lock = field(default_factory=anyio.Lock)
 
     @property
     def id(self) -> int:
         return int(self.row["id"])
+
+    @property
+    def holding(self) -> bool:
+        """Still running and not yet writing its final update (which clears the token)."""
+        return self.result is None and not self.releasing
 
     @property
     def log(self) -> list[dict[str, Any]]:
@@ -68,6 +74,9 @@ class Attempt:
             if log_entry is not None:
                 update["log"] = [*self.log, log_entry]
             update.setdefault("updated_at", now)
+            # Once the final write is on its way, a token found cleared is our own doing.
+            if "processing_token" in update:
+                self.releasing = True
             owned = await self.store.update_owned(
                 self.id, self.token, live_after=now + self.safety_buffer, values=update
             )

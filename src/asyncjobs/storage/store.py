@@ -164,6 +164,17 @@ class Store:
             return {row[0] for row in result}
 
     @translated
+    async def owned(self, ids: Sequence[int], token: str) -> set[int]:
+        """The ``ids`` still leased to ``token``: a cheap primary-key read for the heartbeat."""
+        if not ids:
+            return set()
+        async with self.read() as conn:
+            result = await conn.execute(
+                select(jobs.c.id).where(jobs.c.id.in_(ids), jobs.c.processing_token == token)
+            )
+            return {row[0] for row in result}
+
+    @translated
     async def release(self, ids: Sequence[int], token: str) -> None:
         """Hand jobs back: runnable again at once, no try counted."""
         if not ids:
