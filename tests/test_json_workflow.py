@@ -228,3 +228,39 @@ def test_malformed_steps_are_refused_when_defined(
 ) -> None:
     with pytest.raises(error, match=match):
         asyncjobs.Workflow("flow", steps)
+
+
+async def test_a_step_logged_while_its_sibling_fails_keeps_its_entry(
+    make_jobs: MakeJobs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    written = anyio.Event()
+    runs: list[str] = []
+
+    async def fine(*, input: dict[str, Any]) -> None:
+        runs.append("fine")
+
+    async def fail(*, input: dict[str, Any]) -> None:
+        await written.wait()
+        raise RuntimeError("sibling failed")
+
+    steps = [{"id": "ok", "task": "fine"}, {"id": "bad", "task": "fail", "retries": 1}]
+    jobs = make_jobs(
+        tasks=[asyncjobs.Task("fine", fine), asyncjobs.Task("fail", fail)],
+        workflows=[asyncjobs.Workflow("flow", steps)],
+    )
+    original = jobs.store.update_owned
+
+    async def committed_then_slow(job_id: int, token: str, **options: Any) -> bool:
+        owned = await original(job_id, token, **options)
+        if not written.is_set():
+            written.set()  # the sibling fails now, while this caller is still returning
+            await anyio.sleep(0.05)
+        return owned
+
+    monkeypatch.setattr(jobs.store, "update_owned", committed_then_slow)
+    job = await jobs.queue(workflow="flow")
+    await jobs.run()
+    stored = await jobs.get(job.id)
+    assert stored is not None
+    assert [(e.task_id, e.state) for e in stored.log] == [("ok", "succeeded"), ("bad", "failed")]
+    assert runs == ["fine"]
