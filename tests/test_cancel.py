@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import anyio
@@ -11,6 +12,7 @@ import pytest
 
 import asyncjobs
 from asyncjobs import runner
+from tests.conftest import FakeClock
 
 MakeJobs = Callable[..., asyncjobs.Jobs]
 PROMPT = 2.0  # seconds; "within about a second" with room for a loaded machine
@@ -179,6 +181,60 @@ async def test_a_job_finishing_while_the_heartbeat_checks_is_reported(
     monkeypatch.setattr(jobs.store, "update_owned", slow_to_answer)
     job = await jobs.queue(task="quick")
     assert (await jobs.run()).job_status == {job.id: "success"}
+
+
+async def wait_for(predicate: Callable[[], Any], polls: int = 500) -> None:
+    """Poll the database until ``predicate`` holds (about five seconds at most)."""
+    for _ in range(polls):
+        if await predicate():
+            return
+        await anyio.sleep(0.01)
+    raise AssertionError("condition not reached in time")
+
+
+SHORT_LEASE = asyncjobs.Lease(duration=0.3, safety_buffer=0.05)  # renewed every 0.1 s
+
+
+async def test_the_heartbeat_renews_the_lease_of_a_running_job(
+    make_jobs: MakeJobs, clock: FakeClock
+) -> None:
+    steps = Steps()
+    jobs = make_jobs(workflows=[steps.workflow()], lease=SHORT_LEASE)
+    job = await jobs.queue(workflow="flow")
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(jobs.run)
+        await steps.started.wait()
+        renewed_until = clock.advance(0.2) + timedelta(seconds=0.3)
+
+        async def renewed() -> bool:
+            current = await jobs.get(job.id)
+            return current is not None and current.processing_until == renewed_until
+
+        await wait_for(renewed)
+        steps.release.set()
+    assert (await jobs.get(job.id)).status == "completed"  # type: ignore[union-attr]
+
+
+async def test_a_job_whose_lease_expired_is_stopped_and_runs_again_elsewhere(
+    make_jobs: MakeJobs, clock: FakeClock
+) -> None:
+    steps = Steps()
+    stale = make_jobs(workflows=[steps.workflow()], lease=SHORT_LEASE)
+    fresh = make_jobs(workflows=[steps.workflow()], lease=SHORT_LEASE)
+    job = await stale.queue(workflow="flow")
+    with anyio.fail_after(PROMPT + 1):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(stale.run)
+            await steps.started.wait()
+            clock.advance(1)  # the lease ran out: the next renewal finds it gone
+    assert steps.interrupted
+    steps.started, steps.release = anyio.Event(), anyio.Event()
+    steps.release.set()
+    assert (await fresh.run()).job_status == {job.id: "success"}
+    stored = await fresh.get(job.id)
+    assert stored is not None
+    assert [e.task_id for e in stored.log] == ["1", "2", "3"]
+    assert stored.total_tried == 1
 
 
 async def test_cancel_by_id_of_a_finished_or_missing_job_is_false(make_jobs: MakeJobs) -> None:

@@ -270,7 +270,11 @@ class Runner:
             self._idle.set()
 
     def cancel_running(self, ids: list[int]) -> None:
-        """Interrupt the handlers of these jobs if they run in this process."""
+        """Interrupt the handlers of these jobs if they run in this process.
+
+        Async handlers are cancelled at their next await; a sync handler's worker thread
+        cannot be interrupted, so its job stops when the call returns (recording nothing).
+        """
         for job_id in ids:
             attempt = self.running.get(job_id)
             if attempt is not None:
