@@ -101,13 +101,14 @@ async def test_a_running_key_blocks_that_key_in_every_queue(make_jobs: MakeJobs)
     gate = Gate(1)
     jobs = make_jobs(tasks=[keyed(gate)])
     await jobs.queue(task="sync-doc", input={"doc": "a", "n": 1}, queue="q1")
-    await jobs.queue(task="sync-doc", input={"doc": "a", "n": 2}, queue="q2")
+    blocked = await jobs.queue(task="sync-doc", input={"doc": "a", "n": 2}, queue="q2")
     await jobs.queue(task="sync-doc", input={"doc": "b", "n": 3}, queue="q2")
     async with anyio.create_task_group() as tg:
         tg.start_soon(lambda: jobs.run(queue="q1"))
         await gate.started[1].wait()
         assert len((await jobs.run(queue="q2")).job_status) == 1
         assert (await jobs.run(all_queues=True)).no_jobs_remaining
+        assert (await jobs.run_by_id(blocked.id)).no_jobs_remaining
         gate.release.set()
     await jobs.run(queue="q2")
     assert gate.ran == [1, 3, 2]
