@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -33,6 +33,9 @@ from asyncjobs.queueing import prepare_rows
 from asyncjobs.registry import Registry
 from asyncjobs.runner import Runner, RunRequest
 from asyncjobs.storage import Store
+
+if TYPE_CHECKING:
+    from asyncjobs.http import EndpointsApp
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///asyncjobs.db"
 DATABASE_URL_ENV = "ASYNCJOBS_DATABASE_URL"
@@ -118,6 +121,8 @@ class Jobs:
         if timers is not None:
             await timers.stop()
         await self.runner.drain(timeout)
+        if timers is not None:
+            await timers.close()  # after the drain, so a tick's last writes precede store.close()
         await self.store.close()
 
     async def __aenter__(self) -> Jobs:
@@ -160,6 +165,16 @@ class Jobs:
         """Call ``listener`` with the jobs after every successful queue; returns an unsubscribe."""
         self._queued_listeners.append(listener)
         return lambda: self._queued_listeners.remove(listener)
+
+    def asgi_app(self) -> EndpointsApp:
+        """An ASGI app serving ``GET /run`` and ``GET /handle-schedules`` (``asyncjobs.http``).
+
+        Requests need ``Authorization: Bearer <secret>`` or a true ``Access.run(request)``;
+        otherwise they get 401 and nothing runs.
+        """
+        from asyncjobs.http import EndpointsApp
+
+        return EndpointsApp(self)
 
     # -- operations ------------------------------------------------------------------------
 
@@ -213,9 +228,13 @@ class Jobs:
         await self._ready()
         stored = await self.store.insert_jobs(rows, supersede=supersede, now=now)
         created = [make_job(row, now) for row in stored]
+        self.announce_queued(created)
+        return created
+
+    def announce_queued(self, created: Sequence[Job]) -> None:
+        """Tell the ``on_queued`` listeners about jobs just stored."""
         for listener in list(self._queued_listeners):
             listener(created)
-        return created
 
     async def run(
         self,
