@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Callable
 from contextlib import AsyncExitStack
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 
 import asyncjobs
 from tests import keyed_worker
+from tests.conftest import FakeClock
 
 MakeJobs = Callable[..., asyncjobs.Jobs]
 ROOT = Path(__file__).resolve().parent.parent
@@ -322,3 +324,25 @@ async def test_two_processes_never_run_one_key_at_once(
     assert len(outputs) == count
     assert {o["pid"] for o in outputs} == {w.pid for w in workers}
     assert_no_overlap([(o["doc"], o["start"], o["end"]) for o in outputs])
+
+
+async def test_scheduled_jobs_supersede_their_pending_predecessor(
+    make_jobs: MakeJobs, clock: FakeClock
+) -> None:
+    def always(**_: Any) -> dict[str, Any]:
+        return {"input": {"doc": "a"}}
+
+    task = asyncjobs.Task(
+        "sync-doc",
+        Gate(),
+        schedule=asyncjobs.Schedule("* * * * *", before_schedule=always),
+        concurrency=asyncjobs.Concurrency(doc_key, supersedes=True),
+    )
+    jobs = make_jobs(tasks=[task])
+    first = await jobs.handle_schedules()
+    clock.advance(60)
+    second = await jobs.handle_schedules()
+    assert (first.queued, second.queued) == ([("sync-doc", "default")],) * 2
+    remaining = await jobs.find()
+    assert len(remaining) == 1
+    assert remaining[0].wait_until == clock.now.replace(second=0) + timedelta(minutes=1)

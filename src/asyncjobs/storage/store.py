@@ -101,12 +101,7 @@ class Store:
         one key twice behaves like two ``queue()`` calls in a row.
         """
         async with self.write() as conn:
-            inserted = await insert_rows(conn, rows)
-            if supersede:
-                newest = {r["concurrency_key"]: r["id"] for r in inserted}
-                keep = [newest[key] for key in supersede if key in newest]
-                await conn.execute(_supersede(supersede, now, keep))
-            return inserted
+            return await insert_superseding(conn, rows, supersede, now)
 
     @translated
     async def claim(self, claim: Claim) -> list[Row]:
@@ -346,6 +341,21 @@ def _supersede(keys: Sequence[str], now: datetime, keep: Sequence[int]) -> Any:
         jobs.c.total_tried == 0,
         jobs.c.log.is_(None),
     )
+
+
+async def insert_superseding(
+    conn: AsyncConnection, rows: Sequence[Row], supersede: Sequence[str], now: datetime
+) -> list[Row]:
+    """Insert ``rows``, then drop never-started jobs of the ``supersede`` keys.
+
+    Of each key, the newest row just inserted is kept.
+    """
+    inserted = await insert_rows(conn, rows)
+    if supersede:
+        newest = {row["concurrency_key"]: row["id"] for row in inserted}
+        keep = [newest[key] for key in supersede if key in newest]
+        await conn.execute(_supersede(supersede, now, keep))
+    return inserted
 
 
 async def insert_rows(conn: AsyncConnection, rows: Sequence[Row]) -> list[Row]:
