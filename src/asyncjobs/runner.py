@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from asyncjobs import failures, injection, logs
-from asyncjobs.attempt import Attempt, released
+from asyncjobs.attempt import Attempt
 from asyncjobs.config import Lease, Workflow, seconds
 from asyncjobs.errors import JobCancelled, JobRunAborted, NotRegistered, StorageError
+from asyncjobs.finisher import Finisher
 from asyncjobs.models import RunResult, RunStatus
 from asyncjobs.registry import SINGLE_TASK, HandlerImportError, Registry
 from asyncjobs.step_runner import StepRunner, TaskFailed
@@ -75,7 +76,6 @@ class Runner:
             )
             attempts = [self._attempt(row, token) for row in rows]
             statuses = await self._run_batch(attempts, token, request.sequential)
-            await self._delete_completed(statuses)
             return RunResult(
                 job_status=statuses,
                 remaining_jobs_from_queried=sum(1 for s in statuses.values() if s == "error"),
@@ -96,7 +96,12 @@ class Runner:
 
     def _attempt(self, row: dict[str, Any], token: str) -> Attempt:
         return Attempt(
-            row=row, token=token, store=self.store, clock=self.clock, safety_buffer=self.buffer
+            row=row,
+            token=token,
+            store=self.store,
+            clock=self.clock,
+            safety_buffer=self.buffer,
+            defer_top_step=not row.get("workflow_slug"),
         )
 
     async def _run_batch(
@@ -104,12 +109,15 @@ class Runner:
     ) -> dict[int, RunStatus]:
         statuses: dict[int, RunStatus] = {}
         scope = anyio.CancelScope()
+        finisher = Finisher(
+            self.store, token, self.clock, self.buffer, delete=self.delete_on_complete
+        )
         self._enter(scope, attempts)
         try:
             with scope:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._heartbeat, attempts, token)
-                    await self._execute_all(attempts, statuses, sequential)
+                    await self._execute_all(attempts, statuses, sequential, finisher)
                     tg.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
@@ -118,20 +126,26 @@ class Runner:
         return statuses
 
     async def _execute_all(
-        self, attempts: list[Attempt], statuses: dict[int, RunStatus], sequential: bool
+        self,
+        attempts: list[Attempt],
+        statuses: dict[int, RunStatus],
+        sequential: bool,
+        finisher: Finisher,
     ) -> None:
         if sequential:
             for attempt in attempts:
-                await self._run_one(attempt, statuses)
+                await self._run_one(attempt, statuses, finisher)
             return
         async with anyio.create_task_group() as tg:
             for attempt in attempts:
-                tg.start_soon(self._run_one, attempt, statuses)
+                tg.start_soon(self._run_one, attempt, statuses, finisher)
 
-    async def _run_one(self, attempt: Attempt, statuses: dict[int, RunStatus]) -> None:
+    async def _run_one(
+        self, attempt: Attempt, statuses: dict[int, RunStatus], finisher: Finisher
+    ) -> None:
         with attempt.scope:
             try:
-                status = await self._execute(attempt)
+                status = await self._execute(attempt, finisher)
             except JobRunAborted:
                 status = None
             except StorageError:
@@ -143,7 +157,7 @@ class Runner:
             if status is not None:
                 statuses[attempt.id] = status
 
-    async def _execute(self, attempt: Attempt) -> RunStatus | None:
+    async def _execute(self, attempt: Attempt, finisher: Finisher) -> RunStatus | None:
         try:
             attempt.definition = self._definition(attempt.row)
         except NotRegistered as exc:
@@ -161,13 +175,7 @@ class Runner:
             raise
         except Exception as exc:
             return await failures.workflow_failed(attempt, exc)
-        await attempt.write(
-            {
-                **released(),
-                "completed_at": self.clock(),
-                "total_tried": attempt.row["total_tried"] + 1,
-            }
-        )
+        await finisher.finish(attempt)
         return "success"
 
     def _definition(self, row: Mapping[str, Any]) -> Workflow:
@@ -247,15 +255,6 @@ class Runner:
             await self.store.release(unfinished, token)
         except StorageError:
             logs.error("Could not release jobs %s; their leases will expire", unfinished, exc=True)
-
-    async def _delete_completed(self, statuses: Mapping[int, RunStatus]) -> None:
-        done = [job_id for job_id, status in statuses.items() if status == "success"]
-        if not (self.delete_on_complete and done):
-            return
-        try:
-            await self.store.delete(done)
-        except StorageError:
-            logs.error("Failed to delete jobs %s on complete", done, exc=True)
 
     def _enter(self, scope: anyio.CancelScope, attempts: list[Attempt]) -> None:
         self._batches.add(scope)

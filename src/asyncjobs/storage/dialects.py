@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
+import anyio
 from sqlalchemy import Table, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
@@ -37,6 +39,18 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         f"unsupported database URL {parsed.render_as_string(hide_password=True)!r}: "
         "use sqlite+aiosqlite:///path.db or postgresql+asyncpg://user@host/db"
     )
+
+
+def write_gate(url: str) -> AbstractAsyncContextManager[Any]:
+    """What a write transaction of this process holds first.
+
+    SQLite has one writer at a time; connections of one process that race for it wait in
+    SQLite's sleeping busy handler (1, 2, 5 ... 100 ms), so they queue on an async lock instead
+    and only other processes ever meet the busy handler.
+    """
+    if make_url(url).get_backend_name() == "sqlite":
+        return anyio.Lock()
+    return nullcontext()
 
 
 def check_url(url: str) -> None:

@@ -8,14 +8,22 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import delete, false, func, insert, or_, select, true, update
+from sqlalchemy import case, delete, false, func, insert, or_, select, true, type_coerce, update
+from sqlalchemy import delete as sa_delete
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from asyncjobs.errors import StorageError
 from asyncjobs.storage import dialects, filters
-from asyncjobs.storage.tables import SCHEMA_VERSION, jobs, metadata, row_values, schema_version
+from asyncjobs.storage.tables import (
+    SCHEMA_VERSION,
+    Json,
+    jobs,
+    metadata,
+    row_values,
+    schema_version,
+)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -41,6 +49,7 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         self._engine: AsyncEngine | None = None
+        self._write_gate = dialects.write_gate(url)
 
     def __repr__(self) -> str:
         return f"Store({make_url(self.url).render_as_string(hide_password=True)!r})"
@@ -81,7 +90,7 @@ class Store:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.connect() as conn:
+        async with self._write_gate, self.engine.connect() as conn:
             await conn.execution_options(**{dialects.WRITE: True})
             async with conn.begin():
                 yield conn
@@ -181,6 +190,32 @@ class Store:
                 .where(jobs.c.id.in_(ids), jobs.c.processing_token == token)
                 .values(processing_until=None, processing_token=None)
             )
+
+    @translated
+    async def finish_owned(
+        self,
+        logs: Mapping[int, list[dict[str, Any]] | None],
+        token: str,
+        *,
+        live_after: datetime,
+        now: datetime,
+        delete: bool,
+    ) -> set[int]:
+        """Complete (or delete) the jobs ``token`` still owns; return their ids.
+
+        ``logs`` maps each job to its full step log when that changed since the last write.
+        """
+        fence = (
+            jobs.c.id.in_(list(logs)),
+            jobs.c.processing_token == token,
+            jobs.c.processing_until > live_after,
+        )
+        if delete:
+            stmt: Any = sa_delete(jobs).where(*fence)
+        else:
+            stmt = update(jobs).where(*fence).values(**_completion(logs, now))
+        async with self.write() as conn:
+            return {row[0] for row in await conn.execute(stmt.returning(jobs.c.id))}
 
     @translated
     async def delete(self, ids: Sequence[int]) -> None:
@@ -317,6 +352,23 @@ class Claim:
             .limit(self.limit)
             .with_for_update(skip_locked=True)
         )
+
+
+def _completion(logs: Mapping[int, list[dict[str, Any]] | None], now: datetime) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "completed_at": now,
+        "processing_until": None,
+        "processing_token": None,
+        "total_tried": jobs.c.total_tried + 1,
+        "updated_at": now,
+    }
+    changed = {job_id: log for job_id, log in logs.items() if log is not None}
+    if changed:
+        values["log"] = case(
+            *((jobs.c.id == job_id, type_coerce(log, Json)) for job_id, log in changed.items()),
+            else_=jobs.c.log,
+        )
+    return values
 
 
 def cancelled_values(now: datetime, message: str) -> dict[str, Any]:
