@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import os
+import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,12 +18,6 @@ import asyncjobs
 POSTGRES_ENV = "ASYNCJOBS_TEST_POSTGRES_URL"
 REQUIRE_POSTGRES_ENV = "ASYNCJOBS_REQUIRE_POSTGRES"
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)  # a Monday
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.obj):
-            item.add_marker(pytest.mark.anyio)
 
 
 @pytest.fixture
@@ -66,11 +60,28 @@ def postgres_database() -> Iterator[str]:
             pytest.fail(f"{REQUIRE_POSTGRES_ENV} is set but {POSTGRES_ENV} is not")
         pytest.skip(f"PostgreSQL tests skipped: set {POSTGRES_ENV} to run them")
     name = f"asyncjobs_test_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_admin(server, f'CREATE DATABASE "{name}"'))
+    _in_thread(_admin(server, f'CREATE DATABASE "{name}"'))
     try:
         yield _with_database(server, name)
     finally:
-        asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        _in_thread(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def _in_thread(coro: Coroutine[Any, Any, None]) -> None:
+    """Run ``coro`` on a fresh loop: the fixture may be set up from inside a running one."""
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(coro)
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
 
 
 def _with_database(server: str, name: str) -> str:

@@ -1,0 +1,236 @@
+"""Retry caps and backoff (reference §8), timed with the injected clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+import asyncjobs
+from asyncjobs.config import Backoff, Retries
+from asyncjobs.retry import backoff_until, task_max_retries, workflow_verdict
+from tests.conftest import T0, FakeClock
+
+MakeJobs = Callable[..., asyncjobs.Jobs]
+runs: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _reset() -> None:
+    runs.clear()
+
+
+def failing(slug: str, **options: Any) -> asyncjobs.Task:
+    async def handler(*, input: dict) -> None:
+        runs.append(slug)
+        raise RuntimeError(f"{slug} failed")
+
+    return asyncjobs.Task(slug, handler, **options)
+
+
+async def drain(jobs: asyncjobs.Jobs, clock: FakeClock, *, step: float = 3600) -> list[str]:
+    """Run, moving the clock past any backoff, until nothing is runnable."""
+    statuses = []
+    for _ in range(30):
+        result = await jobs.run()
+        if result.no_jobs_remaining:
+            clock.advance(step)
+            result = await jobs.run()
+            if result.no_jobs_remaining:
+                return statuses
+        statuses.extend(result.job_status.values())
+    raise AssertionError("did not settle")
+
+
+async def test_task_retries_allow_n_plus_one_runs(make_jobs: MakeJobs, clock: FakeClock) -> None:
+    jobs = make_jobs(tasks=[failing("t", retries=2)])
+    job = await jobs.queue(task="t")
+    assert await drain(jobs, clock) == ["error", "error", "error-reached-max-retries"]
+    done = await jobs.get(job.id)
+    assert done is not None
+    assert (done.status, done.total_tried, len(done.log)) == ("failed", 3, 3)
+    assert done.error is not None
+    assert done.error["message"] == "t failed"
+
+
+async def test_retryable_task_error_leaves_job_error_unset(
+    make_jobs: MakeJobs, clock: FakeClock
+) -> None:
+    jobs = make_jobs(tasks=[failing("t", retries=1)])
+    job = await jobs.queue(task="t")
+    await jobs.run()
+    retrying = await jobs.get(job.id)
+    assert retrying is not None
+    assert (retrying.status, retrying.error, retrying.has_error) == ("queued", None, False)
+
+
+async def test_workflow_retries_cap_job_attempts(make_jobs: MakeJobs, clock: FakeClock) -> None:
+    @asyncjobs.workflow("wf", retries=1)
+    async def wf(*, tasks: Any) -> None:
+        await tasks.t("1")
+
+    jobs = make_jobs(tasks=[failing("t", retries=10)], workflows=[wf])
+    await jobs.queue(workflow="wf")
+    assert await drain(jobs, clock) == ["error", "error-reached-max-retries"]
+
+
+async def test_workflow_retries_zero_makes_first_failure_final(
+    make_jobs: MakeJobs, clock: FakeClock
+) -> None:
+    @asyncjobs.workflow("wf", retries=0)
+    async def wf(*, tasks: Any) -> None:
+        await tasks.t("1")
+
+    jobs = make_jobs(tasks=[failing("t", retries=5)], workflows=[wf])
+    await jobs.queue(workflow="wf")
+    assert await drain(jobs, clock) == ["error-reached-max-retries"]
+
+
+async def test_task_retries_zero_is_final_despite_workflow_retries(
+    make_jobs: MakeJobs, clock: FakeClock
+) -> None:
+    @asyncjobs.workflow("wf", retries=5)
+    async def wf(*, tasks: Any) -> None:
+        await tasks.t("1")
+
+    jobs = make_jobs(tasks=[failing("t", retries=0)], workflows=[wf])
+    await jobs.queue(workflow="wf")
+    assert await drain(jobs, clock) == ["error-reached-max-retries"]
+
+
+async def test_task_without_retries_inherits_workflow_attempts_not_backoff(
+    make_jobs: MakeJobs, clock: FakeClock
+) -> None:
+    @asyncjobs.workflow("wf", retries=asyncjobs.Retries(attempts=2))
+    async def wf(*, tasks: Any) -> None:
+        await tasks.t("1")
+
+    jobs = make_jobs(tasks=[failing("t")], workflows=[wf])
+    job = await jobs.queue(workflow="wf")
+    await jobs.run()
+    after_first = await jobs.get(job.id)
+    assert after_first is not None
+    assert after_first.wait_until == clock.now  # no backoff: runnable on the next call
+    assert await drain(jobs, clock) == ["error", "error-reached-max-retries"]
+
+
+async def test_single_task_job_without_retries_fails_at_once(
+    make_jobs: MakeJobs, clock: FakeClock
+) -> None:
+    jobs = make_jobs(tasks=[failing("t")])
+    await jobs.queue(task="t")
+    assert await drain(jobs, clock) == ["error-reached-max-retries"]
+
+
+async def test_fixed_backoff_waits_the_delay(make_jobs: MakeJobs, clock: FakeClock) -> None:
+    retries = asyncjobs.Retries(attempts=2, backoff=asyncjobs.Backoff(type="fixed", delay=30))
+    jobs = make_jobs(tasks=[failing("t", retries=retries)])
+    job = await jobs.queue(task="t")
+    await jobs.run()
+    waiting = await jobs.get(job.id)
+    assert waiting is not None
+    assert waiting.status == "waiting"
+    assert waiting.wait_until == clock.now + timedelta(seconds=30)
+    clock.advance(29.999)
+    assert (await jobs.run()).no_jobs_remaining
+    clock.advance(0.001)
+    assert (await jobs.run()).job_status == {job.id: "error"}
+
+
+async def test_exponential_backoff_doubles(make_jobs: MakeJobs, clock: FakeClock) -> None:
+    retries = asyncjobs.Retries(attempts=4, backoff=asyncjobs.Backoff(type="exponential", delay=1))
+    jobs = make_jobs(tasks=[failing("t", retries=retries)])
+    job = await jobs.queue(task="t")
+    waits = []
+    for _ in range(4):
+        await jobs.run()
+        current = await jobs.get(job.id)
+        assert current is not None and current.wait_until is not None
+        waits.append((current.wait_until - clock.now).total_seconds())
+        clock.now = current.wait_until
+    assert waits == [1, 2, 4, 8]
+    assert (await jobs.run()).job_status == {job.id: "error-reached-max-retries"}
+
+
+async def test_workflow_handler_error_without_retries_is_final(
+    make_jobs: MakeJobs, clock: FakeClock
+) -> None:
+    @asyncjobs.workflow("wf")
+    async def wf() -> None:
+        raise KeyError("missing")
+
+    jobs = make_jobs(workflows=[wf])
+    job = await jobs.queue(workflow="wf")
+    assert await drain(jobs, clock) == ["error-reached-max-retries"]
+    done = await jobs.get(job.id)
+    assert done is not None
+    assert done.error is not None
+    assert (done.error["name"], done.log) == ("KeyError", [])
+
+
+async def test_workflow_handler_error_retries_with_workflow_backoff(
+    make_jobs: MakeJobs, clock: FakeClock
+) -> None:
+    @asyncjobs.workflow("wf", retries=Retries(attempts=2, backoff=Backoff(delay=10)))
+    async def wf() -> None:
+        runs.append("wf")
+        raise RuntimeError("handler broke")
+
+    jobs = make_jobs(workflows=[wf])
+    job = await jobs.queue(workflow="wf")
+    await jobs.run()
+    retrying = await jobs.get(job.id)
+    assert retrying is not None
+    assert (retrying.has_error, retrying.status) == (False, "waiting")
+    assert retrying.error is not None  # workflow errors are recorded even when retryable
+    assert retrying.wait_until == clock.now + timedelta(seconds=10)
+    assert await drain(jobs, clock) == ["error", "error-reached-max-retries"]
+    assert runs == ["wf"] * 3
+
+
+async def test_workflow_retries_without_attempts_never_retry_forever(
+    make_jobs: MakeJobs, clock: FakeClock
+) -> None:
+    @asyncjobs.workflow("wf", retries=Retries(backoff=Backoff(delay=1)))
+    async def wf() -> None:
+        raise RuntimeError("handler broke")
+
+    jobs = make_jobs(workflows=[wf])
+    await jobs.queue(workflow="wf")
+    assert await drain(jobs, clock) == ["error-reached-max-retries"]
+
+
+async def test_rerun_completed_step_can_still_run_out_of_retries(
+    make_jobs: MakeJobs, clock: FakeClock
+) -> None:
+    attempts = {"n": 0}
+
+    @asyncjobs.task("once-then-fail", retries=Retries(attempts=1, should_restore=False))
+    async def once_then_fail() -> None:
+        attempts["n"] += 1
+        if attempts["n"] > 1:
+            raise RuntimeError("fails after first success")
+
+    @asyncjobs.workflow("wf", retries=5)
+    async def wf(*, tasks: Any) -> None:
+        await tasks["once-then-fail"]("1")
+        raise RuntimeError("force a retry of the job")
+
+    jobs = make_jobs(tasks=[once_then_fail], workflows=[wf])
+    await jobs.queue(workflow="wf")
+    # handler error, then the re-run step fails twice: its one retry is used up
+    assert await drain(jobs, clock) == ["error", "error", "error-reached-max-retries"]
+
+
+def test_backoff_math_is_pure() -> None:
+    exp = Retries(attempts=4, backoff=Backoff(type="exponential", delay=0.3))
+    assert backoff_until(exp, 3, T0) == T0 + timedelta(seconds=2.4)
+    assert backoff_until(Retries(attempts=1), 3, T0) == T0
+    assert backoff_until(None, 0, T0) == T0
+    assert task_max_retries(None, Retries(attempts=3)) == 3
+    assert task_max_retries(Retries(attempts=1), Retries(attempts=3)) == 1
+    assert task_max_retries(None, None) == 0
+    assert workflow_verdict(None, 10, T0).final is False
+    assert workflow_verdict(Retries(attempts=2), 2, T0).final is True
