@@ -1,0 +1,224 @@
+"""autoRun: cron timers that handle schedules and run due jobs inside the host event loop.
+
+APScheduler only keeps time here. A timer firing (or a job queued on a covered queue) wakes
+the entry's lane; each lane is a loop in a task group we own that runs one tick at a time, so
+a tick never overlaps the previous one, and wakes that arrive during a tick fold into exactly
+one more tick right after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from apscheduler.executors.base import BaseExecutor
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.base import BaseTrigger
+
+from asyncjobs import logs
+from asyncjobs.config import AutoRun
+from asyncjobs.cron import Cron, parse
+from asyncjobs.models import Job
+
+if TYPE_CHECKING:
+    from asyncjobs.jobs import Jobs
+
+logger = logging.getLogger(__name__)
+TICK_ERROR = "Error in job queue cron job handler"
+CLOSE_GRACE = 1.0  # how long close() lets a tick finish its last writes before cancelling it
+
+
+class CronTrigger(BaseTrigger):  # type: ignore[misc]
+    """An APScheduler 3 trigger on our crontab semantics.
+
+    APScheduler's own ``CronTrigger`` numbers Monday 0 and always ANDs day-of-month with
+    day-of-week, so crontab expressions would fire on the wrong days.
+    """
+
+    __slots__ = ("cron",)
+
+    def __init__(self, cron: Cron) -> None:
+        self.cron = cron
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        """The first fire time after ``now`` (and after ``previous_fire_time``).
+
+        Fire times missed while the loop was busy are not replayed one by one: the wake being
+        delivered already covers them.
+        """
+        after = now if previous_fire_time is None else max(previous_fire_time, now)
+        try:
+            return self.cron.next_after(after)
+        except ValueError:  # the expression never fires again
+            return None
+
+    def __repr__(self) -> str:
+        return f"CronTrigger({self.cron.expr!r})"
+
+
+class _Immediate(BaseExecutor):  # type: ignore[misc]
+    """Calls the timer's function on the loop at once: it only wakes a lane, so it never blocks.
+
+    The default asyncio executor would start a task outside our task group for each fire,
+    skip fires (with a warning) while one is running, and drop fires later than one second.
+    """
+
+    def submit_job(self, job: Any, run_times: list[datetime]) -> None:
+        self._do_submit_job(job, run_times)
+
+    def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:
+        job.func()
+
+
+class _Lane:
+    """One ``AutoRun`` entry: its pending wake and what it covers."""
+
+    def __init__(self, entry: AutoRun, index: int) -> None:
+        self.entry = entry
+        self.name = f"asyncjobs-autorun-{index}"
+        self._due = anyio.Event()
+
+    def wake(self) -> None:
+        self._due.set()
+
+    async def wait(self) -> None:
+        await self._due.wait()
+        self._due = anyio.Event()
+
+    def covers(self, created: Sequence[Job]) -> bool:
+        """Whether these new jobs are ones this entry would run now."""
+        entry = self.entry
+        return entry.wake_on_queue and any(
+            job.status == "queued" and (entry.all_queues or job.queue == entry.queue)
+            for job in created
+        )
+
+
+class AutoRunner:
+    """The autoRun entries of one ``Jobs``: timers plus one tick loop per entry.
+
+    ``stop()`` removes the timers and starts no further tick; a tick already running jobs is
+    left to ``Jobs.stop()``'s drain, and ``close()`` then waits for the loops to end.
+    """
+
+    def __init__(self, jobs: Jobs) -> None:
+        self.jobs = jobs
+        self._lanes: list[_Lane] = []
+        self._timers: AsyncIOScheduler | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._cancel: anyio.CancelScope | None = None
+        self._stopping = False
+
+    async def start(self, entries: Sequence[AutoRun]) -> None:
+        """Install one timer per entry, and the queue listener for ``wake_on_queue``."""
+        self._lanes = [_Lane(entry, index) for index, entry in enumerate(entries)]
+        self._task = asyncio.get_running_loop().create_task(self._serve(), name="asyncjobs-autorun")
+        self._timers = self._install_timers()
+        if any(lane.entry.wake_on_queue for lane in self._lanes):
+            self._unsubscribe = self.jobs.on_queued(self._on_queued)
+
+    def _install_timers(self) -> AsyncIOScheduler:
+        timers = AsyncIOScheduler(
+            timezone=UTC,
+            logger=logging.getLogger(f"{__name__}.timers"),
+            executors={"default": _Immediate()},
+        )
+        timers.start()
+        for lane in self._lanes:
+            timers.add_job(
+                lane.wake,
+                CronTrigger(parse(lane.entry.cron)),
+                id=lane.name,
+                name=lane.name,
+                coalesce=True,
+                misfire_grace_time=None,
+            )
+        return timers
+
+    def _on_queued(self, created: Sequence[Job]) -> None:
+        for lane in self._lanes:
+            if lane.covers(created):
+                lane.wake()
+
+    async def stop(self) -> None:
+        """Remove the timers and the queue listener; no tick starts after this returns."""
+        self._stopping = True
+        unsubscribe, self._unsubscribe = self._unsubscribe, None
+        if unsubscribe is not None:
+            unsubscribe()
+        timers, self._timers = self._timers, None
+        if timers is not None:
+            timers.shutdown(wait=False)
+        for lane in self._lanes:
+            lane.wake()  # idle loops see _stopping and return
+
+    async def close(self) -> None:
+        """Stop, give a running tick ``CLOSE_GRACE`` seconds to end, then cancel it."""
+        await self.stop()
+        task, self._task = self._task, None
+        if task is None:
+            return
+        await asyncio.wait({task}, timeout=CLOSE_GRACE)
+        if not task.done():
+            if self._cancel is not None:
+                self._cancel.cancel()
+            else:
+                task.cancel()
+            await asyncio.wait({task})
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("autoRun stopped with an error", exc_info=task.exception())
+
+    async def _serve(self) -> None:
+        async with anyio.create_task_group() as tg:
+            self._cancel = tg.cancel_scope
+            for lane in self._lanes:
+                tg.start_soon(self._serve_lane, lane, name=lane.name)
+
+    async def _serve_lane(self, lane: _Lane) -> None:
+        while True:
+            await lane.wait()
+            if self._stopping:
+                return
+            await self._tick(lane.entry)
+
+    async def _tick(self, entry: AutoRun) -> None:
+        """Ask ``should_auto_run``, handle schedules unless disabled, then run due jobs."""
+        jobs = self.jobs
+        with logs.silenced(entry.silent):
+            if not await self._phase(entry, "should_auto_run", jobs.auto_run_allowed):
+                return
+            if not (entry.disable_scheduling or self._stopping):
+                schedule = partial(
+                    jobs.handle_schedules, queue=entry.queue, all_queues=entry.all_queues
+                )
+                await self._phase(entry, "handle_schedules", schedule)
+            if not self._stopping:
+                run = partial(
+                    jobs.run,
+                    queue=entry.queue,
+                    limit=entry.limit,
+                    all_queues=entry.all_queues,
+                    silent=entry.silent,
+                )
+                await self._phase(entry, "run", run)
+
+    async def _phase(self, entry: AutoRun, phase: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        """Run one step of a tick; an exception is logged and the next tick still comes.
+
+        A failing ``handle_schedules`` does not hold back running jobs, so one broken schedule
+        hook cannot stall the queue. The message ignores ``silent`` (reference §18).
+        """
+        try:
+            return await call()
+        except Exception:
+            extra = {"phase": phase, "queue": entry.queue, "cron": entry.cron}
+            logger.error(TICK_ERROR, exc_info=True, extra=extra)
+            return None
