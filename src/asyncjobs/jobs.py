@@ -295,9 +295,7 @@ class Jobs:
         row = await self.store.retry(int(id), now=now)
         if row is None:
             return False
-        job = make_job(row, now)
-        for listener in list(self._queued_listeners):
-            listener([job])
+        self.announce_queued([make_job(row, now)])
         return True
 
     async def _cancel(self, where: Mapping[str, Any] | None, queue: str | None) -> list[int]:

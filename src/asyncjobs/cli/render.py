@@ -61,10 +61,10 @@ def compact(value: Any, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def when(moment: datetime | None, *, millis: bool = False) -> str:
+def when(moment: datetime | None, *, millis: bool = False, date: bool = True) -> str:
     if moment is None:
         return NONE
-    text = moment.strftime("%Y-%m-%d %H:%M:%S")
+    text = moment.strftime("%Y-%m-%d %H:%M:%S" if date else "%H:%M:%S")
     return f"{text}.{moment.microsecond // 1000:03d}" if millis else text
 
 
@@ -146,10 +146,10 @@ def job_detail(job: Job, style: Style) -> list[str]:
     lines = [f"{style.bold(f'Job {job.id}')}  {kind} {job.slug}  {style.status(job.status)}"]
     fields = [
         ("queue", job.queue),
-        ("created", f"{when(job.created_at, millis=True)} UTC"),
-        ("updated", f"{when(job.updated_at, millis=True)} UTC"),
-        ("wait until", when(job.wait_until, millis=True)),
-        ("completed", when(job.completed_at, millis=True)),
+        ("created", _utc(job.created_at)),
+        ("updated", _utc(job.updated_at)),
+        ("wait until", _utc(job.wait_until)),
+        ("completed", _utc(job.completed_at)),
         ("tries", str(job.total_tried)),
         ("input", compact(job.input, 200)),
         ("meta", compact(job.meta, 200)),
@@ -163,16 +163,20 @@ def job_detail(job: Job, style: Style) -> list[str]:
     return lines
 
 
-def timeline(log: Sequence[JobLogEntry], style: Style) -> list[str]:
+def _utc(moment: datetime | None) -> str:
+    return NONE if moment is None else f"{when(moment, millis=True)} UTC"
+
+
+def timeline(log: Sequence[JobLogEntry], style: Style, *, date: bool = True) -> list[str]:
     """One line per step attempt: when, which step, outcome, how long, output or error."""
     if not log:
         return ["  (no steps ran yet)"]
-    rows = [_step_row(entry, style) for entry in log]
+    rows = [_step_row(entry, style, date) for entry in log]
     width = max(len(r[1]) for r in rows)
     return [f"  {at}  {step.ljust(width)}  {rest}" for at, step, rest in rows]
 
 
-def _step_row(entry: JobLogEntry, style: Style) -> tuple[str, str, str]:
+def _step_row(entry: JobLogEntry, style: Style, date: bool) -> tuple[str, str, str]:
     took = (entry.completed_at - entry.executed_at).total_seconds()
     if entry.state == "succeeded":
         detail = f"-> {compact(entry.output)}"
@@ -180,4 +184,5 @@ def _step_row(entry: JobLogEntry, style: Style) -> tuple[str, str, str]:
         detail = error_text(entry.error)
     outcome = style.status(entry.state, len("succeeded"))
     step = f"{entry.task_slug} #{entry.task_id}"
-    return when(entry.executed_at, millis=True), step, f"{outcome}  {took:6.3f}s  {detail}"
+    at = when(entry.executed_at, millis=True, date=date)
+    return at, step, f"{outcome}  {took:6.3f}s  {detail}"
