@@ -8,18 +8,12 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import anyio
 
-from asyncjobs.cli import admin, parser, worker
+from asyncjobs.cli import admin, demo, parser, worker
 from asyncjobs.cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, CliError
 from asyncjobs.cli.loading import one_line
 from asyncjobs.errors import StorageError
 
 Command = Callable[[argparse.Namespace], Awaitable[int]]
-
-
-async def _demo(args: argparse.Namespace) -> int:
-    from asyncjobs.cli import demo
-
-    return await demo.main(args)
 
 
 COMMANDS: dict[str, Command] = {
@@ -30,7 +24,7 @@ COMMANDS: dict[str, Command] = {
     "jobs show": admin.show_job,
     "jobs cancel": admin.cancel_job,
     "jobs retry": admin.retry_job,
-    "demo": _demo,
+    "demo": demo.main,
 }
 
 

@@ -57,7 +57,8 @@ def load_jobs(spec: str) -> Jobs:
     """Import ``module:attr`` (``attr`` defaults to ``jobs``, may be dotted) from the cwd too."""
     module_name, _, attr = spec.partition(":")
     attr = attr or DEFAULT_ATTR
-    if not module_name or not all(part.isidentifier() for part in attr.split(".")):
+    dotted = [*module_name.split("."), *attr.split(".")]
+    if not all(part.isidentifier() for part in dotted):
         raise CliError(f"--app must look like module:attr, e.g. myapp:jobs; got {spec!r}")
     if os.getcwd() not in sys.path:
         # Like `python -m`: the app module usually sits in the directory the command runs in.
