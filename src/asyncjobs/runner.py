@@ -236,7 +236,8 @@ class Runner:
 
     def _enter(self, scope: anyio.CancelScope, attempts: list[Attempt]) -> None:
         self._batches.add(scope)
-        self._idle = anyio.Event()
+        if self._idle.is_set():
+            self._idle = anyio.Event()
         self.running.update((a.id, a) for a in attempts)
 
     def _leave(self, scope: anyio.CancelScope, attempts: list[Attempt]) -> None:

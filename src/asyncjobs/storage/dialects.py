@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Table, event, text
@@ -9,6 +10,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
+
+from asyncjobs.errors import StorageError
 
 WRITE = "asyncjobs_write"
 _PG_SCHEMA_LOCK = 0x61736A6F62  # "asjob": serialises schema creation across instances
@@ -27,6 +30,18 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         f"unsupported database URL {parsed.render_as_string(hide_password=True)!r}: "
         "use sqlite+aiosqlite:///path.db or postgresql+asyncpg://user@host/db"
     )
+
+
+def check_url(url: str) -> None:
+    """Fail early and clearly where the driver would fail late (a SQLite file's folder)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    folder = Path(parsed.database).expanduser().resolve().parent
+    if not folder.is_dir():
+        raise StorageError(
+            f"cannot open SQLite database {parsed.database!r}: {folder} does not exist"
+        )
 
 
 def _sqlite_engine(url: str, *, in_memory: bool) -> AsyncEngine:

@@ -60,6 +60,7 @@ class Store:
         """Connect and create or check the schema."""
         if self._engine is not None:
             return
+        dialects.check_url(self.url)
         engine = dialects.create_engine(self.url)
         try:
             async with engine.connect() as conn:
