@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -33,6 +33,9 @@ from asyncjobs.queueing import prepare_rows
 from asyncjobs.registry import Registry
 from asyncjobs.runner import Runner, RunRequest
 from asyncjobs.storage import Store
+
+if TYPE_CHECKING:
+    from asyncjobs.http import EndpointsApp
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///asyncjobs.db"
 DATABASE_URL_ENV = "ASYNCJOBS_DATABASE_URL"
@@ -162,6 +165,16 @@ class Jobs:
         """Call ``listener`` with the jobs after every successful queue; returns an unsubscribe."""
         self._queued_listeners.append(listener)
         return lambda: self._queued_listeners.remove(listener)
+
+    def asgi_app(self) -> EndpointsApp:
+        """An ASGI app serving ``GET /run`` and ``GET /handle-schedules`` (``asyncjobs.http``).
+
+        Requests need ``Authorization: Bearer <secret>`` or a true ``Access.run(request)``;
+        otherwise they get 401 and nothing runs.
+        """
+        from asyncjobs.http import EndpointsApp
+
+        return EndpointsApp(self)
 
     # -- operations ------------------------------------------------------------------------
 
