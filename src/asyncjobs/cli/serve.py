@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import logging
 import os
 import secrets
 import signal
@@ -24,7 +25,9 @@ from asyncjobs.jobs import DATABASE_URL_ENV
 
 EXAMPLE = Path("integrations") / "starlette" / "app.py"
 HOST = "127.0.0.1"
+BACKLOG = 128
 SECRET_ENV = "ASYNCJOBS_SECRET"
+TIMERS_LOGGER = "asyncjobs.scheduler.timers"
 
 
 async def serve(args: argparse.Namespace) -> int:
@@ -41,6 +44,8 @@ async def serve(args: argparse.Namespace) -> int:
         url = f"http://{HOST}:{sock.getsockname()[1]}"
         _intro(Style(sys.stdout), example, database, url, secret)
         progress.configure(live=False)
+        # APScheduler announces every timer it adds; the job lines are what the demo is about.
+        logging.getLogger(TIMERS_LOGGER).setLevel(logging.WARNING)
         server = server_type(_config(app))
         with _signals_left_to_uvicorn():
             await server.serve(sockets=[sock])
@@ -109,6 +114,8 @@ def _listen(port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise CliError(f"cannot listen on {HOST}:{port}: {exc.strerror} (try --port 0)") from None
+    # Listening now lets a client connect as soon as the URL is printed; uvicorn accepts later.
+    sock.listen(BACKLOG)
     return sock
 
 
