@@ -23,6 +23,7 @@ from tests.conftest import run_until_idle
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 URL_ENV = "CLI_TEST_DATABASE_URL"
+JOB_COLUMNS = ["ID", "STATUS", "TASK/WORKFLOW", "QUEUE", "TRIES", "CREATED", "(UTC)"]
 
 APP_SOURCE = '''
 """The app a CLI test names with --app: a task, a two-step workflow, a scheduled task."""
@@ -255,40 +256,23 @@ async def _failed_workflow(cli: Cli) -> tuple[asyncjobs.Job, Path]:
     return job, broken
 
 
-async def test_jobs_list_shows_a_table_and_filters(cli: Cli) -> None:
-    failed, _ = await _failed_workflow(cli)
+async def test_jobs_list_and_show_give_tables_json_and_a_step_timeline(cli: Cli) -> None:
+    failed, broken = await _failed_workflow(cli)
     waiting = await cli.jobs.queue(task="hello", queue="later", wait_until=_in(3600))
 
-    table, listed = await _together(
+    table, listed, text, shown = await _together(
         cli.ok("jobs", "list", "--app", "cliapp"),
         cli.json("jobs", "list", "--app", "cliapp", "--status", "failed"),
-    )
-
-    lines = table.splitlines()
-    assert lines[0].split() == [
-        "ID",
-        "STATUS",
-        "TASK/WORKFLOW",
-        "QUEUE",
-        "TRIES",
-        "CREATED",
-        "(UTC)",
-        "NOTE",
-    ]
-    assert lines[1].split()[:5] == [str(waiting.id), "waiting", "hello", "later", "0"]
-    assert lines[2].split()[:5] == [str(failed.id), "failed", "two-steps", "default", "2"]
-    assert lines[2].endswith("RuntimeError: the mail server is down")
-    assert [job["id"] for job in listed] == [failed.id]
-
-
-async def test_jobs_show_gives_input_error_and_the_step_timeline(cli: Cli) -> None:
-    failed, broken = await _failed_workflow(cli)
-
-    text, data = await _together(
         cli.ok("jobs", "show", str(failed.id), "--app", "cliapp"),
         cli.json("jobs", "show", str(failed.id), "--app", "cliapp"),
     )
 
+    header, first, second = table.splitlines()
+    assert header.split() == [*JOB_COLUMNS, "NOTE"]
+    assert first.split()[:5] == [str(waiting.id), "waiting", "hello", "later", "0"]
+    assert second.split()[:5] == [str(failed.id), "failed", "two-steps", "default", "2"]
+    assert second.endswith("RuntimeError: the mail server is down")
+    assert [job["id"] for job in listed] == [failed.id]
     assert text.splitlines()[0] == f"Job {failed.id}  workflow two-steps  failed"
     assert f'input      {{"broken": "{broken}"}}' in text
     assert "error      RuntimeError: the mail server is down" in text
@@ -298,8 +282,8 @@ async def test_jobs_show_gives_input_error_and_the_step_timeline(cli: Cli) -> No
         ["hello", "#second", "failed"],
         ["hello", "#second", "failed"],
     ]
-    assert "Traceback" in text
-    assert data["status"] == "failed" and len(data["log"]) == 3
+    assert "\nTraceback\n" in text
+    assert shown["status"] == "failed" and len(shown["log"]) == 3
 
 
 async def test_jobs_retry_runs_a_failed_job_again_without_its_succeeded_steps(cli: Cli) -> None:

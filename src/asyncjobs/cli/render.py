@@ -35,6 +35,11 @@ class Style:
     def _wrap(self, code: str, text: str) -> str:
         return f"\x1b[{code}m{text}\x1b[0m" if self.enabled else text
 
+    @staticmethod
+    def plain(text: str) -> str:
+        """``text`` without its colour codes: what a terminal shows."""
+        return ANSI.sub("", text)
+
     def bold(self, text: str) -> str:
         return self._wrap("1", text)
 
@@ -91,14 +96,10 @@ def _line(cells: Sequence[str], widths: Sequence[int], status_col: int, style: S
 
 def _cut(line: str, limit: int, style: Style) -> str:
     # Colour codes add invisible characters; count only what shows.
-    hidden = len(line) - len(_plain(line)) if style.enabled else 0
+    hidden = len(line) - len(Style.plain(line)) if style.enabled else 0
     if limit and len(line) - hidden > limit:
         return line[: limit + hidden - 1] + "…"
     return line
-
-
-def _plain(text: str) -> str:
-    return ANSI.sub("", text)
 
 
 def job_rows(jobs: Sequence[Job]) -> list[list[str]]:
