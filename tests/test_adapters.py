@@ -19,7 +19,7 @@ import asyncjobs
 from asyncjobs.integrations import django as django_adapter
 from asyncjobs.integrations import quart as quart_adapter
 from asyncjobs.integrations import starlette as starlette_adapter
-from tests.test_http import lifespan_messages
+from tests.lifespan import lifespan_messages
 
 SECRET = "adapter-secret"
 AUTH = {"Authorization": f"Bearer {SECRET}"}

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
 
-import anyio
 import httpx
 import pytest
 
 import asyncjobs
 from asyncjobs.http import Headers, Request, parse_params, route_path
+from tests.lifespan import lifespan_messages
 
 SECRET = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {SECRET}"}
@@ -221,6 +220,20 @@ async def test_run_error_gets_500_and_is_logged(
     assert "order lookup failed" in caplog.text
 
 
+@pytest.mark.parametrize("path", ["/run", "/handle-schedules"])
+async def test_unreachable_database_gets_500_and_is_logged(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture, path: str
+) -> None:
+    missing = f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'jobs.db'}"
+    jobs = asyncjobs.Jobs(tasks=[add, ticker], database_url=missing, auto_run=[], secret=SECRET)
+    with caplog.at_level(logging.ERROR, logger="asyncjobs.http"):
+        response = await get(jobs, path, headers=AUTH)
+    assert response.status_code == 500
+    assert response.json()["message"] == "An unknown error has occurred."
+    assert "missing" in caplog.text
+    await jobs.stop()
+
+
 async def test_run_without_any_definitions_has_no_jobs_to_run(make_jobs: MakeJobs) -> None:
     jobs = make_jobs(secret=SECRET)
     response = await get(jobs, "/run", headers=AUTH)
@@ -369,30 +382,6 @@ def test_headers_are_case_insensitive_and_keep_repeats() -> None:
 # -- ASGI protocol -------------------------------------------------------------------------
 
 
-async def lifespan_messages(app: Any, *phases: str) -> list[dict[str, Any]]:
-    """Drive the lifespan protocol through ``phases`` and return what the app sent."""
-    sent: list[dict[str, Any]] = []
-    inbox_send, inbox = anyio.create_memory_object_stream[dict[str, Any]](10)
-    outbox, outbox_receive = anyio.create_memory_object_stream[dict[str, Any]](10)
-
-    async def send(message: Any) -> None:
-        await outbox.send(message)
-
-    scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
-    async with inbox_send, inbox, outbox, outbox_receive, anyio.create_task_group() as tg:
-        tg.start_soon(_swallow, app, scope, inbox.receive, send)
-        for phase in phases:
-            await inbox_send.send({"type": f"lifespan.{phase}"})
-            sent.append(await outbox_receive.receive())
-    return sent
-
-
-async def _swallow(app: Any, scope: Any, receive: Any, send: Any) -> None:
-    # A failed startup is reported and then re-raised, as servers expect.
-    with contextlib.suppress(Exception):
-        await app(scope, receive, send)
-
-
 async def test_asgi_app_lifespan_starts_and_stops_jobs(make_jobs: MakeJobs) -> None:
     jobs = make_jobs(tasks=[add], secret=SECRET)
     sent = await lifespan_messages(jobs.asgi_app(), "startup", "shutdown")
@@ -409,7 +398,9 @@ async def test_asgi_app_lifespan_reports_a_failed_startup(make_jobs: MakeJobs) -
     assert "no decision possible" in message["message"]
 
 
-async def test_websocket_connections_are_closed(make_jobs: MakeJobs) -> None:
+async def test_websocket_connections_are_closed_and_other_scopes_ignored(
+    make_jobs: MakeJobs,
+) -> None:
     jobs = make_jobs(tasks=[add], secret=SECRET)
     sent: list[Any] = []
 
@@ -421,3 +412,5 @@ async def test_websocket_connections_are_closed(make_jobs: MakeJobs) -> None:
 
     await jobs.asgi_app()({"type": "websocket", "path": "/run"}, receive, send)
     assert sent == [{"type": "websocket.close", "code": 1008}]
+    await jobs.asgi_app()({"type": "webtransport", "path": "/run"}, receive, send)
+    assert len(sent) == 1

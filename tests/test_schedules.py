@@ -166,6 +166,22 @@ async def test_eight_instances_racing_for_one_tick_enqueue_one_job(
     assert sorted(outcomes) == ["skipped"] * (racers - 1) + ["success"]
 
 
+async def test_a_superseding_schedule_replaces_its_pending_job(make_jobs: MakeJobs) -> None:
+    task = asyncjobs.Task(
+        "report",
+        _noop,
+        concurrency=asyncjobs.Concurrency(lambda: "report", supersedes=True),
+        schedule=asyncjobs.Schedule(
+            EVERY_5_MIN, "default", before_schedule=lambda: {"should_schedule": True}
+        ),
+    )
+    jobs = make_jobs(tasks=[task])
+    await jobs.handle_schedules()
+    await jobs.handle_schedules()
+    (job,) = await _jobs_of(jobs)
+    assert job.wait_until == T0 + timedelta(minutes=10)
+
+
 async def test_queue_selects_schedules_and_all_queues_takes_every_one(
     make_jobs: MakeJobs,
 ) -> None:
@@ -298,12 +314,12 @@ async def test_failing_after_schedule_is_logged_and_keeps_the_outcome(
     assert "hook broke" in caplog.text
 
 
-async def test_scheduled_jobs_are_announced_to_queue_listeners(make_jobs: MakeJobs) -> None:
-    jobs = make_jobs(tasks=[scheduled_task()])
+async def test_scheduled_jobs_do_not_wake_queue_listeners(make_jobs: MakeJobs) -> None:
+    jobs = make_jobs(tasks=[scheduled_task(before_schedule=lambda: {"wait_until": None})])
     heard: list[asyncjobs.Job] = []
     jobs.on_queued(heard.extend)
-    await jobs.handle_schedules()
-    assert [job.meta for job in heard] == [{"scheduled": True}]
+    assert (await jobs.handle_schedules()).queued == [("report", "default")]
+    assert heard == []
 
 
 async def test_scheduling_logs_honour_silent(

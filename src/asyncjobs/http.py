@@ -255,21 +255,26 @@ async def respond(jobs: Jobs, request: Request) -> Response:
     if endpoint is None:
         return Response(404, {"message": f"Not found: {request.path}"})
     if request.method != "GET":
-        return Response(
-            405, {"message": f"Method {request.method} not allowed; use GET"}, (("allow", "GET"),)
-        )
-    try:
-        permitted = await allowed(jobs, request)
-    except Exception:
-        logger.exception("Access.run failed", extra={"path": request.path})
-        return Response(500, {"message": UNKNOWN_ERROR})
-    if not permitted:
-        return Response(401, {"message": UNAUTHORIZED}, (("www-authenticate", "Bearer"),))
+        refused = {"message": f"Method {request.method} not allowed; use GET"}
+        return Response(405, refused, (("allow", "GET"),))
+    denied = await _denied(jobs, request)
+    if denied is not None:
+        return denied
     try:
         params = parse_params(request.query_items)
     except BadParameter as exc:
         return Response(400, {"message": str(exc)})
     return await endpoint(jobs, params)
+
+
+async def _denied(jobs: Jobs, request: Request) -> Response | None:
+    try:
+        if await allowed(jobs, request):
+            return None
+    except Exception:
+        logger.exception("Access.run failed", extra={"path": request.path})
+        return Response(500, {"message": UNKNOWN_ERROR})
+    return Response(401, {"message": UNAUTHORIZED}, (("www-authenticate", "Bearer"),))
 
 
 async def serve_lifespan(jobs: Jobs, receive: Receive, send: Send) -> None:

@@ -228,13 +228,9 @@ class Jobs:
         await self._ready()
         stored = await self.store.insert_jobs(rows, supersede=supersede, now=now)
         created = [make_job(row, now) for row in stored]
-        self.announce_queued(created)
-        return created
-
-    def announce_queued(self, created: Sequence[Job]) -> None:
-        """Tell the ``on_queued`` listeners about jobs just stored."""
         for listener in list(self._queued_listeners):
             listener(created)
+        return created
 
     async def run(
         self,

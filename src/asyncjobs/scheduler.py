@@ -114,7 +114,7 @@ class AutoRunner:
         self._timers: AsyncIOScheduler | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._task: asyncio.Task[None] | None = None
-        self._cancel: anyio.CancelScope | None = None
+        self._cancel = anyio.CancelScope()  # may be cancelled before the lanes even start
         self._stopping = False
 
     async def start(self, entries: Sequence[AutoRun]) -> None:
@@ -167,20 +167,14 @@ class AutoRunner:
         if task is None:
             return
         await asyncio.wait({task}, timeout=CLOSE_GRACE)
-        if not task.done():
-            if self._cancel is not None:
-                self._cancel.cancel()
-            else:
-                task.cancel()
-            await asyncio.wait({task})
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("autoRun stopped with an error", exc_info=task.exception())
+        self._cancel.cancel()
+        await task
 
     async def _serve(self) -> None:
-        async with anyio.create_task_group() as tg:
-            self._cancel = tg.cancel_scope
-            for lane in self._lanes:
-                tg.start_soon(self._serve_lane, lane, name=lane.name)
+        with self._cancel:
+            async with anyio.create_task_group() as tg:
+                for lane in self._lanes:
+                    tg.start_soon(self._serve_lane, lane, name=lane.name)
 
     async def _serve_lane(self, lane: _Lane) -> None:
         while True:

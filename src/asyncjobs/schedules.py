@@ -135,7 +135,8 @@ async def _enqueue(jobs: Jobs, item: Scheduled, tick: datetime, args: dict[str, 
         extra={**_extra(item, tick), "job_id": created[0].id},
         log=logger,
     )
-    jobs.announce_queued(created)
+    # Not announced to on_queued listeners: the autoRun tick that handles schedules runs jobs
+    # next anyway, and a wake here would let a hook that schedules every call spin forever.
     return created[0]
 
 
