@@ -304,7 +304,9 @@ class Jobs:
         row = await self.store.retry(int(id), now=now)
         if row is None:
             return False
-        self.announce_queued([make_job(row, now)])
+        # Runnable again, like a new job: wake_on_queue listeners may run it at once.
+        for listener in list(self._queued_listeners):
+            listener([make_job(row, now)])
         return True
 
     async def _cancel(self, where: Mapping[str, Any] | None, queue: str | None) -> list[int]:
