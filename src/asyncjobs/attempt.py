@@ -16,6 +16,8 @@ from asyncjobs.errors import JobRunAborted
 from asyncjobs.models import Job, JobLogEntry, TaskStatus, fold_task_status, make_job
 from asyncjobs.storage import Store
 
+WRITE_GRACE = 10.0  # seconds a started write may finish despite cancellation
+
 
 @dataclass
 class Attempt:
@@ -28,12 +30,18 @@ class Attempt:
     safety_buffer: timedelta
     definition: Workflow | None = None
     result: str | None = None
+    releasing: bool = False
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     _lock: anyio.Lock = field(default_factory=anyio.Lock)
 
     @property
     def id(self) -> int:
         return int(self.row["id"])
+
+    @property
+    def holding(self) -> bool:
+        """Still running and not yet writing its final update (which clears the token)."""
+        return self.result is None and not self.releasing
 
     @property
     def log(self) -> list[dict[str, Any]]:
@@ -68,12 +76,20 @@ class Attempt:
             if log_entry is not None:
                 update["log"] = [*self.log, log_entry]
             update.setdefault("updated_at", now)
-            owned = await self.store.update_owned(
-                self.id, self.token, live_after=now + self.safety_buffer, values=update
-            )
-            if not owned:
-                raise JobRunAborted(f"job {self.id} can no longer be updated by this runner")
-            self.row.update(update)
+            # Once the final write is on its way, a token found cleared is our own doing.
+            if "processing_token" in update:
+                self.releasing = True
+            # Shielded: a write cancelled after its commit would leave ``row`` behind the
+            # database, and the next write would drop a logged step (say, a parallel sibling
+            # cancelled because another step failed).
+            with anyio.move_on_after(WRITE_GRACE, shield=True):
+                owned = await self.store.update_owned(
+                    self.id, self.token, live_after=now + self.safety_buffer, values=update
+                )
+                if owned:
+                    self.row.update(update)
+                    return
+            raise JobRunAborted(f"job {self.id} can no longer be updated by this runner")
 
 
 def new_log_entry(

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from asyncjobs.jobs import Jobs
 
 MIN_HEARTBEAT = 0.05
+CANCEL_CHECK_INTERVAL = 0.5  # seconds between checks for jobs cancelled elsewhere
 
 
 @dataclass(frozen=True)
@@ -197,24 +198,47 @@ class Runner:
         await injection.call(fn, steps.injected(value))
 
     async def _heartbeat(self, attempts: list[Attempt], token: str) -> None:
-        interval = max(self.duration.total_seconds() / 3, MIN_HEARTBEAT)
+        """Renew the batch's leases and notice jobs cancelled by another instance.
+
+        Leases are renewed every duration/3; between renewals, every ``CANCEL_CHECK_INTERVAL``
+        seconds, one primary-key read checks that the batch still holds its tokens. A job found
+        gone has its handler cancelled. The heartbeat exists only while a batch runs, so an
+        idle instance sends nothing. (A cancel made through this process interrupts the handler
+        at once, see ``cancel_running``.)
+        """
+        renew_every = max(self.duration.total_seconds() / 3, MIN_HEARTBEAT)
+        renew_at = anyio.current_time() + renew_every
         while True:
-            await anyio.sleep(interval)
-            live = [a for a in attempts if a.result is None]
-            now = self.clock()
-            try:
+            await anyio.sleep(min(renew_every, CANCEL_CHECK_INTERVAL))
+            renew = anyio.current_time() >= renew_at
+            if renew:
+                renew_at = anyio.current_time() + renew_every
+            await self._check_leases(attempts, token, renew=renew)
+
+    async def _check_leases(self, attempts: list[Attempt], token: str, *, renew: bool) -> None:
+        live = [a for a in attempts if a.result is None]
+        if not live:
+            return
+        ids = [a.id for a in live]
+        try:
+            if renew:
+                now = self.clock()
                 owned = await self.store.renew(
-                    [a.id for a in live],
-                    token,
-                    live_after=now + self.buffer,
-                    until=now + self.duration,
+                    ids, token, live_after=now + self.buffer, until=now + self.duration
                 )
-            except StorageError:
-                logs.error("Failed to renew job processing leases", exc=True)
-                continue
-            for attempt in live:
-                if attempt.id not in owned and attempt.result is None:
-                    attempt.scope.cancel()
+            else:
+                owned = await self.store.owned(ids, token)
+        except StorageError:
+            logs.error("Failed to check job processing leases", exc=True)
+            return
+        for attempt in live:
+            if attempt.id not in owned and attempt.holding:
+                logs.info(
+                    "Job %s was cancelled or lost its lease; stopping it.",
+                    attempt.id,
+                    extra={"job_id": attempt.id},
+                )
+                attempt.scope.cancel()
 
     async def _hand_back(self, attempts: list[Attempt], token: str) -> None:
         unfinished = [a.id for a in attempts if a.result is None]
@@ -248,7 +272,11 @@ class Runner:
             self._idle.set()
 
     def cancel_running(self, ids: list[int]) -> None:
-        """Interrupt the handlers of these jobs if they run in this process."""
+        """Interrupt the handlers of these jobs if they run in this process.
+
+        Async handlers are cancelled at their next await; a sync handler's worker thread
+        cannot be interrupted, so its job stops when the call returns (recording nothing).
+        """
         for job_id in ids:
             attempt = self.running.get(job_id)
             if attempt is not None:

@@ -25,7 +25,14 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, in_memory=parsed.database in (None, "", ":memory:"))
     if parsed.get_backend_name() == "postgresql":
-        return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=False)
+        # Keyed claims rely on each statement taking a fresh snapshot after the claim lock.
+        return create_async_engine(
+            url,
+            pool_size=10,
+            max_overflow=10,
+            pool_pre_ping=False,
+            isolation_level="READ COMMITTED",
+        )
     raise ValueError(
         f"unsupported database URL {parsed.render_as_string(hide_password=True)!r}: "
         "use sqlite+aiosqlite:///path.db or postgresql+asyncpg://user@host/db"
@@ -84,7 +91,10 @@ async def lock_keyed_claims(conn: AsyncConnection) -> None:
     """Serialise claims that consider concurrency keys.
 
     Without it two PostgreSQL instances could each lock a different job of one key, both
-    seeing the key free. SQLite's write lock already serialises every claim.
+    seeing the key free (for example when they claim different queues or orders). Every claim
+    of an instance that has a keyed definition takes it, so a key's lease is committed before
+    the next keyed claim's statement takes its snapshot. SQLite's write lock already
+    serialises every claim.
     """
     if conn.dialect.name == "postgresql":
         await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_CLAIM_LOCK})

@@ -9,7 +9,7 @@ from sqlalchemy import func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from asyncjobs.storage import dialects, filters
-from asyncjobs.storage.store import Row, Store, _supersede, insert_rows, translated
+from asyncjobs.storage.store import Row, Store, insert_superseding, translated
 from asyncjobs.storage.tables import jobs, schedules
 
 
@@ -59,9 +59,7 @@ async def enqueue_tick(
     async with store.write() as conn:
         if not await _advance(conn, key, tick, now):
             return None
-        if supersede:
-            await conn.execute(_supersede(supersede, now))
-        return await insert_rows(conn, rows)
+        return await insert_superseding(conn, rows, supersede, now)
 
 
 async def _advance(conn: AsyncConnection, key: str, tick: datetime, now: datetime) -> bool:

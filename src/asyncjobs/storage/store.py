@@ -95,11 +95,13 @@ class Store:
     async def insert_jobs(
         self, rows: Sequence[Row], *, supersede: Sequence[str], now: datetime
     ) -> list[Row]:
-        """Insert ``rows`` in one transaction, first dropping never-started ``supersede`` jobs."""
+        """Insert ``rows`` in one transaction, dropping never-started ``supersede`` jobs.
+
+        Of each superseding key only the newest inserted job is kept, so a batch that queues
+        one key twice behaves like two ``queue()`` calls in a row.
+        """
         async with self.write() as conn:
-            if supersede:
-                await conn.execute(_supersede(supersede, now))
-            return await insert_rows(conn, rows)
+            return await insert_superseding(conn, rows, supersede, now)
 
     @translated
     async def claim(self, claim: Claim) -> list[Row]:
@@ -154,6 +156,17 @@ class Store:
                 )
                 .values(processing_until=until)
                 .returning(jobs.c.id)
+            )
+            return {row[0] for row in result}
+
+    @translated
+    async def owned(self, ids: Sequence[int], token: str) -> set[int]:
+        """The ``ids`` still leased to ``token``: a cheap primary-key read for the heartbeat."""
+        if not ids:
+            return set()
+        async with self.read() as conn:
+            result = await conn.execute(
+                select(jobs.c.id).where(jobs.c.id.in_(ids), jobs.c.processing_token == token)
             )
             return {row[0] for row in result}
 
@@ -287,7 +300,13 @@ class Claim:
         )
 
     def _keyed_candidates(self, order: Any) -> Any:
-        """Skip keys held by a live lease, and take one job per exclusive key (first in order)."""
+        """Skip keys held by a live lease, and take one job per exclusive key (first in order).
+
+        The caller holds ``dialects.lock_keyed_claims``, so under READ COMMITTED this
+        statement's snapshot sees every lease an earlier keyed claim committed. The runnable
+        conditions are repeated on the locking select because PostgreSQL re-checks only that
+        level's conditions against a row changed since the snapshot (say, cancelled meanwhile).
+        """
         held = select(jobs.c.concurrency_key).where(
             jobs.c.concurrency_key.is_not(None),
             jobs.c.exclusive == true(),
@@ -298,7 +317,9 @@ class Claim:
             jobs.c.exclusive == false(),
             jobs.c.concurrency_key.not_in(held),
         )
-        rank = func.row_number().over(partition_by=jobs.c.concurrency_key, order_by=order)
+        rank = func.row_number().over(
+            partition_by=[jobs.c.concurrency_key, jobs.c.exclusive], order_by=order
+        )
         ranked = (
             select(jobs.c.id, jobs.c.concurrency_key, jobs.c.exclusive, rank.label("rank"))
             .where(*self.conditions(), free)
@@ -313,7 +334,7 @@ class Claim:
         )
         return (
             select(jobs.c.id)
-            .where(jobs.c.id.in_(first))
+            .where(jobs.c.id.in_(first), *self.conditions())
             .order_by(*order)
             .limit(self.limit)
             .with_for_update(skip_locked=True)
@@ -332,15 +353,31 @@ def cancelled_values(now: datetime, message: str) -> dict[str, Any]:
     }
 
 
-def _supersede(keys: Sequence[str], now: datetime) -> Any:
+def _supersede(keys: Sequence[str], now: datetime, keep: Sequence[int]) -> Any:
     """Never-started (no try, no log, no live lease), unfinished jobs of these keys."""
     return delete(jobs).where(
         jobs.c.concurrency_key.in_(keys),
+        jobs.c.id.not_in(keep),
         filters.unfinished(),
         filters.lease_free(now),
         jobs.c.total_tried == 0,
         jobs.c.log.is_(None),
     )
+
+
+async def insert_superseding(
+    conn: AsyncConnection, rows: Sequence[Row], supersede: Sequence[str], now: datetime
+) -> list[Row]:
+    """Insert ``rows``, then drop never-started jobs of the ``supersede`` keys.
+
+    Of each key, the newest row just inserted is kept.
+    """
+    inserted = await insert_rows(conn, rows)
+    if supersede:
+        newest = {row["concurrency_key"]: row["id"] for row in inserted}
+        keep = [newest[key] for key in supersede if key in newest]
+        await conn.execute(_supersede(supersede, now, keep))
+    return inserted
 
 
 async def insert_rows(conn: AsyncConnection, rows: Sequence[Row]) -> list[Row]:
