@@ -293,6 +293,22 @@ class Jobs:
         await self._check_access("cancel", override_access, request)
         return bool(await self._cancel({"id": int(id)}, None))
 
+    async def retry_by_id(self, id: int) -> bool:
+        """Make a failed or cancelled job runnable again; its succeeded steps are kept.
+
+        The job keeps its log and ``total_tried``, so a step that used up its retries gets one
+        more try. Returns ``False`` when the job is missing or neither failed nor cancelled.
+        """
+        await self._ready()
+        now = self.clock()
+        row = await self.store.retry(int(id), now=now)
+        if row is None:
+            return False
+        # Runnable again, like a new job: wake_on_queue listeners may run it at once.
+        for listener in list(self._queued_listeners):
+            listener([make_job(row, now)])
+        return True
+
     async def _cancel(self, where: Mapping[str, Any] | None, queue: str | None) -> list[int]:
         await self._ready()
         ids = await self.store.cancel(where, queue=queue, now=self.clock(), message="cancelled")

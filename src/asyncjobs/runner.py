@@ -156,6 +156,7 @@ class Runner:
             attempt.result = status or "aborted"
             if status is not None:
                 statuses[attempt.id] = status
+            _log_outcome(attempt)
 
     async def _execute(self, attempt: Attempt, finisher: Finisher) -> RunStatus | None:
         try:
@@ -288,6 +289,18 @@ class Runner:
             scope.cancel()
         with anyio.move_on_after(max(timeout, 1.0)):
             await self._idle.wait()
+
+
+def _log_outcome(attempt: Attempt) -> None:
+    row = attempt.row
+    slug = row.get("workflow_slug") or row.get("task_slug")
+    logs.info(
+        "Job %s (%s) finished: %s",
+        attempt.id,
+        slug,
+        attempt.result,
+        extra={"job_id": attempt.id, "slug": slug, "queue": row["queue"], "status": attempt.result},
+    )
 
 
 def single_task_workflow(slug: str) -> Workflow:

@@ -242,6 +242,28 @@ class Store:
             return [row[0] for row in result]
 
     @translated
+    async def retry(self, job_id: int, *, now: datetime) -> Row | None:
+        """Make a failed or cancelled job runnable again, keeping its log; ``None`` otherwise."""
+        async with self.write() as conn:
+            result = await conn.execute(
+                update(jobs)
+                .where(
+                    jobs.c.id == job_id, jobs.c.has_error == true(), jobs.c.completed_at.is_(None)
+                )
+                .values(
+                    has_error=False,
+                    error=None,
+                    wait_until=None,
+                    processing_until=None,
+                    processing_token=None,
+                    updated_at=now,
+                )
+                .returning(*jobs.c)
+            )
+            row = result.first()
+            return None if row is None else row_values(row)
+
+    @translated
     async def get(self, job_id: int) -> Row | None:
         async with self.read() as conn:
             row = (await conn.execute(select(jobs).where(jobs.c.id == job_id))).first()
