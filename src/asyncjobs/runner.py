@@ -58,6 +58,8 @@ class Runner:
         self.buffer = timedelta(seconds=seconds(lease.safety_buffer))
         self.delete_on_complete = delete_on_complete
         self.running: dict[int, Attempt] = {}
+        # Called with (queue, wait_until) when a job failed and will be retried.
+        self.retry_listeners: list[Callable[[str, datetime], None]] = []
         self._batches: set[anyio.CancelScope] = set()
         self._idle = anyio.Event()
         self._idle.set()
@@ -157,6 +159,13 @@ class Runner:
             if status is not None:
                 statuses[attempt.id] = status
             _log_outcome(attempt)
+            if status == "error":
+                self._announce_retry(attempt)
+
+    def _announce_retry(self, attempt: Attempt) -> None:
+        due = attempt.row.get("wait_until") or self.clock()
+        for listener in list(self.retry_listeners):
+            listener(attempt.row["queue"], due)
 
     async def _execute(self, attempt: Attempt, finisher: Finisher) -> RunStatus | None:
         try:

@@ -9,7 +9,9 @@ one more tick right after it.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from functools import partial
@@ -23,13 +25,14 @@ from apscheduler.triggers.base import BaseTrigger
 from asyncjobs import logs
 from asyncjobs.config import AutoRun
 from asyncjobs.cron import Cron, parse
-from asyncjobs.models import Job
+from asyncjobs.models import Job, RunResult
 
 if TYPE_CHECKING:
     from asyncjobs.jobs import Jobs
 
 logger = logging.getLogger(__name__)
 TICK_ERROR = "Error in job queue cron job handler"
+MAX_DUE_TIMES = 10_000  # due times a lane remembers; later ones wait for a cron tick
 CLOSE_GRACE = 1.0  # how long close() lets a tick finish its last writes before cancelling it
 
 
@@ -78,27 +81,50 @@ class _Immediate(BaseExecutor):  # type: ignore[misc]
 
 
 class _Lane:
-    """One ``AutoRun`` entry: its pending wake and what it covers."""
+    """One ``AutoRun`` entry: its pending wake, the due times it knows of, what it covers."""
 
-    def __init__(self, entry: AutoRun, index: int) -> None:
+    def __init__(self, entry: AutoRun, index: int, clock: Callable[[], datetime]) -> None:
         self.entry = entry
         self.name = f"asyncjobs-autorun-{index}"
-        self._due = anyio.Event()
+        self.clock = clock
+        self._signal = anyio.Event()
+        self._woken = False
+        self._due: list[datetime] = []  # a heap of times at which jobs fall due
 
     def wake(self) -> None:
-        self._due.set()
+        self._woken = True
+        self._signal.set()
+
+    def wake_at(self, when: datetime) -> None:
+        """Tick when ``when`` comes (a ``wait_until``, a retry's backoff), not at the next cron."""
+        if when <= self.clock():
+            self.wake()
+        elif len(self._due) < MAX_DUE_TIMES:  # past that, the cron ticks cover the rest
+            heapq.heappush(self._due, when)
+            self._signal.set()
 
     async def wait(self) -> None:
-        await self._due.wait()
-        self._due = anyio.Event()
+        """Return at the next wake, or when the earliest known due time has come."""
+        while not self._woken:
+            delay = (self._due[0] - self.clock()).total_seconds() if self._due else math.inf
+            if delay <= 0:
+                break
+            with anyio.move_on_after(delay):
+                await self._signal.wait()
+            self._signal = anyio.Event()
+        self._woken = False
+        now = self.clock()
+        while self._due and self._due[0] <= now:
+            heapq.heappop(self._due)
 
-    def covers(self, created: Sequence[Job]) -> bool:
-        """Whether these new jobs are ones this entry would run now."""
+    def covers(self, queue: str) -> bool:
         entry = self.entry
-        return entry.wake_on_queue and any(
-            job.status == "queued" and (entry.all_queues or job.queue == entry.queue)
-            for job in created
-        )
+        return entry.wake_on_queue and (entry.all_queues or queue == entry.queue)
+
+    def notice(self, queue: str, due: datetime | None) -> None:
+        """New or retried jobs on ``queue``, runnable at ``due`` (now when ``None``)."""
+        if self.covers(queue):
+            self.wake() if due is None else self.wake_at(due)
 
 
 class AutoRunner:
@@ -115,15 +141,24 @@ class AutoRunner:
         self._unsubscribe: Callable[[], None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._cancel = anyio.CancelScope()  # may be cancelled before the lanes even start
+        self._listener = anyio.CancelScope()
         self._stopping = False
 
     async def start(self, entries: Sequence[AutoRun]) -> None:
         """Install one timer per entry, and the queue listener for ``wake_on_queue``."""
-        self._lanes = [_Lane(entry, index) for index, entry in enumerate(entries)]
+        self._lanes = [_Lane(entry, index, self.jobs.clock) for index, entry in enumerate(entries)]
         self._task = asyncio.get_running_loop().create_task(self._serve(), name="asyncjobs-autorun")
         self._timers = self._install_timers()
         if any(lane.entry.wake_on_queue for lane in self._lanes):
-            self._unsubscribe = self.jobs.on_queued(self._on_queued)
+            unsubscribe = self.jobs.on_queued(self._on_queued)
+            retries = self.jobs.runner.retry_listeners
+            retries.append(self._notice)
+
+            def unsubscribe_all() -> None:
+                unsubscribe()
+                retries.remove(self._notice)
+
+            self._unsubscribe = unsubscribe_all
 
     def _install_timers(self) -> AsyncIOScheduler:
         timers = AsyncIOScheduler(
@@ -144,9 +179,13 @@ class AutoRunner:
         return timers
 
     def _on_queued(self, created: Sequence[Job]) -> None:
+        for job in created:
+            if job.status in ("queued", "waiting"):
+                self._notice(job.queue, job.wait_until)
+
+    def _notice(self, queue: str, due: datetime | None) -> None:
         for lane in self._lanes:
-            if lane.covers(created):
-                lane.wake()
+            lane.notice(queue, due)
 
     async def stop(self) -> None:
         """Remove the timers and the queue listener; no tick starts after this returns."""
@@ -157,6 +196,7 @@ class AutoRunner:
         timers, self._timers = self._timers, None
         if timers is not None:
             timers.shutdown(wait=False)
+        self._listener.cancel()
         for lane in self._lanes:
             lane.wake()  # idle loops see _stopping and return
 
@@ -175,17 +215,26 @@ class AutoRunner:
             async with anyio.create_task_group() as tg:
                 for lane in self._lanes:
                     tg.start_soon(self._serve_lane, lane, name=lane.name)
+                if self.jobs.store.notifies and any(
+                    lane.entry.wake_on_queue for lane in self._lanes
+                ):
+                    tg.start_soon(self._listen, name="asyncjobs-notifications")
+
+    async def _listen(self) -> None:
+        """Hear jobs queued by other processes (PostgreSQL NOTIFY) and wake covering lanes."""
+        with self._listener:
+            await self.jobs.store.listen(self._notice)
 
     async def _serve_lane(self, lane: _Lane) -> None:
         while True:
             await lane.wait()
             if self._stopping:
                 return
-            await self._tick(lane.entry)
+            await self._tick(lane)
 
-    async def _tick(self, entry: AutoRun) -> None:
+    async def _tick(self, lane: _Lane) -> None:
         """Ask ``should_auto_run``, handle schedules unless disabled, then run due jobs."""
-        jobs = self.jobs
+        jobs, entry = self.jobs, lane.entry
         with logs.silenced(entry.silent):
             if not await self._phase(entry, "should_auto_run", jobs.auto_run_allowed):
                 return
@@ -202,7 +251,9 @@ class AutoRunner:
                     all_queues=entry.all_queues,
                     silent=entry.silent,
                 )
-                await self._phase(entry, "run", run)
+                result = await self._phase(entry, "run", run)
+                if _full_batch(result, entry) and not self._stopping:
+                    lane.wake()  # a backlog: keep draining rather than wait for the next tick
 
     async def _phase(self, entry: AutoRun, phase: str, call: Callable[[], Awaitable[Any]]) -> Any:
         """Run one step of a tick; an exception is logged and the next tick still comes.
@@ -216,3 +267,12 @@ class AutoRunner:
             extra = {"phase": phase, "queue": entry.queue, "cron": entry.cron}
             logger.error(TICK_ERROR, exc_info=True, extra=extra)
             return None
+
+
+def _full_batch(result: object, entry: AutoRun) -> bool:
+    """A run that took as many jobs as it could (with ``wake_on_queue``, drain on)."""
+    return (
+        entry.wake_on_queue
+        and isinstance(result, RunResult)
+        and len(result.job_status) >= entry.limit
+    )

@@ -21,8 +21,12 @@ _PG_CLAIM_LOCK = 0x61736A6F63  # serialises claims of keyed jobs across instance
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
-    """An async engine for ``url``, tuned for short write transactions."""
+def create_engine(url: str, *, name: str = "asyncjobs") -> AsyncEngine:
+    """An async engine for ``url``, tuned for short write transactions.
+
+    ``name`` becomes PostgreSQL's ``application_name``, which tells an instance's own job
+    notifications from other instances'.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, in_memory=parsed.database in (None, "", ":memory:"))
@@ -34,6 +38,7 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
             max_overflow=10,
             pool_pre_ping=False,
             isolation_level="READ COMMITTED",
+            connect_args={"server_settings": {"application_name": name}},
         )
     raise ValueError(
         f"unsupported database URL {parsed.render_as_string(hide_password=True)!r}: "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -15,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from asyncjobs.errors import StorageError
-from asyncjobs.storage import dialects, filters
+from asyncjobs.storage import dialects, filters, notify
 from asyncjobs.storage.tables import (
     SCHEMA_VERSION,
     Json,
@@ -50,6 +51,7 @@ class Store:
         self.url = url
         self._engine: AsyncEngine | None = None
         self._write_gate = dialects.write_gate(url)
+        self.name = f"asyncjobs-{uuid.uuid4().hex[:12]}"
 
     def __repr__(self) -> str:
         return f"Store({make_url(self.url).render_as_string(hide_password=True)!r})"
@@ -70,7 +72,7 @@ class Store:
         if self._engine is not None:
             return
         dialects.check_url(self.url)
-        engine = dialects.create_engine(self.url)
+        engine = dialects.create_engine(self.url, name=self.name)
         try:
             async with engine.connect() as conn:
                 await conn.execution_options(**{dialects.WRITE: True})
@@ -78,6 +80,7 @@ class Store:
                     await dialects.lock_schema(conn)
                     await conn.run_sync(metadata.create_all)
                     await _check_version(conn)
+                    await notify.install_trigger(conn)
         except BaseException:
             await engine.dispose()
             raise
@@ -190,6 +193,15 @@ class Store:
                 .where(jobs.c.id.in_(ids), jobs.c.processing_token == token)
                 .values(processing_until=None, processing_token=None)
             )
+
+    @property
+    def notifies(self) -> bool:
+        """Whether inserts wake listeners in other processes (PostgreSQL)."""
+        return self.dialect == "postgresql"
+
+    async def listen(self, wake: notify.Wake) -> None:
+        """Call ``wake(queue, due)`` whenever any process queues jobs, until cancelled."""
+        await notify.listen(self.engine, wake, ignore=self.name)
 
     @translated
     async def finish_owned(
