@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,11 @@ import asyncjobs
 
 OUT = Path(sys.argv[2]) if len(sys.argv) > 2 else Path(os.devnull)
 MODE = sys.argv[3] if len(sys.argv) > 3 else "drain"
+# The crash test needs a lease that expires quickly; draining workers get a long one so that a
+# starved heartbeat on a loaded machine cannot let a job run twice.
 LEASE = asyncjobs.Lease(duration=2, safety_buffer=0.5)
+DRAIN_LEASE = asyncjobs.Lease(duration=60, safety_buffer=5)
+START_AT = float(os.environ.get("PROC_WORKER_START_AT", "0"))
 
 
 def note(line: str) -> None:
@@ -47,20 +52,21 @@ async def crashy(*, tasks: Any) -> None:
     await tasks.mark("2", input={"step": "step2"})
 
 
-def make_jobs(url: str) -> asyncjobs.Jobs:
+def make_jobs(url: str, lease: asyncjobs.Lease = LEASE) -> asyncjobs.Jobs:
     return asyncjobs.Jobs(
         tasks=[count, mark],
         workflows=[crashy],
         database_url=url,
         auto_run=[],
-        lease=LEASE,
+        lease=lease,
         delete_job_on_complete=False,
     )
 
 
 async def main() -> None:
-    jobs = make_jobs(sys.argv[1])
+    jobs = make_jobs(sys.argv[1], DRAIN_LEASE if MODE == "drain" else LEASE)
     async with jobs.lifespan(auto_run=False):
+        await anyio.sleep(max(0.0, START_AT - time.time()))  # let every worker start together
         if MODE == "rescue":
             await rescue(jobs)
             return

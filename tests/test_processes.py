@@ -21,8 +21,12 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def start_worker(url: str, out: Path, mode: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
+def start_worker(url: str, out: Path, mode: str, start_at: float = 0) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
+        "PROC_WORKER_START_AT": str(start_at),
+    }
     return subprocess.Popen(
         [sys.executable, "-m", "tests.proc_worker", url, str(out), mode], cwd=ROOT, env=env
     )
@@ -81,7 +85,8 @@ async def test_several_processes_run_each_job_exactly_once(
     async with jobs.lifespan(auto_run=False):
         await jobs.queue_many([{"task": "count", "input": {"n": n}} for n in range(total)])
     outs = [tmp_path / f"worker-{i}.txt" for i in range(3)]
-    workers = [start_worker(database_url, out, "drain") for out in outs]
+    start_at = time.time() + 4  # after every interpreter has imported and connected
+    workers = [start_worker(database_url, out, "drain", start_at) for out in outs]
     codes = [await anyio.to_thread.run_sync(finish, w, 100) for w in workers]
     assert codes == [0, 0, 0]
     runs = Counter(line for out in outs if out.exists() for line in out.read_text().splitlines())

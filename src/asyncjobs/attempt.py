@@ -13,8 +13,10 @@ import anyio
 
 from asyncjobs.config import Workflow
 from asyncjobs.errors import JobRunAborted
-from asyncjobs.models import Job, JobLogEntry, TaskStatus, fold_task_status, make_job
+from asyncjobs.models import Job, TaskStatus, make_job, step_status
 from asyncjobs.storage import Store
+
+WRITE_GRACE = 10.0  # seconds a started write may finish despite cancellation
 
 
 @dataclass
@@ -28,6 +30,9 @@ class Attempt:
     safety_buffer: timedelta
     definition: Workflow | None = None
     result: str | None = None
+    releasing: bool = False
+    defer_top_step: bool = False
+    pending: list[dict[str, Any]] = field(default_factory=list)
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     _lock: anyio.Lock = field(default_factory=anyio.Lock)
 
@@ -36,16 +41,48 @@ class Attempt:
         return int(self.row["id"])
 
     @property
+    def holding(self) -> bool:
+        """Still running and not yet writing its final update (which clears the token)."""
+        return self.result is None and not self.releasing
+
+    @property
     def log(self) -> list[dict[str, Any]]:
-        return list(self.row.get("log") or ())
+        """Every step entry of this job, including those waiting for the next write."""
+        return [*(self.row.get("log") or ()), *self.pending]
+
+    def unsaved_log(self) -> list[dict[str, Any]] | None:
+        """The full log when entries wait to be written, else ``None``."""
+        return self.log if self.pending else None
+
+    def finished(self, now: datetime) -> None:
+        """Reflect a completion that a group write recorded."""
+        self.row.update(
+            log=self.log,
+            completed_at=now,
+            processing_until=None,
+            processing_token=None,
+            total_tried=self.row["total_tried"] + 1,
+            updated_at=now,
+        )
+        self.pending.clear()
+
+    async def record_step(self, entry: dict[str, Any], *, top_level: bool) -> None:
+        """Log a succeeded step: at once, or with the completion for a single-task job.
+
+        Deferring only the one top-level step of a single-task job changes no outcome: the
+        completion is the very next write, and a crash before it re-runs that step either way.
+        """
+        if top_level and self.defer_top_step:
+            self.pending.append(entry)
+            return
+        await self.write({}, log_entry=entry)
 
     def snapshot(self) -> Job:
         """The job as of the last write, for handlers and hooks."""
         return make_job(self.row, self.clock())
 
     def task_status(self, slug: str, task_id: str) -> TaskStatus | None:
-        entries = [JobLogEntry.model_validate(e) for e in self.log]
-        return fold_task_status(entries).get(slug, {}).get(task_id)
+        return step_status(self.log, slug, task_id)
 
     def failures_since_success(self, slug: str, task_id: str) -> int:
         count = 0
@@ -65,15 +102,24 @@ class Attempt:
         async with self._lock:
             now = self.clock()
             update = dict(values)
-            if log_entry is not None:
-                update["log"] = [*self.log, log_entry]
+            if log_entry is not None or self.pending:
+                update["log"] = [*self.log, *([log_entry] if log_entry is not None else [])]
             update.setdefault("updated_at", now)
-            owned = await self.store.update_owned(
-                self.id, self.token, live_after=now + self.safety_buffer, values=update
-            )
-            if not owned:
-                raise JobRunAborted(f"job {self.id} can no longer be updated by this runner")
-            self.row.update(update)
+            # Once the final write is on its way, a token found cleared is our own doing.
+            if "processing_token" in update:
+                self.releasing = True
+            # Shielded: a write cancelled after its commit would leave ``row`` behind the
+            # database, and the next write would drop a logged step (say, a parallel sibling
+            # cancelled because another step failed).
+            with anyio.move_on_after(WRITE_GRACE, shield=True):
+                owned = await self.store.update_owned(
+                    self.id, self.token, live_after=now + self.safety_buffer, values=update
+                )
+                if owned:
+                    self.row.update(update)
+                    self.pending.clear()
+                    return
+            raise JobRunAborted(f"job {self.id} can no longer be updated by this runner")
 
 
 def new_log_entry(

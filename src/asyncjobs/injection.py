@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Collection
 from typing import Any
@@ -9,8 +10,25 @@ from typing import Any
 import anyio.to_thread
 
 
+class Lazy:
+    """A value computed only when the callee declares its name."""
+
+    __slots__ = ("make",)
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self.make = make
+
+
 def declared_names(fn: Callable[..., Any]) -> frozenset[str] | None:
     """Return the keyword names ``fn`` accepts, or ``None`` when it takes ``**kwargs``."""
+    try:
+        return _declared_names(fn)
+    except TypeError:  # unhashable callable
+        return _declared_names.__wrapped__(fn)
+
+
+@functools.lru_cache(maxsize=1024)
+def _declared_names(fn: Callable[..., Any]) -> frozenset[str] | None:
     params = inspect.signature(fn).parameters.values()
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
         return None
@@ -39,11 +57,10 @@ def _name(fn: Callable[..., Any]) -> str:
 
 
 def pick(fn: Callable[..., Any], available: dict[str, Any]) -> dict[str, Any]:
-    """The subset of ``available`` that ``fn`` declares."""
+    """The subset of ``available`` that ``fn`` declares, with :class:`Lazy` values made."""
     names = declared_names(fn)
-    if names is None:
-        return dict(available)
-    return {k: v for k, v in available.items() if k in names}
+    chosen = available if names is None else {k: v for k, v in available.items() if k in names}
+    return {k: v.make() if isinstance(v, Lazy) else v for k, v in chosen.items()}
 
 
 async def call(fn: Callable[..., Any], available: dict[str, Any], *, thread: bool = False) -> Any:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -33,6 +33,9 @@ from asyncjobs.queueing import prepare_rows
 from asyncjobs.registry import Registry
 from asyncjobs.runner import Runner, RunRequest
 from asyncjobs.storage import Store
+
+if TYPE_CHECKING:
+    from asyncjobs.http import EndpointsApp
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///asyncjobs.db"
 DATABASE_URL_ENV = "ASYNCJOBS_DATABASE_URL"
@@ -118,6 +121,8 @@ class Jobs:
         if timers is not None:
             await timers.stop()
         await self.runner.drain(timeout)
+        if timers is not None:
+            await timers.close()  # after the drain, so a tick's last writes precede store.close()
         await self.store.close()
 
     async def __aenter__(self) -> Jobs:
@@ -160,6 +165,16 @@ class Jobs:
         """Call ``listener`` with the jobs after every successful queue; returns an unsubscribe."""
         self._queued_listeners.append(listener)
         return lambda: self._queued_listeners.remove(listener)
+
+    def asgi_app(self) -> EndpointsApp:
+        """An ASGI app serving ``GET /run`` and ``GET /handle-schedules`` (``asyncjobs.http``).
+
+        Requests need ``Authorization: Bearer <secret>`` or a true ``Access.run(request)``;
+        otherwise they get 401 and nothing runs.
+        """
+        from asyncjobs.http import EndpointsApp
+
+        return EndpointsApp(self)
 
     # -- operations ------------------------------------------------------------------------
 
@@ -277,6 +292,22 @@ class Jobs:
         """Cancel one job; ``False`` when it is missing or already finished."""
         await self._check_access("cancel", override_access, request)
         return bool(await self._cancel({"id": int(id)}, None))
+
+    async def retry_by_id(self, id: int) -> bool:
+        """Make a failed or cancelled job runnable again; its succeeded steps are kept.
+
+        The job keeps its log and ``total_tried``, so a step that used up its retries gets one
+        more try. Returns ``False`` when the job is missing or neither failed nor cancelled.
+        """
+        await self._ready()
+        now = self.clock()
+        row = await self.store.retry(int(id), now=now)
+        if row is None:
+            return False
+        # Runnable again, like a new job: wake_on_queue listeners may run it at once.
+        for listener in list(self._queued_listeners):
+            listener([make_job(row, now)])
+        return True
 
     async def _cancel(self, where: Mapping[str, Any] | None, queue: str | None) -> list[int]:
         await self._ready()

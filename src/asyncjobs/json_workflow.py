@@ -52,11 +52,21 @@ def _check_step(step: Mapping[str, Any], where: str, seen: set[str]) -> Mapping[
         injection.check_injectable(step["inline_task"], HANDLER_ARGS, f"{where} inline_task")
     elif not isinstance(step["task"], str):
         raise TypeError(f"{where} ({step_id!r}) 'task' must be a task slug")
-    for key in ("input", "condition"):
-        if key in step and callable(step[key]):
-            injection.check_injectable(step[key], JOB_ARGS, f"{where} {key}")
+    _check_callables(step, f"{where} ({step_id!r})")
     as_retries(step.get("retries"), f"{where} retries")
     return MappingProxyType(dict(step))
+
+
+def _check_callables(step: Mapping[str, Any], where: str) -> None:
+    if "condition" in step:
+        injection.check_injectable(step["condition"], JOB_ARGS, f"{where} condition")
+    value = step.get("input")
+    if callable(value):
+        injection.check_injectable(value, JOB_ARGS, f"{where} input")
+    elif value is not None and not isinstance(value, Mapping):
+        raise TypeError(f"{where} 'input' must be a dict or a callable(job), got {value!r}")
+    if not isinstance(step.get("completes_job", False), bool):
+        raise TypeError(f"{where} 'completes_job' must be a bool, got {step['completes_job']!r}")
 
 
 def step_slug(step: Mapping[str, Any]) -> str:
@@ -66,16 +76,15 @@ def step_slug(step: Mapping[str, Any]) -> str:
 async def run_json_workflow(runner: StepRunner, steps: Sequence[Mapping[str, Any]]) -> None:
     """Run passes until a ``completes_job`` step is done or no runnable step is left.
 
-    Every pass completes at least one step or raises, so the loop ends.
+    Every pass completes at least one step or raises, and a complete step never runs again,
+    so the loop ends after at most ``len(steps)`` passes.
     """
-    while True:
+    while not any(s.get("completes_job") and _complete(runner, s) for s in steps):
         pending = [s for s in steps if not _complete(runner, s)]
         ready = [s for s in pending if await _condition_holds(runner, s)]
         if not ready:
             return
         await gather([_runner_for(runner, s) for s in ready])
-        if any(s.get("completes_job") and _complete(runner, s) for s in steps):
-            return
 
 
 def _complete(runner: StepRunner, step: Mapping[str, Any]) -> bool:
@@ -94,13 +103,13 @@ def _runner_for(
     runner: StepRunner, step: Mapping[str, Any]
 ) -> Callable[[], Coroutine[Any, Any, Any]]:
     async def run() -> Any:
-        if "inline_task" in step:
-            return await runner.inline_task(
-                step["id"], task=step["inline_task"], retries=step.get("retries")
-            )
         value = step.get("input")
         if callable(value):
             value = await injection.call(value, {"job": runner.attempt.snapshot()})
+        if "inline_task" in step:
+            return await runner.inline_task(
+                step["id"], task=step["inline_task"], input=value, retries=step.get("retries")
+            )
         return await runner.call_task(step["task"], step["id"], value or {}, step.get("retries"))
 
     return run

@@ -32,11 +32,19 @@ def silenced(silent: Silent) -> Iterator[None]:
         _silenced.reset(token)
 
 
-def info(msg: str, *args: Any, extra: Mapping[str, Any] | None = None) -> None:
+def info(
+    msg: str, *args: Any, extra: Mapping[str, Any] | None = None, log: logging.Logger = logger
+) -> None:
     if not _silenced.get()[0]:
-        logger.info(msg, *args, extra=dict(extra or {}))
+        log.info(msg, *args, extra=dict(extra or {}))
 
 
-def error(msg: str, *args: Any, extra: Mapping[str, Any] | None = None, exc: bool = False) -> None:
+def error(
+    msg: str,
+    *args: Any,
+    extra: Mapping[str, Any] | None = None,
+    exc: bool = False,
+    log: logging.Logger = logger,
+) -> None:
     if not _silenced.get()[1]:
-        logger.error(msg, *args, extra=dict(extra or {}), exc_info=exc)
+        log.error(msg, *args, extra=dict(extra or {}), exc_info=exc)

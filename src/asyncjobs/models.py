@@ -61,6 +61,21 @@ def fold_task_status(log: Iterable[JobLogEntry]) -> dict[str, dict[str, TaskStat
     return status
 
 
+def step_status(log: Iterable[Mapping[str, Any]], slug: str, task_id: str) -> TaskStatus | None:
+    """One step's :class:`TaskStatus` from raw log entries, folded like ``fold_task_status``."""
+    found, complete, tried, values = False, False, 0, (None, None)
+    for entry in log:
+        if entry["task_slug"] != slug or entry["task_id"] != task_id:
+            continue
+        succeeded = entry["state"] == "succeeded"
+        if not found or succeeded:
+            values = (entry.get("input"), entry.get("output"))
+        found, complete, tried = True, complete or succeeded, tried + 1
+    if not found:
+        return None
+    return TaskStatus(complete=complete, input=values[0], output=values[1], total_tried=tried)
+
+
 class Job(BaseModel):
     """A snapshot of one persisted run of a task or workflow."""
 

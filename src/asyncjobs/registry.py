@@ -27,6 +27,7 @@ class Registry:
             self._add(item, self.tasks, "task")
         for flow in workflows:
             self._add(flow, self.workflows, "workflow")
+        self._check_json_steps()
         self._imported: dict[str, Callable[..., Any]] = {}
 
     def _add(self, item: Any, into: dict[str, Any], kind: str) -> None:
@@ -38,6 +39,18 @@ class Registry:
                 f"slug {item.slug!r} is used twice; task and workflow slugs are unique"
             )
         into[item.slug] = item
+
+    def _check_json_steps(self) -> None:
+        for flow in self.workflows.values():
+            if not isinstance(flow.handler, tuple):
+                continue
+            named = [step["task"] for step in flow.handler if "task" in step]
+            missing = [slug for slug in named if slug not in self.tasks]
+            if missing:
+                raise ValueError(
+                    f"workflow {flow.slug!r} has steps naming unregistered task(s) "
+                    f"{', '.join(map(repr, missing))}"
+                )
 
     def task(self, slug: str) -> Task:
         try:

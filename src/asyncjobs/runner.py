@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from asyncjobs import failures, injection, logs
-from asyncjobs.attempt import Attempt, released
+from asyncjobs.attempt import Attempt
 from asyncjobs.config import Lease, Workflow, seconds
 from asyncjobs.errors import JobCancelled, JobRunAborted, NotRegistered, StorageError
+from asyncjobs.finisher import Finisher
 from asyncjobs.models import RunResult, RunStatus
 from asyncjobs.registry import SINGLE_TASK, HandlerImportError, Registry
 from asyncjobs.step_runner import StepRunner, TaskFailed
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from asyncjobs.jobs import Jobs
 
 MIN_HEARTBEAT = 0.05
+CANCEL_CHECK_INTERVAL = 0.5  # seconds between checks for jobs cancelled elsewhere
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,8 @@ class Runner:
         self.buffer = timedelta(seconds=seconds(lease.safety_buffer))
         self.delete_on_complete = delete_on_complete
         self.running: dict[int, Attempt] = {}
+        # Called with (queue, wait_until) when a job failed and will be retried.
+        self.retry_listeners: list[Callable[[str, datetime], None]] = []
         self._batches: set[anyio.CancelScope] = set()
         self._idle = anyio.Event()
         self._idle.set()
@@ -74,7 +78,6 @@ class Runner:
             )
             attempts = [self._attempt(row, token) for row in rows]
             statuses = await self._run_batch(attempts, token, request.sequential)
-            await self._delete_completed(statuses)
             return RunResult(
                 job_status=statuses,
                 remaining_jobs_from_queried=sum(1 for s in statuses.values() if s == "error"),
@@ -95,7 +98,12 @@ class Runner:
 
     def _attempt(self, row: dict[str, Any], token: str) -> Attempt:
         return Attempt(
-            row=row, token=token, store=self.store, clock=self.clock, safety_buffer=self.buffer
+            row=row,
+            token=token,
+            store=self.store,
+            clock=self.clock,
+            safety_buffer=self.buffer,
+            defer_top_step=not row.get("workflow_slug"),
         )
 
     async def _run_batch(
@@ -103,12 +111,15 @@ class Runner:
     ) -> dict[int, RunStatus]:
         statuses: dict[int, RunStatus] = {}
         scope = anyio.CancelScope()
+        finisher = Finisher(
+            self.store, token, self.clock, self.buffer, delete=self.delete_on_complete
+        )
         self._enter(scope, attempts)
         try:
             with scope:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._heartbeat, attempts, token)
-                    await self._execute_all(attempts, statuses, sequential)
+                    await self._execute_all(attempts, statuses, sequential, finisher)
                     tg.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
@@ -117,20 +128,26 @@ class Runner:
         return statuses
 
     async def _execute_all(
-        self, attempts: list[Attempt], statuses: dict[int, RunStatus], sequential: bool
+        self,
+        attempts: list[Attempt],
+        statuses: dict[int, RunStatus],
+        sequential: bool,
+        finisher: Finisher,
     ) -> None:
         if sequential:
             for attempt in attempts:
-                await self._run_one(attempt, statuses)
+                await self._run_one(attempt, statuses, finisher)
             return
         async with anyio.create_task_group() as tg:
             for attempt in attempts:
-                tg.start_soon(self._run_one, attempt, statuses)
+                tg.start_soon(self._run_one, attempt, statuses, finisher)
 
-    async def _run_one(self, attempt: Attempt, statuses: dict[int, RunStatus]) -> None:
+    async def _run_one(
+        self, attempt: Attempt, statuses: dict[int, RunStatus], finisher: Finisher
+    ) -> None:
         with attempt.scope:
             try:
-                status = await self._execute(attempt)
+                status = await self._execute(attempt, finisher)
             except JobRunAborted:
                 status = None
             except StorageError:
@@ -141,8 +158,16 @@ class Runner:
             attempt.result = status or "aborted"
             if status is not None:
                 statuses[attempt.id] = status
+            _log_outcome(attempt)
+            if status == "error":
+                self._announce_retry(attempt)
 
-    async def _execute(self, attempt: Attempt) -> RunStatus | None:
+    def _announce_retry(self, attempt: Attempt) -> None:
+        due = attempt.row.get("wait_until") or self.clock()
+        for listener in list(self.retry_listeners):
+            listener(attempt.row["queue"], due)
+
+    async def _execute(self, attempt: Attempt, finisher: Finisher) -> RunStatus | None:
         try:
             attempt.definition = self._definition(attempt.row)
         except NotRegistered as exc:
@@ -160,13 +185,7 @@ class Runner:
             raise
         except Exception as exc:
             return await failures.workflow_failed(attempt, exc)
-        await attempt.write(
-            {
-                **released(),
-                "completed_at": self.clock(),
-                "total_tried": attempt.row["total_tried"] + 1,
-            }
-        )
+        await finisher.finish(attempt)
         return "success"
 
     def _definition(self, row: Mapping[str, Any]) -> Workflow:
@@ -196,24 +215,47 @@ class Runner:
         await injection.call(fn, steps.injected(value))
 
     async def _heartbeat(self, attempts: list[Attempt], token: str) -> None:
-        interval = max(self.duration.total_seconds() / 3, MIN_HEARTBEAT)
+        """Renew the batch's leases and notice jobs cancelled by another instance.
+
+        Leases are renewed every duration/3; between renewals, every ``CANCEL_CHECK_INTERVAL``
+        seconds, one primary-key read checks that the batch still holds its tokens. A job found
+        gone has its handler cancelled. The heartbeat exists only while a batch runs, so an
+        idle instance sends nothing. (A cancel made through this process interrupts the handler
+        at once, see ``cancel_running``.)
+        """
+        renew_every = max(self.duration.total_seconds() / 3, MIN_HEARTBEAT)
+        renew_at = anyio.current_time() + renew_every
         while True:
-            await anyio.sleep(interval)
-            live = [a for a in attempts if a.result is None]
-            now = self.clock()
-            try:
+            await anyio.sleep(min(renew_every, CANCEL_CHECK_INTERVAL))
+            renew = anyio.current_time() >= renew_at
+            if renew:
+                renew_at = anyio.current_time() + renew_every
+            await self._check_leases(attempts, token, renew=renew)
+
+    async def _check_leases(self, attempts: list[Attempt], token: str, *, renew: bool) -> None:
+        live = [a for a in attempts if a.result is None]
+        if not live:
+            return
+        ids = [a.id for a in live]
+        try:
+            if renew:
+                now = self.clock()
                 owned = await self.store.renew(
-                    [a.id for a in live],
-                    token,
-                    live_after=now + self.buffer,
-                    until=now + self.duration,
+                    ids, token, live_after=now + self.buffer, until=now + self.duration
                 )
-            except StorageError:
-                logs.error("Failed to renew job processing leases", exc=True)
-                continue
-            for attempt in live:
-                if attempt.id not in owned and attempt.result is None:
-                    attempt.scope.cancel()
+            else:
+                owned = await self.store.owned(ids, token)
+        except StorageError:
+            logs.error("Failed to check job processing leases", exc=True)
+            return
+        for attempt in live:
+            if attempt.id not in owned and attempt.holding:
+                logs.info(
+                    "Job %s was cancelled or lost its lease; stopping it.",
+                    attempt.id,
+                    extra={"job_id": attempt.id},
+                )
+                attempt.scope.cancel()
 
     async def _hand_back(self, attempts: list[Attempt], token: str) -> None:
         unfinished = [a.id for a in attempts if a.result is None]
@@ -223,15 +265,6 @@ class Runner:
             await self.store.release(unfinished, token)
         except StorageError:
             logs.error("Could not release jobs %s; their leases will expire", unfinished, exc=True)
-
-    async def _delete_completed(self, statuses: Mapping[int, RunStatus]) -> None:
-        done = [job_id for job_id, status in statuses.items() if status == "success"]
-        if not (self.delete_on_complete and done):
-            return
-        try:
-            await self.store.delete(done)
-        except StorageError:
-            logs.error("Failed to delete jobs %s on complete", done, exc=True)
 
     def _enter(self, scope: anyio.CancelScope, attempts: list[Attempt]) -> None:
         self._batches.add(scope)
@@ -247,7 +280,11 @@ class Runner:
             self._idle.set()
 
     def cancel_running(self, ids: list[int]) -> None:
-        """Interrupt the handlers of these jobs if they run in this process."""
+        """Interrupt the handlers of these jobs if they run in this process.
+
+        Async handlers are cancelled at their next await; a sync handler's worker thread
+        cannot be interrupted, so its job stops when the call returns (recording nothing).
+        """
         for job_id in ids:
             attempt = self.running.get(job_id)
             if attempt is not None:
@@ -261,6 +298,18 @@ class Runner:
             scope.cancel()
         with anyio.move_on_after(max(timeout, 1.0)):
             await self._idle.wait()
+
+
+def _log_outcome(attempt: Attempt) -> None:
+    row = attempt.row
+    slug = row.get("workflow_slug") or row.get("task_slug")
+    logs.info(
+        "Job %s (%s) finished: %s",
+        attempt.id,
+        slug,
+        attempt.result,
+        extra={"job_id": attempt.id, "slug": slug, "queue": row["queue"], "status": attempt.result},
+    )
 
 
 def single_task_workflow(slug: str) -> Workflow:

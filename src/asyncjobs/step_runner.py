@@ -78,7 +78,7 @@ class StepRunner:
     def injected(self, input: Any) -> dict[str, Any]:
         return {
             "input": input,
-            "job": self.attempt.snapshot(),
+            "job": injection.Lazy(self.attempt.snapshot),
             "tasks": self.tasks,
             "inline_task": self.inline_task,
             "jobs": self.jobs,
@@ -134,7 +134,7 @@ class StepRunner:
             output=output,
             parent=step.parent,
         )
-        await self.attempt.write({}, log_entry=entry)
+        await self.attempt.record_step(entry, top_level=step.parent is None)
         return typed_output(step.task, output)
 
     async def _restore(self, step: Step, status: TaskStatus) -> bool:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text
+import anyio
+from sqlalchemy import Table, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
@@ -18,17 +21,41 @@ _PG_CLAIM_LOCK = 0x61736A6F63  # serialises claims of keyed jobs across instance
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
-    """An async engine for ``url``, tuned for short write transactions."""
+def create_engine(url: str, *, name: str = "asyncjobs") -> AsyncEngine:
+    """An async engine for ``url``, tuned for short write transactions.
+
+    ``name`` becomes PostgreSQL's ``application_name``, which tells an instance's own job
+    notifications from other instances'.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, in_memory=parsed.database in (None, "", ":memory:"))
     if parsed.get_backend_name() == "postgresql":
-        return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=False)
+        # Keyed claims rely on each statement taking a fresh snapshot after the claim lock.
+        return create_async_engine(
+            url,
+            pool_size=10,
+            max_overflow=10,
+            pool_pre_ping=False,
+            isolation_level="READ COMMITTED",
+            connect_args={"server_settings": {"application_name": name}},
+        )
     raise ValueError(
         f"unsupported database URL {parsed.render_as_string(hide_password=True)!r}: "
         "use sqlite+aiosqlite:///path.db or postgresql+asyncpg://user@host/db"
     )
+
+
+def write_gate(url: str) -> AbstractAsyncContextManager[Any]:
+    """What a write transaction of this process holds first.
+
+    SQLite has one writer at a time; connections of one process that race for it wait in
+    SQLite's sleeping busy handler (1, 2, 5 ... 100 ms), so they queue on an async lock instead
+    and only other processes ever meet the busy handler.
+    """
+    if make_url(url).get_backend_name() == "sqlite":
+        return anyio.Lock()
+    return nullcontext()
 
 
 def check_url(url: str) -> None:
@@ -83,7 +110,17 @@ async def lock_keyed_claims(conn: AsyncConnection) -> None:
     """Serialise claims that consider concurrency keys.
 
     Without it two PostgreSQL instances could each lock a different job of one key, both
-    seeing the key free. SQLite's write lock already serialises every claim.
+    seeing the key free (for example when they claim different queues or orders). Every claim
+    of an instance that has a keyed definition takes it, so a key's lease is committed before
+    the next keyed claim's statement takes its snapshot. SQLite's write lock already
+    serialises every claim.
     """
     if conn.dialect.name == "postgresql":
         await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_CLAIM_LOCK})
+
+
+def upsert(conn: AsyncConnection, table: Table) -> Any:
+    """An INSERT with ``on_conflict_do_update``: each backend has its own construct for it."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)

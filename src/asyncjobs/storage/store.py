@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import functools
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import delete, false, func, insert, or_, select, true, update
+from sqlalchemy import case, delete, false, func, insert, or_, select, true, type_coerce, update
+from sqlalchemy import delete as sa_delete
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from asyncjobs.errors import StorageError
-from asyncjobs.storage import dialects, filters
-from asyncjobs.storage.tables import SCHEMA_VERSION, jobs, metadata, row_values, schema_version
+from asyncjobs.storage import dialects, filters, notify
+from asyncjobs.storage.tables import (
+    SCHEMA_VERSION,
+    Json,
+    jobs,
+    metadata,
+    row_values,
+    schema_version,
+)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -41,6 +50,8 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         self._engine: AsyncEngine | None = None
+        self._write_gate = dialects.write_gate(url)
+        self.name = f"asyncjobs-{uuid.uuid4().hex[:12]}"
 
     def __repr__(self) -> str:
         return f"Store({make_url(self.url).render_as_string(hide_password=True)!r})"
@@ -61,7 +72,7 @@ class Store:
         if self._engine is not None:
             return
         dialects.check_url(self.url)
-        engine = dialects.create_engine(self.url)
+        engine = dialects.create_engine(self.url, name=self.name)
         try:
             async with engine.connect() as conn:
                 await conn.execution_options(**{dialects.WRITE: True})
@@ -69,6 +80,7 @@ class Store:
                     await dialects.lock_schema(conn)
                     await conn.run_sync(metadata.create_all)
                     await _check_version(conn)
+                    await notify.install_trigger(conn)
         except BaseException:
             await engine.dispose()
             raise
@@ -81,7 +93,7 @@ class Store:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.connect() as conn:
+        async with self._write_gate, self.engine.connect() as conn:
             await conn.execution_options(**{dialects.WRITE: True})
             async with conn.begin():
                 yield conn
@@ -95,11 +107,13 @@ class Store:
     async def insert_jobs(
         self, rows: Sequence[Row], *, supersede: Sequence[str], now: datetime
     ) -> list[Row]:
-        """Insert ``rows`` in one transaction, first dropping never-started ``supersede`` jobs."""
+        """Insert ``rows`` in one transaction, dropping never-started ``supersede`` jobs.
+
+        Of each superseding key only the newest inserted job is kept, so a batch that queues
+        one key twice behaves like two ``queue()`` calls in a row.
+        """
         async with self.write() as conn:
-            if supersede:
-                await conn.execute(_supersede(supersede, now))
-            return await insert_rows(conn, rows)
+            return await insert_superseding(conn, rows, supersede, now)
 
     @translated
     async def claim(self, claim: Claim) -> list[Row]:
@@ -158,6 +172,17 @@ class Store:
             return {row[0] for row in result}
 
     @translated
+    async def owned(self, ids: Sequence[int], token: str) -> set[int]:
+        """The ``ids`` still leased to ``token``: a cheap primary-key read for the heartbeat."""
+        if not ids:
+            return set()
+        async with self.read() as conn:
+            result = await conn.execute(
+                select(jobs.c.id).where(jobs.c.id.in_(ids), jobs.c.processing_token == token)
+            )
+            return {row[0] for row in result}
+
+    @translated
     async def release(self, ids: Sequence[int], token: str) -> None:
         """Hand jobs back: runnable again at once, no try counted."""
         if not ids:
@@ -168,6 +193,41 @@ class Store:
                 .where(jobs.c.id.in_(ids), jobs.c.processing_token == token)
                 .values(processing_until=None, processing_token=None)
             )
+
+    @property
+    def notifies(self) -> bool:
+        """Whether inserts wake listeners in other processes (PostgreSQL)."""
+        return self.dialect == "postgresql"
+
+    async def listen(self, wake: notify.Wake) -> None:
+        """Call ``wake(queue, due)`` whenever any process queues jobs, until cancelled."""
+        await notify.listen(self.engine, wake, ignore=self.name)
+
+    @translated
+    async def finish_owned(
+        self,
+        logs: Mapping[int, list[dict[str, Any]] | None],
+        token: str,
+        *,
+        live_after: datetime,
+        now: datetime,
+        delete: bool,
+    ) -> set[int]:
+        """Complete (or delete) the jobs ``token`` still owns; return their ids.
+
+        ``logs`` maps each job to its full step log when that changed since the last write.
+        """
+        fence = (
+            jobs.c.id.in_(list(logs)),
+            jobs.c.processing_token == token,
+            jobs.c.processing_until > live_after,
+        )
+        if delete:
+            stmt: Any = sa_delete(jobs).where(*fence)
+        else:
+            stmt = update(jobs).where(*fence).values(**_completion(logs, now))
+        async with self.write() as conn:
+            return {row[0] for row in await conn.execute(stmt.returning(jobs.c.id))}
 
     @translated
     async def delete(self, ids: Sequence[int]) -> None:
@@ -192,6 +252,28 @@ class Store:
                 .returning(jobs.c.id)
             )
             return [row[0] for row in result]
+
+    @translated
+    async def retry(self, job_id: int, *, now: datetime) -> Row | None:
+        """Make a failed or cancelled job runnable again, keeping its log; ``None`` otherwise."""
+        async with self.write() as conn:
+            result = await conn.execute(
+                update(jobs)
+                .where(
+                    jobs.c.id == job_id, jobs.c.has_error == true(), jobs.c.completed_at.is_(None)
+                )
+                .values(
+                    has_error=False,
+                    error=None,
+                    wait_until=None,
+                    processing_until=None,
+                    processing_token=None,
+                    updated_at=now,
+                )
+                .returning(*jobs.c)
+            )
+            row = result.first()
+            return None if row is None else row_values(row)
 
     @translated
     async def get(self, job_id: int) -> Row | None:
@@ -265,7 +347,13 @@ class Claim:
         )
 
     def _keyed_candidates(self, order: Any) -> Any:
-        """Skip keys held by a live lease, and take one job per exclusive key (first in order)."""
+        """Skip keys held by a live lease, and take one job per exclusive key (first in order).
+
+        The caller holds ``dialects.lock_keyed_claims``, so under READ COMMITTED this
+        statement's snapshot sees every lease an earlier keyed claim committed. The runnable
+        conditions are repeated on the locking select because PostgreSQL re-checks only that
+        level's conditions against a row changed since the snapshot (say, cancelled meanwhile).
+        """
         held = select(jobs.c.concurrency_key).where(
             jobs.c.concurrency_key.is_not(None),
             jobs.c.exclusive == true(),
@@ -276,7 +364,9 @@ class Claim:
             jobs.c.exclusive == false(),
             jobs.c.concurrency_key.not_in(held),
         )
-        rank = func.row_number().over(partition_by=jobs.c.concurrency_key, order_by=order)
+        rank = func.row_number().over(
+            partition_by=[jobs.c.concurrency_key, jobs.c.exclusive], order_by=order
+        )
         ranked = (
             select(jobs.c.id, jobs.c.concurrency_key, jobs.c.exclusive, rank.label("rank"))
             .where(*self.conditions(), free)
@@ -291,11 +381,28 @@ class Claim:
         )
         return (
             select(jobs.c.id)
-            .where(jobs.c.id.in_(first))
+            .where(jobs.c.id.in_(first), *self.conditions())
             .order_by(*order)
             .limit(self.limit)
             .with_for_update(skip_locked=True)
         )
+
+
+def _completion(logs: Mapping[int, list[dict[str, Any]] | None], now: datetime) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "completed_at": now,
+        "processing_until": None,
+        "processing_token": None,
+        "total_tried": jobs.c.total_tried + 1,
+        "updated_at": now,
+    }
+    changed = {job_id: log for job_id, log in logs.items() if log is not None}
+    if changed:
+        values["log"] = case(
+            *((jobs.c.id == job_id, type_coerce(log, Json)) for job_id, log in changed.items()),
+            else_=jobs.c.log,
+        )
+    return values
 
 
 def cancelled_values(now: datetime, message: str) -> dict[str, Any]:
@@ -310,15 +417,31 @@ def cancelled_values(now: datetime, message: str) -> dict[str, Any]:
     }
 
 
-def _supersede(keys: Sequence[str], now: datetime) -> Any:
+def _supersede(keys: Sequence[str], now: datetime, keep: Sequence[int]) -> Any:
     """Never-started (no try, no log, no live lease), unfinished jobs of these keys."""
     return delete(jobs).where(
         jobs.c.concurrency_key.in_(keys),
+        jobs.c.id.not_in(keep),
         filters.unfinished(),
         filters.lease_free(now),
         jobs.c.total_tried == 0,
         jobs.c.log.is_(None),
     )
+
+
+async def insert_superseding(
+    conn: AsyncConnection, rows: Sequence[Row], supersede: Sequence[str], now: datetime
+) -> list[Row]:
+    """Insert ``rows``, then drop never-started jobs of the ``supersede`` keys.
+
+    Of each key, the newest row just inserted is kept.
+    """
+    inserted = await insert_rows(conn, rows)
+    if supersede:
+        newest = {row["concurrency_key"]: row["id"] for row in inserted}
+        keep = [newest[key] for key in supersede if key in newest]
+        await conn.execute(_supersede(supersede, now, keep))
+    return inserted
 
 
 async def insert_rows(conn: AsyncConnection, rows: Sequence[Row]) -> list[Row]:

@@ -1,0 +1,99 @@
+"""asyncjobs in FastAPI: a route queues a workflow, autoRun runs it, another route shows it.
+
+Run from the repository root::
+
+    uvicorn integrations.fastapi.app:app
+
+    curl -X POST 'localhost:8000/greetings?name=Ada'      # {"id": 1, "status": "queued"}
+    curl localhost:8000/jobs/1                           # status and step log
+    curl -H "Authorization: Bearer $ASYNCJOBS_SECRET" localhost:8000/api/jobs/run
+
+Environment: ``ASYNCJOBS_DATABASE_URL`` (default ``sqlite+aiosqlite:///asyncjobs.db``),
+``ASYNCJOBS_SECRET`` (the bearer secret of ``/api/jobs/*``), ``ASYNCJOBS_AUTO_RUN=0`` for an
+instance that only serves and queues while another one runs the jobs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from pydantic import BaseModel
+
+import asyncjobs
+from asyncjobs.integrations.starlette import lifespan, mount
+
+logger = logging.getLogger(__name__)
+
+
+class Greeting(BaseModel):
+    name: str
+
+
+@asyncjobs.task("make-greeting", input_schema=Greeting, retries=2)
+async def make_greeting(*, input: Greeting) -> dict[str, str]:
+    return {"text": f"Hello, {input.name}!"}
+
+
+async def shout(*, input: dict[str, str]) -> dict[str, str]:
+    return {"text": input["text"].upper()}
+
+
+@asyncjobs.workflow("greet", input_schema=Greeting)
+async def greet(*, input: Greeting, tasks: Any, inline_task: Any) -> None:
+    greeting = await tasks["make-greeting"]("make", input={"name": input.name})
+    await inline_task("shout", task=shout, input=greeting)
+
+
+def auto_run_enabled(jobs: asyncjobs.Jobs) -> bool:
+    return os.environ.get("ASYNCJOBS_AUTO_RUN", "1").lower() not in ("0", "false", "no")
+
+
+jobs = asyncjobs.Jobs(
+    tasks=[make_greeting],
+    workflows=[greet],
+    secret=os.environ.get("ASYNCJOBS_SECRET"),
+    auto_run=[asyncjobs.AutoRun(cron="* * * * * *")],  # every second, and at once on queue
+    should_auto_run=auto_run_enabled,
+    delete_job_on_complete=False,  # keep finished jobs so that /jobs/{id} can show them
+)
+
+
+@asynccontextmanager
+async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # The app's own startup and shutdown; asyncjobs is already running here.
+    logger.info("example app ready")
+    yield
+
+
+app = FastAPI(lifespan=lifespan(jobs, app_lifespan))
+app.routes.append(mount(jobs))  # GET /api/jobs/run and GET /api/jobs/handle-schedules
+
+
+def get_jobs(request: Request) -> asyncjobs.Jobs:
+    return request.app.state.jobs  # set by the asyncjobs lifespan
+
+
+JobsDep = Annotated[asyncjobs.Jobs, Depends(get_jobs)]
+
+
+@app.post("/greetings", status_code=202)
+async def queue_greeting(jobs: JobsDep, name: str = "world") -> dict[str, Any]:
+    job = await jobs.queue(workflow="greet", input={"name": name})
+    return {"id": job.id, "status": job.status}
+
+
+@app.get("/jobs/{id}")
+async def show_job(id: int, jobs: JobsDep) -> dict[str, Any]:
+    job = await jobs.get(id)
+    if job is None:
+        raise HTTPException(404, "no such job")
+    log = [
+        entry.model_dump(mode="json", include={"task_slug", "task_id", "state", "output"})
+        for entry in job.log
+    ]
+    return {"id": job.id, "status": job.status, "input": job.input, "log": log}

@@ -1,0 +1,7 @@
+"""``python -m asyncjobs``: the command line."""
+
+from __future__ import annotations
+
+from asyncjobs.cli import main
+
+raise SystemExit(main())

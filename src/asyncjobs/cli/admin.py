@@ -1,0 +1,101 @@
+"""The ``jobs`` commands: list, show, cancel and retry jobs in the database."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from asyncjobs.cli.errors import CliError
+from asyncjobs.cli.loading import database_jobs, opened
+from asyncjobs.cli.render import JOB_HEADERS, Style, job_detail, job_rows, out, table, to_json
+from asyncjobs.jobs import Jobs
+from asyncjobs.models import Job
+
+SQLITE_FILE = re.compile(r"^sqlite(\+\w+)?:///(?P<path>[^?]+)")
+
+
+async def list_jobs(args: argparse.Namespace) -> int:
+    where = {k: v for k, v in (("queue", args.queue), ("status", args.status)) if v is not None}
+    async with _opened(args) as jobs:
+        found = await jobs.find(where=where or None, limit=args.limit)
+    if args.json:
+        out(to_json([job.model_dump(mode="json") for job in found]))
+    elif not found:
+        out("No jobs" + (f" matching {_describe(where)}." if where else "."))
+    else:
+        for line in table(JOB_HEADERS, job_rows(found), Style(sys.stdout)):
+            out(line)
+    return 0
+
+
+async def show_job(args: argparse.Namespace) -> int:
+    async with _opened(args) as jobs:
+        job = await _existing(jobs, args.id)
+    if args.json:
+        out(to_json(job.model_dump(mode="json")))
+    else:
+        for line in job_detail(job, Style(sys.stdout)):
+            out(line)
+    return 0
+
+
+async def cancel_job(args: argparse.Namespace) -> int:
+    async with _opened(args) as jobs:
+        job = await _existing(jobs, args.id)
+        if not await jobs.cancel_by_id(job.id):
+            raise CliError(
+                f"job {job.id} is already {job.status}; only unfinished jobs can be cancelled"
+            )
+    _done(args, {"id": job.id, "cancelled": True}, f"Cancelled job {job.id}.")
+    return 0
+
+
+async def retry_job(args: argparse.Namespace) -> int:
+    async with _opened(args) as jobs:
+        job = await _existing(jobs, args.id)
+        if not await jobs.retry_by_id(job.id):
+            raise CliError(
+                f"job {job.id} is {job.status}; only failed or cancelled jobs can be retried"
+            )
+    steps = sum(1 for entry in job.log if entry.state == "succeeded")
+    kept = f"; its {steps} succeeded step(s) will not run again" if steps else ""
+    text = f"Job {job.id} is queued again{kept}."
+    _done(args, {"id": job.id, "retried": True}, text)
+    return 0
+
+
+@asynccontextmanager
+async def _opened(args: argparse.Namespace) -> AsyncIterator[Jobs]:
+    """The inspected ``Jobs``, opened without timers, for one command."""
+    jobs = database_jobs(args.app, args.database_url)
+    _check_sqlite_file(jobs.database_url)
+    async with opened(jobs):
+        yield jobs
+
+
+def _check_sqlite_file(url: str) -> None:
+    # Inspecting must not leave an empty database behind a mistyped path.
+    match = SQLITE_FILE.match(url)
+    if match and match["path"] != ":memory:" and not Path(match["path"]).exists():
+        raise CliError(f"no database file at {match['path']}")
+
+
+async def _existing(jobs: Jobs, job_id: int) -> Job:
+    job = await jobs.get(job_id)
+    if job is None:
+        raise CliError(f"no job with id {job_id}")
+    return job
+
+
+def _done(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
+    out(json.dumps(data) if args.json else text)
+
+
+def _describe(where: dict[str, str]) -> str:
+    return " and ".join(f"{key} {value!r}" for key, value in where.items())

@@ -1,0 +1,1 @@
+"""Adapters that run asyncjobs inside Starlette/FastAPI, Django and Quart."""

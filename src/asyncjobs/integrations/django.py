@@ -1,0 +1,99 @@
+"""Django (ASGI): start ``jobs`` on the lifespan protocol and serve its endpoints beside Django.
+
+Django's ASGI handler refuses the lifespan protocol, so :func:`asgi` wraps it. In
+``asgi.py``::
+
+    from asyncjobs.integrations.django import asgi
+
+    application = asgi()            # the Jobs object named by settings.ASYNCJOBS["JOBS"]
+
+Settings (all optional when the ``Jobs`` object is passed to :func:`asgi`)::
+
+    ASYNCJOBS = {
+        "JOBS": "myproject.jobs:jobs",  # "module:attr" of the Jobs object (or the object)
+        "PREFIX": "/api/jobs",          # where GET /run and GET /handle-schedules are served
+    }
+
+Views reach the object with :func:`get_jobs`. Async views ``await jobs.queue(...)``; sync
+views, which Django runs in a worker thread, call ``async_to_sync(jobs.queue)(...)`` (from
+``asgiref.sync``), which runs the call on the server's event loop where ``jobs`` lives.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from asyncjobs.http import Receive, Scope, Send, route_path
+from asyncjobs.jobs import Jobs
+
+DEFAULT_PREFIX = "/api/jobs"
+SETTING = "ASYNCJOBS"
+
+
+def get_jobs() -> Jobs:
+    """The ``Jobs`` object named by ``settings.ASYNCJOBS["JOBS"]``.
+
+    Raises:
+        ValueError: the setting is missing or does not name a ``Jobs`` object.
+    """
+    target = _settings().get("JOBS")
+    if isinstance(target, str) and ":" in target:
+        module, _, attr = target.partition(":")
+        target = getattr(importlib.import_module(module), attr, None)
+    if not isinstance(target, Jobs):
+        raise ValueError(
+            f'settings.{SETTING}["JOBS"] must be a Jobs object or a "module:attr" naming one, '
+            f"got {_settings().get('JOBS')!r}"
+        )
+    return target
+
+
+def _settings() -> dict[str, Any]:
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
+
+    try:
+        return dict(getattr(settings, SETTING, None) or {})
+    except ImproperlyConfigured:  # no Django settings at all: everything was passed in
+        return {}
+
+
+class JobsASGI:
+    """Answers the lifespan protocol with ``jobs``, serves its endpoints, passes on the rest."""
+
+    def __init__(self, jobs: Jobs, django_app: Any, prefix: str) -> None:
+        if not prefix.startswith("/") or prefix == "/":
+            raise ValueError(f"prefix must be a path like '/api/jobs', got {prefix!r}")
+        self.jobs, self.django_app, self.prefix = jobs, django_app, prefix.rstrip("/")
+        self.endpoints = jobs.asgi_app()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.endpoints(scope, receive, send)
+        elif scope["type"] == "http" and self._ours(route_path(scope)):
+            root = scope.get("root_path", "") + self.prefix
+            await self.endpoints({**scope, "root_path": root}, receive, send)
+        else:
+            await self.django_app(scope, receive, send)
+
+    def _ours(self, path: str) -> bool:
+        return path == self.prefix or path.startswith(self.prefix + "/")
+
+
+def asgi(jobs: Jobs | None = None, django_app: Any = None, prefix: str | None = None) -> JobsASGI:
+    """The ASGI application to serve: Django, plus ``jobs`` started and stopped on lifespan.
+
+    Args:
+        jobs: the ``Jobs`` object; ``None`` means :func:`get_jobs`.
+        django_app: the Django ASGI app; ``None`` means ``get_asgi_application()``.
+        prefix: where the endpoints are served; ``None`` means ``settings.ASYNCJOBS["PREFIX"]``,
+            else ``/api/jobs``.
+    """
+    if django_app is None:
+        from django.core.asgi import get_asgi_application
+
+        django_app = get_asgi_application()
+    if prefix is None:
+        prefix = str(_settings().get("PREFIX", DEFAULT_PREFIX))
+    return JobsASGI(jobs if jobs is not None else get_jobs(), django_app, prefix)

@@ -1,0 +1,278 @@
+"""autoRun: cron timers that handle schedules and run due jobs inside the host event loop.
+
+APScheduler only keeps time here. A timer firing (or a job queued on a covered queue) wakes
+the entry's lane; each lane is a loop in a task group we own that runs one tick at a time, so
+a tick never overlaps the previous one, and wakes that arrive during a tick fold into exactly
+one more tick right after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from apscheduler.executors.base import BaseExecutor
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.base import BaseTrigger
+
+from asyncjobs import logs
+from asyncjobs.config import AutoRun
+from asyncjobs.cron import Cron, parse
+from asyncjobs.models import Job, RunResult
+
+if TYPE_CHECKING:
+    from asyncjobs.jobs import Jobs
+
+logger = logging.getLogger(__name__)
+TICK_ERROR = "Error in job queue cron job handler"
+MAX_DUE_TIMES = 10_000  # due times a lane remembers; later ones wait for a cron tick
+CLOSE_GRACE = 1.0  # how long close() lets a tick finish its last writes before cancelling it
+
+
+class CronTrigger(BaseTrigger):  # type: ignore[misc]
+    """An APScheduler 3 trigger on our crontab semantics.
+
+    APScheduler's own ``CronTrigger`` numbers Monday 0 and always ANDs day-of-month with
+    day-of-week, so crontab expressions would fire on the wrong days.
+    """
+
+    __slots__ = ("cron",)
+
+    def __init__(self, cron: Cron) -> None:
+        self.cron = cron
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        """The first fire time after ``now`` (and after ``previous_fire_time``).
+
+        Fire times missed while the loop was busy are not replayed one by one: the wake being
+        delivered already covers them.
+        """
+        after = now if previous_fire_time is None else max(previous_fire_time, now)
+        try:
+            return self.cron.next_after(after)
+        except ValueError:  # the expression never fires again
+            return None
+
+    def __repr__(self) -> str:
+        return f"CronTrigger({self.cron.expr!r})"
+
+
+class _Immediate(BaseExecutor):  # type: ignore[misc]
+    """Calls the timer's function on the loop at once: it only wakes a lane, so it never blocks.
+
+    The default asyncio executor would start a task outside our task group for each fire,
+    skip fires (with a warning) while one is running, and drop fires later than one second.
+    """
+
+    def submit_job(self, job: Any, run_times: list[datetime]) -> None:
+        self._do_submit_job(job, run_times)
+
+    def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:
+        job.func()
+
+
+class _Lane:
+    """One ``AutoRun`` entry: its pending wake, the due times it knows of, what it covers."""
+
+    def __init__(self, entry: AutoRun, index: int, clock: Callable[[], datetime]) -> None:
+        self.entry = entry
+        self.name = f"asyncjobs-autorun-{index}"
+        self.clock = clock
+        self._signal = anyio.Event()
+        self._woken = False
+        self._due: list[datetime] = []  # a heap of times at which jobs fall due
+
+    def wake(self) -> None:
+        self._woken = True
+        self._signal.set()
+
+    def wake_at(self, when: datetime) -> None:
+        """Tick when ``when`` comes (a ``wait_until``, a retry's backoff), not at the next cron."""
+        if when <= self.clock():
+            self.wake()
+        elif len(self._due) < MAX_DUE_TIMES:  # past that, the cron ticks cover the rest
+            heapq.heappush(self._due, when)
+            self._signal.set()
+
+    async def wait(self) -> None:
+        """Return at the next wake, or when the earliest known due time has come."""
+        while not self._woken:
+            delay = (self._due[0] - self.clock()).total_seconds() if self._due else math.inf
+            if delay <= 0:
+                break
+            with anyio.move_on_after(delay):
+                await self._signal.wait()
+            self._signal = anyio.Event()
+        self._woken = False
+        now = self.clock()
+        while self._due and self._due[0] <= now:
+            heapq.heappop(self._due)
+
+    def covers(self, queue: str) -> bool:
+        entry = self.entry
+        return entry.wake_on_queue and (entry.all_queues or queue == entry.queue)
+
+    def notice(self, queue: str, due: datetime | None) -> None:
+        """New or retried jobs on ``queue``, runnable at ``due`` (now when ``None``)."""
+        if self.covers(queue):
+            self.wake() if due is None else self.wake_at(due)
+
+
+class AutoRunner:
+    """The autoRun entries of one ``Jobs``: timers plus one tick loop per entry.
+
+    ``stop()`` removes the timers and starts no further tick; a tick already running jobs is
+    left to ``Jobs.stop()``'s drain, and ``close()`` then waits for the loops to end.
+    """
+
+    def __init__(self, jobs: Jobs) -> None:
+        self.jobs = jobs
+        self._lanes: list[_Lane] = []
+        self._timers: AsyncIOScheduler | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._cancel = anyio.CancelScope()  # may be cancelled before the lanes even start
+        self._listener = anyio.CancelScope()
+        self._stopping = False
+
+    async def start(self, entries: Sequence[AutoRun]) -> None:
+        """Install one timer per entry, and the queue listener for ``wake_on_queue``."""
+        self._lanes = [_Lane(entry, index, self.jobs.clock) for index, entry in enumerate(entries)]
+        self._task = asyncio.get_running_loop().create_task(self._serve(), name="asyncjobs-autorun")
+        self._timers = self._install_timers()
+        if any(lane.entry.wake_on_queue for lane in self._lanes):
+            unsubscribe = self.jobs.on_queued(self._on_queued)
+            retries = self.jobs.runner.retry_listeners
+            retries.append(self._notice)
+
+            def unsubscribe_all() -> None:
+                unsubscribe()
+                retries.remove(self._notice)
+
+            self._unsubscribe = unsubscribe_all
+
+    def _install_timers(self) -> AsyncIOScheduler:
+        timers = AsyncIOScheduler(
+            timezone=UTC,
+            logger=logging.getLogger(f"{__name__}.timers"),
+            executors={"default": _Immediate()},
+        )
+        timers.start()
+        for lane in self._lanes:
+            timers.add_job(
+                lane.wake,
+                CronTrigger(parse(lane.entry.cron)),
+                id=lane.name,
+                name=lane.name,
+                coalesce=True,
+                misfire_grace_time=None,
+            )
+        return timers
+
+    def _on_queued(self, created: Sequence[Job]) -> None:
+        for job in created:
+            if job.status in ("queued", "waiting"):
+                self._notice(job.queue, job.wait_until)
+
+    def _notice(self, queue: str, due: datetime | None) -> None:
+        for lane in self._lanes:
+            lane.notice(queue, due)
+
+    async def stop(self) -> None:
+        """Remove the timers and the queue listener; no tick starts after this returns."""
+        self._stopping = True
+        unsubscribe, self._unsubscribe = self._unsubscribe, None
+        if unsubscribe is not None:
+            unsubscribe()
+        timers, self._timers = self._timers, None
+        if timers is not None:
+            timers.shutdown(wait=False)
+        self._listener.cancel()
+        for lane in self._lanes:
+            lane.wake()  # idle loops see _stopping and return
+
+    async def close(self) -> None:
+        """Stop, give a running tick ``CLOSE_GRACE`` seconds to end, then cancel it."""
+        await self.stop()
+        task, self._task = self._task, None
+        if task is None:
+            return
+        await asyncio.wait({task}, timeout=CLOSE_GRACE)
+        self._cancel.cancel()
+        await task
+
+    async def _serve(self) -> None:
+        with self._cancel:
+            async with anyio.create_task_group() as tg:
+                for lane in self._lanes:
+                    tg.start_soon(self._serve_lane, lane, name=lane.name)
+                if self.jobs.store.notifies and any(
+                    lane.entry.wake_on_queue for lane in self._lanes
+                ):
+                    tg.start_soon(self._listen, name="asyncjobs-notifications")
+
+    async def _listen(self) -> None:
+        """Hear jobs queued by other processes (PostgreSQL NOTIFY) and wake covering lanes."""
+        with self._listener:
+            await self.jobs.store.listen(self._notice)
+
+    async def _serve_lane(self, lane: _Lane) -> None:
+        while True:
+            await lane.wait()
+            if self._stopping:
+                return
+            await self._tick(lane)
+
+    async def _tick(self, lane: _Lane) -> None:
+        """Ask ``should_auto_run``, handle schedules unless disabled, then run due jobs."""
+        jobs, entry = self.jobs, lane.entry
+        with logs.silenced(entry.silent):
+            if not await self._phase(entry, "should_auto_run", jobs.auto_run_allowed):
+                return
+            if not (entry.disable_scheduling or self._stopping):
+                schedule = partial(
+                    jobs.handle_schedules, queue=entry.queue, all_queues=entry.all_queues
+                )
+                await self._phase(entry, "handle_schedules", schedule)
+            if not self._stopping:
+                run = partial(
+                    jobs.run,
+                    queue=entry.queue,
+                    limit=entry.limit,
+                    all_queues=entry.all_queues,
+                    silent=entry.silent,
+                )
+                result = await self._phase(entry, "run", run)
+                if _full_batch(result, entry) and not self._stopping:
+                    lane.wake()  # a backlog: keep draining rather than wait for the next tick
+
+    async def _phase(self, entry: AutoRun, phase: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        """Run one step of a tick; an exception is logged and the next tick still comes.
+
+        A failing ``handle_schedules`` does not hold back running jobs, so one broken schedule
+        hook cannot stall the queue. The message ignores ``silent`` (reference §18).
+        """
+        try:
+            return await call()
+        except Exception:
+            extra = {"phase": phase, "queue": entry.queue, "cron": entry.cron}
+            logger.error(TICK_ERROR, exc_info=True, extra=extra)
+            return None
+
+
+def _full_batch(result: object, entry: AutoRun) -> bool:
+    """A run that took as many jobs as it could (with ``wake_on_queue``, drain on)."""
+    return (
+        entry.wake_on_queue
+        and isinstance(result, RunResult)
+        and len(result.job_status) >= entry.limit
+    )
