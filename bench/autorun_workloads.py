@@ -145,14 +145,21 @@ async def _clear_of_minute(seconds: float) -> None:
 
 
 async def _count_idle(jobs: asyncjobs.Jobs, seconds: float) -> tuple[StatementCounter, int]:
-    counter = StatementCounter()
+    """Statements over ``seconds`` of idling, and how many ticks ran (calls of ``jobs.run``)."""
+    counter, ticks = StatementCounter(), 0
+    run = jobs.run
+
+    async def counted_run(**options: Any) -> asyncjobs.RunResult:
+        nonlocal ticks
+        ticks += 1
+        return await run(**options)
+
     await jobs.start()
     try:
         await anyio.sleep(SETTLE)
         counter.attach(jobs)
-        started = time.time()
+        jobs.run = counted_run  # type: ignore[method-assign]
         await anyio.sleep(seconds)
-        ticks = int(time.time()) - int(started)
     finally:
         await jobs.stop()
     return counter, ticks
