@@ -97,7 +97,7 @@ class Store:
         and then runs without BEGIN/COMMIT (one round trip on PostgreSQL)."""
         async with self._write_gate, self.engine.connect() as conn:
             if single:
-                await conn.execution_options(isolation_level="AUTOCOMMIT")
+                await dialects.single_statement(conn)
                 yield conn
                 return
             await conn.execution_options(**{dialects.WRITE: True})
@@ -108,7 +108,7 @@ class Store:
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """One read statement, outside an explicit transaction."""
         async with self.engine.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await dialects.single_statement(conn)
             yield conn
 
     @translated
