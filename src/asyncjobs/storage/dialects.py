@@ -16,6 +16,7 @@ from sqlalchemy.pool import StaticPool
 from asyncjobs.errors import StorageError
 
 WRITE = "asyncjobs_write"
+SINGLE = "asyncjobs_single"
 _PG_SCHEMA_LOCK = 0x61736A6F62  # "asjob": serialises schema creation across instances
 _PG_CLAIM_LOCK = 0x61736A6F63  # serialises claims of keyed jobs across instances
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -96,8 +97,23 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: Any) -> None:
-    write = conn.get_execution_options().get(WRITE, False)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+    options = conn.get_execution_options()
+    if options.get(SINGLE, False):
+        return  # a single statement is its own transaction
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(WRITE, False) else "BEGIN")
+
+
+async def single_statement(conn: AsyncConnection) -> None:
+    """Let ``conn`` run its one statement without BEGIN/COMMIT.
+
+    SQLite connections are already in driver autocommit (see ``_sqlite_connect``), so only
+    our BEGIN is skipped; switching SQLAlchemy's isolation level there would cost driver
+    round trips on every checkout and check-in.
+    """
+    if conn.dialect.name == "sqlite":
+        await conn.execution_options(**{SINGLE: True})
+    else:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
 
 
 async def lock_schema(conn: AsyncConnection) -> None:

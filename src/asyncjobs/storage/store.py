@@ -92,15 +92,23 @@ class Store:
             await engine.dispose()
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
+    async def write(self, *, single: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A write transaction; ``single=True`` for one statement, which is atomic by itself
+        and then runs without BEGIN/COMMIT (one round trip on PostgreSQL)."""
         async with self._write_gate, self.engine.connect() as conn:
+            if single:
+                await dialects.single_statement(conn)
+                yield conn
+                return
             await conn.execution_options(**{dialects.WRITE: True})
             async with conn.begin():
                 yield conn
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.connect() as conn, conn.begin():
+        """One read statement, outside an explicit transaction."""
+        async with self.engine.connect() as conn:
+            await dialects.single_statement(conn)
             yield conn
 
     @translated
@@ -112,13 +120,13 @@ class Store:
         Of each superseding key only the newest inserted job is kept, so a batch that queues
         one key twice behaves like two ``queue()`` calls in a row.
         """
-        async with self.write() as conn:
+        async with self.write(single=len(rows) == 1 and not supersede) as conn:
             return await insert_superseding(conn, rows, supersede, now)
 
     @translated
     async def claim(self, claim: Claim) -> list[Row]:
         """Lease up to ``claim.limit`` runnable jobs to ``claim.token``, atomically."""
-        async with self.write() as conn:
+        async with self.write(single=not claim.keyed) as conn:
             if claim.keyed:
                 await dialects.lock_keyed_claims(conn)
             stmt = (
@@ -139,7 +147,7 @@ class Store:
         self, job_id: int, token: str, *, live_after: datetime, values: Mapping[str, Any]
     ) -> bool:
         """Write ``values`` only while ``token`` still holds a lease ending after ``live_after``."""
-        async with self.write() as conn:
+        async with self.write(single=True) as conn:
             result = await conn.execute(
                 update(jobs)
                 .where(
@@ -158,7 +166,7 @@ class Store:
         """Extend live leases of ``token``; return the ids still owned."""
         if not ids:
             return set()
-        async with self.write() as conn:
+        async with self.write(single=True) as conn:
             result = await conn.execute(
                 update(jobs)
                 .where(
@@ -187,7 +195,7 @@ class Store:
         """Hand jobs back: runnable again at once, no try counted."""
         if not ids:
             return
-        async with self.write() as conn:
+        async with self.write(single=True) as conn:
             await conn.execute(
                 update(jobs)
                 .where(jobs.c.id.in_(ids), jobs.c.processing_token == token)
@@ -226,14 +234,14 @@ class Store:
             stmt: Any = sa_delete(jobs).where(*fence)
         else:
             stmt = update(jobs).where(*fence).values(**_completion(logs, now))
-        async with self.write() as conn:
+        async with self.write(single=True) as conn:
             return {row[0] for row in await conn.execute(stmt.returning(jobs.c.id))}
 
     @translated
     async def delete(self, ids: Sequence[int]) -> None:
         if not ids:
             return
-        async with self.write() as conn:
+        async with self.write(single=True) as conn:
             await conn.execute(delete(jobs).where(jobs.c.id.in_(ids)))
 
     @translated
@@ -244,7 +252,7 @@ class Store:
         conditions = [filters.unfinished(), *filters.where_clause(where, now)]
         if queue is not None:
             conditions.append(jobs.c.queue == queue)
-        async with self.write() as conn:
+        async with self.write(single=True) as conn:
             result = await conn.execute(
                 update(jobs)
                 .where(*conditions)
@@ -256,7 +264,7 @@ class Store:
     @translated
     async def retry(self, job_id: int, *, now: datetime) -> Row | None:
         """Make a failed or cancelled job runnable again, keeping its log; ``None`` otherwise."""
-        async with self.write() as conn:
+        async with self.write(single=True) as conn:
             result = await conn.execute(
                 update(jobs)
                 .where(
@@ -445,10 +453,13 @@ async def insert_superseding(
 
 
 async def insert_rows(conn: AsyncConnection, rows: Sequence[Row]) -> list[Row]:
-    result = await conn.execute(
-        insert(jobs).returning(*jobs.c, sort_by_parameter_order=True), list(rows)
-    )
-    return [row_values(r) for r in result]
+    """Insert in one multi-row statement; rows come back in insertion (id) order.
+
+    ``sort_by_parameter_order`` would make SQLAlchemy send one INSERT per row on SQLite; the
+    ids of one multi-row INSERT already follow its VALUES order on both backends.
+    """
+    result = await conn.execute(insert(jobs).returning(*jobs.c), list(rows))
+    return sorted((row_values(r) for r in result), key=lambda row: row["id"])
 
 
 async def _check_version(conn: AsyncConnection) -> None:
