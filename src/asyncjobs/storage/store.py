@@ -74,6 +74,10 @@ class Store:
         return make_url(self.url).get_backend_name()
 
     @property
+    def is_open(self) -> bool:
+        return self._engine is not None
+
+    @property
     def engine(self) -> AsyncEngine:
         if self._engine is None:
             raise RuntimeError("the store is not open")
