@@ -147,6 +147,8 @@ class Jobs:
             await self.stop()
 
     async def _ready(self) -> None:
+        if self.store.is_open:
+            return  # the common case, without the lock's yield to the loop
         async with self._open_lock:
             await self.store.open()
 

@@ -118,9 +118,12 @@ class Runner:
         try:
             with scope:
                 async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._heartbeat, attempts, token)
-                    await self._execute_all(attempts, statuses, sequential, finisher)
-                    tg.cancel_scope.cancel()
+                    done = anyio.Event()
+                    tg.start_soon(self._heartbeat, attempts, token, done)
+                    try:
+                        await self._execute_all(attempts, statuses, sequential, finisher)
+                    finally:
+                        done.set()  # ends the heartbeat without a cancellation to unwind
         finally:
             with anyio.CancelScope(shield=True):
                 await self._hand_back(attempts, token)
@@ -214,7 +217,7 @@ class Runner:
         )
         await injection.call(fn, steps.injected(value))
 
-    async def _heartbeat(self, attempts: list[Attempt], token: str) -> None:
+    async def _heartbeat(self, attempts: list[Attempt], token: str, done: anyio.Event) -> None:
         """Renew the batch's leases and notice jobs cancelled by another instance.
 
         Leases are renewed every duration/3; between renewals, every ``CANCEL_CHECK_INTERVAL``
@@ -226,7 +229,10 @@ class Runner:
         renew_every = max(self.duration.total_seconds() / 3, MIN_HEARTBEAT)
         renew_at = anyio.current_time() + renew_every
         while True:
-            await anyio.sleep(min(renew_every, CANCEL_CHECK_INTERVAL))
+            with anyio.move_on_after(min(renew_every, CANCEL_CHECK_INTERVAL)):
+                await done.wait()
+            if done.is_set():
+                return
             renew = anyio.current_time() >= renew_at
             if renew:
                 renew_at = anyio.current_time() + renew_every

@@ -65,7 +65,12 @@ class StepRunner:
         self.registry = registry
         self.jobs = jobs
         self.parent = parent
-        self.tasks = TaskCaller(self)
+
+    @property
+    def tasks(self) -> TaskCaller:
+        # Made on demand: a stored TaskCaller pointing back here would be a reference cycle
+        # per step, left for the cyclic garbage collector (whose pauses stall the host loop).
+        return TaskCaller(self)
 
     def child(self, step: Step) -> StepRunner:
         return StepRunner(

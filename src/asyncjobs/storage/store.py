@@ -9,7 +9,19 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import case, delete, false, func, insert, or_, select, true, type_coerce, update
+from sqlalchemy import (
+    bindparam,
+    case,
+    delete,
+    false,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+    type_coerce,
+    update,
+)
 from sqlalchemy import delete as sa_delete
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -20,6 +32,7 @@ from asyncjobs.storage import dialects, filters, notify
 from asyncjobs.storage.tables import (
     SCHEMA_VERSION,
     Json,
+    UTCDateTime,
     jobs,
     metadata,
     row_values,
@@ -59,6 +72,10 @@ class Store:
     @property
     def dialect(self) -> str:
         return make_url(self.url).get_backend_name()
+
+    @property
+    def is_open(self) -> bool:
+        return self._engine is not None
 
     @property
     def engine(self) -> AsyncEngine:
@@ -129,15 +146,8 @@ class Store:
         async with self.write(single=not claim.keyed) as conn:
             if claim.keyed:
                 await dialects.lock_keyed_claims(conn)
-            stmt = (
-                update(jobs)
-                .where(jobs.c.id.in_(claim.candidates()))
-                .values(
-                    processing_until=claim.until, processing_token=claim.token, updated_at=claim.now
-                )
-                .returning(*jobs.c)
-            )
-            rows = [row_values(r) for r in await conn.execute(stmt)]
+            stmt, params = claim.statement()
+            rows = [row_values(r) for r in await conn.execute(stmt, params)]
         name, desc = filters.sort_key(claim.order)
         rows.sort(key=lambda r: (r[name] is None, r[name], r["id"]), reverse=desc)
         return rows
@@ -231,9 +241,10 @@ class Store:
             jobs.c.processing_until > live_after,
         )
         if delete:
-            stmt: Any = sa_delete(jobs).where(*fence)
-        else:
-            stmt = update(jobs).where(*fence).values(**_completion(logs, now))
+            params = {"p_ids": list(logs), "p_token": token, "p_live_after": live_after}
+            async with self.write(single=True) as conn:
+                return {row[0] for row in await conn.execute(_delete_owned(), params)}
+        stmt = update(jobs).where(*fence).values(**_completion(logs, now))
         async with self.write(single=True) as conn:
             return {row[0] for row in await conn.execute(stmt.returning(jobs.c.id))}
 
@@ -334,6 +345,29 @@ class Claim:
             keyed,
         )
 
+    def statement(self) -> tuple[Any, dict[str, Any]]:
+        """The claim's UPDATE and its parameters; prebuilt unless ``where`` filters are given.
+
+        Building the statement and its cache key took longer than the database needed to run
+        it, so the common shapes are built once with bind parameters.
+        """
+        if self.where:
+            return _claim_update(self), {}
+        template = _claim_template(
+            self.order, self.keyed, self.queue is not None, self.job_id is not None
+        )
+        params: dict[str, Any] = {
+            "p_now": self.now,
+            "p_until": self.until,
+            "p_token": self.token,
+            "p_limit": self.limit,
+        }
+        if self.job_id is not None:
+            params["p_job_id"] = self.job_id
+        elif self.queue is not None:
+            params["p_queue"] = self.queue
+        return template, params
+
     def conditions(self) -> list[Any]:
         conds = [filters.runnable(self.now), *filters.where_clause(self.where, self.now)]
         if self.job_id is not None:
@@ -394,6 +428,48 @@ class Claim:
             .limit(self.limit)
             .with_for_update(skip_locked=True)
         )
+
+
+def _claim_update(claim: Claim) -> Any:
+    return (
+        update(jobs)
+        .where(jobs.c.id.in_(claim.candidates()))
+        .values(processing_until=claim.until, processing_token=claim.token, updated_at=claim.now)
+        .returning(*jobs.c)
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _claim_template(order: str, keyed: bool, by_queue: bool, by_id: bool) -> Any:
+    template = Claim(
+        now=_param("p_now", UTCDateTime()),
+        until=_param("p_until", UTCDateTime()),
+        token=_param("p_token"),
+        limit=_param("p_limit"),
+        order=order,
+        queue=_param("p_queue") if by_queue and not by_id else None,
+        job_id=_param("p_job_id") if by_id else None,
+        keyed=keyed,
+    )
+    return _claim_update(template)
+
+
+def _param(name: str, type_: Any = None) -> Any:
+    """A bind parameter standing in for a claim's value in a prebuilt statement."""
+    return bindparam(name, type_=type_)
+
+
+@functools.cache
+def _delete_owned() -> Any:
+    return (
+        sa_delete(jobs)
+        .where(
+            jobs.c.id.in_(bindparam("p_ids", expanding=True)),
+            jobs.c.processing_token == bindparam("p_token"),
+            jobs.c.processing_until > bindparam("p_live_after", type_=UTCDateTime()),
+        )
+        .returning(jobs.c.id)
+    )
 
 
 def _completion(logs: Mapping[int, list[dict[str, Any]] | None], now: datetime) -> dict[str, Any]:
