@@ -31,17 +31,19 @@ def cpu_model() -> str:
 
 
 def commit() -> str:
+    """The checkout's commit, ``-dirty`` when measured code (not result files) was changed."""
     try:
-        out = subprocess.run(
-            ["git", "describe", "--always", "--dirty"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        )
+        head = _git("describe", "--always")
+        changed = _git("status", "--porcelain", "--", "src", "bench/*.py")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+    return head + ("-dirty" if changed else "")
+
+
+def _git(*args: str) -> str:
+    out = subprocess.run(
+        ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True, timeout=10
+    )
     return out.stdout.strip()
 
 
@@ -119,8 +121,9 @@ def markdown_notes(settings: Settings, setup_seconds: dict[str, float]) -> str:
   are not in step with the ticks); latency = handler start minus the wall-clock time taken just
   before `queue()`. Two processes (PostgreSQL): queued in this process, run by the idle
   instance in another. At most {settings.latency_cap:g} s per measurement.
-- **W4 idle cost**: statements the engine sends (SQLAlchemy `before_cursor_execute`; SQLite's
-  `BEGIN IMMEDIATE` is counted as a transaction, not a statement) over {settings.idle_seconds:g} s
+- **W4 idle cost**: statements the engine sends (SQLAlchemy `before_cursor_execute`; a `BEGIN`
+  is not counted as a statement; "begin events" are SQLAlchemy's, which a single autocommit
+  statement also fires without sending BEGIN) over {settings.idle_seconds:g} s
   of an idle instance with the default settings, in a window that holds no default tick, scaled to
   a minute; then with an every-second entry, per tick. One run (these are counts, not timings).
 - **W5 host-loop lag**: a task sleeping 5 ms in a loop on the host loop during W1; lag = how much

@@ -53,7 +53,7 @@ class Counts:
         self.kinds: Counter[str] = Counter()
         engine = jobs.store.engine.sync_engine
         event.listen(engine, "before_cursor_execute", self._statement)
-        event.listen(engine, "begin", lambda _conn: self.kinds.update(["(transaction)"]))
+        event.listen(engine, "begin", lambda _conn: self.kinds.update(["(SQLAlchemy begin)"]))
         event.listen(engine, "connect", lambda *_: self.kinds.update(["(new connection)"]))
 
     def _statement(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:

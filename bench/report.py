@@ -137,7 +137,7 @@ METRICS: tuple[Metric, ...] = (
         _at_most(0),
     ),
     Metric("w4_tick", "W4 statements per idle autoRun tick", "stmts", "≤ 1", _at_most(1)),
-    Metric("w4_tick_tx", "W4 transactions per idle autoRun tick", "txns"),
+    Metric("w4_tick_tx", "W4 SQLAlchemy begin events per idle autoRun tick", "begins"),
     Metric("w5_10", "W5 host-loop lag p99 during W1 limit=10", "ms", "≤ 10 ms", _at_most(10)),
     Metric("w5_100", "W5 host-loop lag p99 during W1 limit=100", "ms", "≤ 10 ms", _at_most(10)),
     Metric("w5_idle", "W5 host-loop lag p99 of an idle loop (the machine's own noise)", "ms"),
