@@ -534,8 +534,13 @@ async def insert_rows(conn: AsyncConnection, rows: Sequence[Row]) -> list[Row]:
     ``sort_by_parameter_order`` would make SQLAlchemy send one INSERT per row on SQLite; the
     ids of one multi-row INSERT already follow its VALUES order on both backends.
     """
-    result = await conn.execute(insert(jobs).returning(*jobs.c), list(rows))
+    if len(rows) == 1:  # one parameter set: a plain execute, not the executemany path
+        return [row_values(r) for r in await conn.execute(_INSERT, rows[0])]
+    result = await conn.execute(_INSERT, list(rows))
     return sorted((row_values(r) for r in result), key=lambda row: row["id"])
+
+
+_INSERT = insert(jobs).returning(*jobs.c)
 
 
 async def _check_version(conn: AsyncConnection) -> None:
