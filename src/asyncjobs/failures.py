@@ -10,6 +10,7 @@ from asyncjobs.attempt import Attempt, error_json, new_log_entry, released
 from asyncjobs.models import RunStatus
 from asyncjobs.retry import backoff_until, task_max_retries, workflow_verdict
 from asyncjobs.step_runner import StepRunner, TaskFailed
+from asyncjobs.storage import cancelled_values
 
 FINAL: RunStatus = "error-reached-max-retries"
 
@@ -107,15 +108,7 @@ async def failed_for_good(attempt: Attempt, exc: BaseException) -> RunStatus:
 
 async def cancelled(attempt: Attempt, message: str) -> RunStatus:
     """A handler raised ``JobCancelled``: no retry, no log entry, no try counted."""
-    await attempt.write(
-        {
-            **released(),
-            "has_error": True,
-            "error": {"name": "JobCancelled", "message": message, "cancelled": True},
-            "completed_at": None,
-            "wait_until": None,
-        }
-    )
+    await attempt.write(cancelled_values(attempt.clock(), message))
     return FINAL
 
 

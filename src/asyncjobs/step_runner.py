@@ -13,7 +13,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from asyncjobs import injection
 from asyncjobs.attempt import Attempt, new_log_entry
-from asyncjobs.config import Retries, RetriesLike, Task, as_retries, merge_retries
+from asyncjobs.config import HANDLER_ARGS, Retries, RetriesLike, Task, as_retries, merge_retries
 from asyncjobs.errors import JobCancelled, JobRunAborted, NotRegistered
 from asyncjobs.models import TaskStatus
 from asyncjobs.registry import HandlerImportError, Registry
@@ -103,7 +103,7 @@ class StepRunner:
         retries: RetriesLike = None,
     ) -> Any:
         """Run ``task`` as a memoized step logged under the slug ``"inline"``."""
-        injection.check_injectable(task, injection_names(), "inline task")
+        injection.check_injectable(task, HANDLER_ARGS, "inline task")
         step = self._step(INLINE, task_id, input, as_retries(retries), None, task)
         return await self.run_step(step)
 
@@ -160,12 +160,6 @@ class StepRunner:
         if step.task is not None and step.task.on_success is not None:
             await injection.call(step.task.on_success, self.hook_args(step, status))
         return output
-
-
-def injection_names() -> frozenset[str]:
-    from asyncjobs.config import HANDLER_ARGS
-
-    return HANDLER_ARGS
 
 
 def validated_input(task: Task | None, raw: Any) -> Any:

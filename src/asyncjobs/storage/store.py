@@ -249,13 +249,6 @@ class Store:
             return {row[0] for row in await conn.execute(stmt.returning(jobs.c.id))}
 
     @translated
-    async def delete(self, ids: Sequence[int]) -> None:
-        if not ids:
-            return
-        async with self.write(single=True) as conn:
-            await conn.execute(delete(jobs).where(jobs.c.id.in_(ids)))
-
-    @translated
     async def cancel(
         self, where: Mapping[str, Any] | None, *, queue: str | None, now: datetime, message: str
     ) -> list[int]:
@@ -312,12 +305,6 @@ class Store:
         )
         async with self.read() as conn:
             return [row_values(r) for r in await conn.execute(stmt)]
-
-    @translated
-    async def count(self, where: Mapping[str, Any] | None, *, now: datetime) -> int:
-        stmt = select(func.count()).select_from(jobs).where(*filters.where_clause(where, now))
-        async with self.read() as conn:
-            return int((await conn.execute(stmt)).scalar_one())
 
 
 class Claim:
