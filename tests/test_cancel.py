@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 import asyncjobs
@@ -90,6 +91,31 @@ async def test_a_cancelled_running_job_stops_within_a_second(make_jobs: MakeJobs
     assert result.job_status == {}
     await assert_cancelled_after_step_one(jobs, job.id)
     assert (await jobs.run()).no_jobs_remaining
+
+
+async def test_a_job_cancelled_before_its_turn_never_gets_past_its_first_wait(
+    make_jobs: MakeJobs,
+) -> None:
+    ids: list[int] = []
+    reached: list[str] = []
+
+    @asyncjobs.task("canceller")
+    async def canceller(*, jobs: asyncjobs.Jobs) -> None:
+        assert await jobs.cancel_by_id(ids[1])
+
+    @asyncjobs.task("victim")
+    async def victim() -> None:
+        await anyio.lowlevel.checkpoint()
+        reached.append("victim")
+
+    jobs = make_jobs(tasks=[canceller, victim])
+    for slug in ("canceller", "victim"):
+        ids.append((await jobs.queue(task=slug)).id)
+    result = await jobs.run(sequential=True)
+    assert result.job_status == {ids[0]: "success"}
+    assert reached == []
+    cancelled = await jobs.get(ids[1])
+    assert cancelled is not None and cancelled.status == "cancelled"
 
 
 async def test_cancel_with_where_stops_the_matching_running_job(make_jobs: MakeJobs) -> None:

@@ -109,6 +109,21 @@ async def test_writes_inside_the_safety_buffer_are_refused(
     assert current.total_tried == 0
 
 
+async def test_a_completion_inside_the_safety_buffer_is_refused(
+    make_jobs: MakeJobs, clock: FakeClock
+) -> None:
+    @asyncjobs.task("late")
+    async def late() -> None:
+        clock.advance(56)  # 4 s of lease left: less than the 5 s safety buffer
+
+    jobs = make_jobs(tasks=[late], lease=LEASE)
+    job = await jobs.queue(task="late")
+    assert (await jobs.run()).job_status == {}
+    current = await jobs.get(job.id)
+    assert current is not None
+    assert (current.status, current.total_tried, current.log) == ("processing", 0, [])
+
+
 async def test_stop_hands_back_unfinished_jobs(make_jobs: MakeJobs, clock: FakeClock) -> None:
     gate, executed = Gate(), []
     step, flow = gated_workflow(gate, executed)

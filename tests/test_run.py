@@ -9,6 +9,7 @@ import anyio
 import pytest
 
 import asyncjobs
+from asyncjobs import runner
 from tests.conftest import FakeClock, run_until_idle
 
 MakeJobs = Callable[..., asyncjobs.Jobs]
@@ -158,6 +159,26 @@ async def test_parallel_run_overlaps_jobs(make_jobs: MakeJobs) -> None:
     await jobs.queue_many([{"task": "meet", "input": {"n": n}} for n in (1, 2)])
     result = await jobs.run()
     assert set(result.job_status.values()) == {"success"}
+
+
+async def test_every_job_of_a_large_batch_runs_at_once(make_jobs: MakeJobs) -> None:
+    count = runner.START_GROUP * 2 + 5  # jobs start group by group; all must overlap
+    all_started = anyio.Event()
+    started: list[int] = []
+
+    @asyncjobs.task("meet")
+    async def meet(*, input: dict) -> None:
+        started.append(input["n"])
+        if len(started) == count:
+            all_started.set()
+        with anyio.fail_after(5):
+            await all_started.wait()
+
+    jobs = make_jobs(tasks=[meet])
+    await jobs.queue_many([{"task": "meet", "input": {"n": n}} for n in range(count)])
+    result = await jobs.run(limit=count)
+    assert list(result.job_status.values()) == ["success"] * count
+    assert started == list(range(count))
 
 
 async def test_delete_job_on_complete_keeps_failed_jobs(make_jobs: MakeJobs) -> None:

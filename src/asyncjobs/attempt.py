@@ -33,8 +33,12 @@ class Attempt:
     releasing: bool = False
     defer_top_step: bool = False
     pending: list[dict[str, Any]] = field(default_factory=list)
-    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
-    _lock: anyio.Lock = field(default_factory=anyio.Lock)
+    # Made only while the handler runs, and the lock only when the job writes itself: every
+    # object a running job holds may be promoted to an old GC generation, and a full
+    # collection of a large heap pauses the host loop (see ``Runner._run_one``).
+    scope: anyio.CancelScope | None = None
+    cancel_requested: bool = False
+    _lock: anyio.Lock | None = None
 
     @property
     def id(self) -> int:
@@ -49,6 +53,19 @@ class Attempt:
     def log(self) -> list[dict[str, Any]]:
         """Every step entry of this job, including those waiting for the next write."""
         return [*(self.row.get("log") or ()), *self.pending]
+
+    def new_scope(self) -> anyio.CancelScope:
+        """The scope the handler runs in; born cancelled if :meth:`cancel` came first."""
+        self.scope = anyio.CancelScope()
+        if self.cancel_requested:
+            self.scope.cancel()
+        return self.scope
+
+    def cancel(self) -> None:
+        """Interrupt the handler now, or as soon as it starts (not once it has returned)."""
+        self.cancel_requested = True
+        if self.scope is not None:
+            self.scope.cancel()
 
     def unsaved_log(self) -> list[dict[str, Any]] | None:
         """The full log when entries wait to be written, else ``None``."""
@@ -99,6 +116,8 @@ class Attempt:
         Raises:
             JobRunAborted: the lease was lost or the job was cancelled meanwhile.
         """
+        if self._lock is None:
+            self._lock = anyio.Lock()
         async with self._lock:
             now = self.clock()
             update = dict(values)

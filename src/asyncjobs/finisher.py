@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import anyio
 import anyio.lowlevel
 
+from asyncjobs import logs
 from asyncjobs.attempt import WRITE_GRACE, Attempt
-from asyncjobs.errors import JobRunAborted
+from asyncjobs.errors import StorageError
+from asyncjobs.models import RunStatus
 from asyncjobs.storage import Store
 
-
-@dataclass
-class _Waiter:
-    attempt: Attempt
-    done: anyio.Event = field(default_factory=anyio.Event)
-    ok: bool = False
-    error: BaseException | None = None
+Settle = Callable[[Attempt, "RunStatus | None"], None]
 
 
 class Finisher:
@@ -27,6 +23,10 @@ class Finisher:
 
     The first job to finish writes; jobs finishing while that write is in flight are written
     together by the next one. Each row is still checked against the batch token and the lease.
+    A job handed over ends its task at once, and ``settle`` gets its outcome once written:
+    ``"success"``, or ``None`` when its lease was lost, it was cancelled meanwhile or the
+    write failed. Ending early keeps the batch's objects few while the write is in flight,
+    so fewer of them live long enough to reach the old GC generations.
     """
 
     def __init__(
@@ -37,59 +37,69 @@ class Finisher:
         buffer: timedelta,
         *,
         delete: bool,
+        settle: Settle,
     ) -> None:
         self.store, self.token, self.clock, self.buffer = store, token, clock, buffer
         self.delete = delete
-        self._waiting: list[_Waiter] = []
+        self.settle = settle
+        self._waiting: list[Attempt] = []
         self._flushing = False
+        self._started: anyio.Event | None = None
+
+    @contextmanager
+    def starting(self) -> Iterator[None]:
+        """Hold the first write back until every job of the batch has been started."""
+        self._started = anyio.Event()
+        try:
+            yield
+        finally:
+            self._started.set()
 
     async def finish(self, attempt: Attempt) -> None:
-        """Mark ``attempt`` completed (or delete it).
-
-        Raises:
-            JobRunAborted: the job's lease was lost or it was cancelled meanwhile.
-        """
+        """Mark ``attempt`` completed (or delete it), now or by the write in flight."""
         attempt.releasing = True
-        waiter = _Waiter(attempt)
-        self._waiting.append(waiter)
-        if self._flushing:
-            await waiter.done.wait()
-        else:
+        self._waiting.append(attempt)
+        if not self._flushing:
             await self._flush()
-        if waiter.error is not None:
-            raise waiter.error
-        if not waiter.ok:
-            raise JobRunAborted(f"job {attempt.id} can no longer be updated by this runner")
 
     async def _flush(self) -> None:
         self._flushing = True
+        batch: list[Attempt] = []
         try:
             # Shielded like every job write: a commit must not be lost to a cancellation.
             with anyio.move_on_after(WRITE_GRACE, shield=True):
                 await anyio.lowlevel.checkpoint()  # let siblings finishing now join this write
+                if self._started is not None:  # jobs started later join it too
+                    await self._started.wait()
                 while self._waiting:
                     batch, self._waiting = self._waiting, []
                     await self._write(batch)
+                    batch = []
         finally:
             self._flushing = False
-            for waiter in self._waiting:  # only after a timed-out flush
-                waiter.done.set()
+            for attempt in [*batch, *self._waiting]:  # only after a timed-out flush
+                self.settle(attempt, None)
             self._waiting = []
 
-    async def _write(self, batch: list[_Waiter]) -> None:
+    async def _write(self, batch: list[Attempt]) -> None:
         now = self.clock()
-        logs = {w.attempt.id: w.attempt.unsaved_log() for w in batch}
+        unsaved = {attempt.id: attempt.unsaved_log() for attempt in batch}
         try:
             owned = await self.store.finish_owned(
-                logs, self.token, live_after=now + self.buffer, now=now, delete=self.delete
+                unsaved, self.token, live_after=now + self.buffer, now=now, delete=self.delete
             )
-        except Exception as exc:
-            for waiter in batch:
-                waiter.error = exc
-                waiter.done.set()
+        except StorageError:
+            for attempt in batch:
+                unrecorded(attempt)
+                self.settle(attempt, None)
             return
-        for waiter in batch:
-            waiter.ok = waiter.attempt.id in owned
-            if waiter.ok:
-                waiter.attempt.finished(now)
-            waiter.done.set()
+        for attempt in batch:
+            if attempt.id in owned:
+                attempt.finished(now)
+                self.settle(attempt, "success")
+            else:
+                self.settle(attempt, None)
+
+
+def unrecorded(attempt: Attempt) -> None:
+    logs.error("Could not record job %s", attempt.id, extra={"job_id": attempt.id}, exc=True)

@@ -6,15 +6,16 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import anyio
+import anyio.lowlevel
 
 from asyncjobs import failures, injection, logs
 from asyncjobs.attempt import Attempt
 from asyncjobs.config import Lease, Workflow, seconds
 from asyncjobs.errors import JobCancelled, JobRunAborted, NotRegistered, StorageError
-from asyncjobs.finisher import Finisher
+from asyncjobs.finisher import Finisher, unrecorded
 from asyncjobs.models import RunResult, RunStatus
 from asyncjobs.registry import SINGLE_TASK, HandlerImportError, Registry
 from asyncjobs.step_runner import StepRunner, TaskFailed
@@ -25,6 +26,11 @@ if TYPE_CHECKING:
 
 MIN_HEARTBEAT = 0.05
 CANCEL_CHECK_INTERVAL = 0.5  # seconds between checks for jobs cancelled elsewhere
+# Jobs of a batch start this many at a time, each group running to its first wait before the
+# next starts: the host loop gets a turn between groups, and a batch's task objects are never
+# all alive at once (fewer of them live long enough to reach the old GC generation).
+START_GROUP = 10
+HANDED_OVER: Final = "handed over"  # a success the batch's Finisher records and settles
 
 
 @dataclass(frozen=True)
@@ -111,8 +117,17 @@ class Runner:
     ) -> dict[int, RunStatus]:
         statuses: dict[int, RunStatus] = {}
         scope = anyio.CancelScope()
+
+        def settle(attempt: Attempt, status: RunStatus | None) -> None:
+            self._settle(attempt, status, statuses)
+
         finisher = Finisher(
-            self.store, token, self.clock, self.buffer, delete=self.delete_on_complete
+            self.store,
+            token,
+            self.clock,
+            self.buffer,
+            delete=self.delete_on_complete,
+            settle=settle,
         )
         self._enter(scope, attempts)
         try:
@@ -121,7 +136,7 @@ class Runner:
                     done = anyio.Event()
                     tg.start_soon(self._heartbeat, attempts, token, done)
                     try:
-                        await self._execute_all(attempts, statuses, sequential, finisher)
+                        await self._execute_all(attempts, sequential, finisher)
                     finally:
                         done.set()  # ends the heartbeat without a cancellation to unwind
         finally:
@@ -131,46 +146,57 @@ class Runner:
         return statuses
 
     async def _execute_all(
-        self,
-        attempts: list[Attempt],
-        statuses: dict[int, RunStatus],
-        sequential: bool,
-        finisher: Finisher,
+        self, attempts: list[Attempt], sequential: bool, finisher: Finisher
     ) -> None:
         if sequential:
             for attempt in attempts:
-                await self._run_one(attempt, statuses, finisher)
+                await self._run_one(attempt, finisher)
             return
         async with anyio.create_task_group() as tg:
-            for attempt in attempts:
-                tg.start_soon(self._run_one, attempt, statuses, finisher)
+            with finisher.starting():
+                for index, attempt in enumerate(attempts, 1):
+                    tg.start_soon(self._run_one, attempt, finisher)
+                    if index % START_GROUP == 0:
+                        await anyio.lowlevel.checkpoint()
 
-    async def _run_one(
-        self, attempt: Attempt, statuses: dict[int, RunStatus], finisher: Finisher
-    ) -> None:
-        with attempt.scope:
+    async def _run_one(self, attempt: Attempt, finisher: Finisher) -> None:
+        """Run one job; a success is handed to ``finisher``, which settles it when written.
+
+        The task ends at the hand-over rather than waiting for the group write: a batch's
+        tasks, frames and scopes would otherwise all be alive while it is in flight, and
+        objects that survive young collections reach the old generation, whose full
+        collections pause the host loop for the whole heap.
+        """
+        with attempt.new_scope():
             try:
                 status = await self._execute(attempt, finisher)
             except JobRunAborted:
                 status = None
             except StorageError:
-                logs.error(
-                    "Could not record job %s", attempt.id, extra={"job_id": attempt.id}, exc=True
-                )
+                unrecorded(attempt)
                 status = None
-            attempt.result = status or "aborted"
-            if status is not None:
-                statuses[attempt.id] = status
-            _log_outcome(attempt)
-            if status == "error":
-                self._announce_retry(attempt)
+            if status != HANDED_OVER:
+                finisher.settle(attempt, status)
+        attempt.scope = None
+
+    def _settle(
+        self, attempt: Attempt, status: RunStatus | None, statuses: dict[int, RunStatus]
+    ) -> None:
+        attempt.result = status or "aborted"
+        if status is not None:
+            statuses[attempt.id] = status
+        _log_outcome(attempt)
+        if status == "error":
+            self._announce_retry(attempt)
 
     def _announce_retry(self, attempt: Attempt) -> None:
         due = attempt.row.get("wait_until") or self.clock()
         for listener in list(self.retry_listeners):
             listener(attempt.row["queue"], due)
 
-    async def _execute(self, attempt: Attempt, finisher: Finisher) -> RunStatus | None:
+    async def _execute(
+        self, attempt: Attempt, finisher: Finisher
+    ) -> RunStatus | Literal["handed over"] | None:
         try:
             attempt.definition = self._definition(attempt.row)
         except NotRegistered as exc:
@@ -189,7 +215,7 @@ class Runner:
         except Exception as exc:
             return await failures.workflow_failed(attempt, exc)
         await finisher.finish(attempt)
-        return "success"
+        return HANDED_OVER
 
     def _definition(self, row: Mapping[str, Any]) -> Workflow:
         if row.get("workflow_slug"):
@@ -204,6 +230,10 @@ class Runner:
         definition = attempt.definition
         assert definition is not None
         raw_input = attempt.row.get("input") or {}
+        if not attempt.row.get("workflow_slug"):
+            # What the one-step wrapper does, without calling it: tasks[slug]("1", input=...)
+            await steps.call_task(attempt.row.get("task_slug") or "", "1", raw_input, None)
+            return
         if isinstance(definition.handler, tuple):
             from asyncjobs.json_workflow import run_json_workflow
 
@@ -261,7 +291,7 @@ class Runner:
                     attempt.id,
                     extra={"job_id": attempt.id},
                 )
-                attempt.scope.cancel()
+                attempt.cancel()
 
     async def _hand_back(self, attempts: list[Attempt], token: str) -> None:
         unfinished = [a.id for a in attempts if a.result is None]
@@ -294,7 +324,7 @@ class Runner:
         for job_id in ids:
             attempt = self.running.get(job_id)
             if attempt is not None:
-                attempt.scope.cancel()
+                attempt.cancel()
 
     async def drain(self, timeout: float) -> None:
         """Wait up to ``timeout`` for running batches, then cancel them (leases are released)."""
