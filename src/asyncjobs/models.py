@@ -122,15 +122,11 @@ def job_status(values: Mapping[str, Any], now: datetime) -> JobStatusName:
     return "queued"
 
 
-# Looked up once: ``Job.model_fields`` is a class property, costly per row and column.
-_ROW_FIELDS = frozenset(Job.model_fields) - {"log", "task_status", "status"}
-
-
 def make_job(values: Mapping[str, Any], now: datetime) -> Job:
     """Build a :class:`Job` from storage values (the one place rows become models)."""
     raw_log = values.get("log")
     log = [JobLogEntry.model_validate(entry) for entry in raw_log] if raw_log else []
-    fields = {k: v for k, v in values.items() if k in _ROW_FIELDS}
+    fields = dict(values)  # columns without a Job field (processing_token, ...) are ignored
     fields["input"] = fields.get("input") or {}
     fields["meta"] = fields.get("meta") or {}
     fields["log"] = log
