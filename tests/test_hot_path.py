@@ -186,3 +186,26 @@ async def test_closing_the_store_returns_held_connections(database_url: str) -> 
     assert pool.checkedout() >= 1  # type: ignore[attr-defined]
     await store.close()
     assert pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+async def test_step_writes_convert_every_kind_of_value(store: Store) -> None:
+    (row,) = await store.insert_jobs([a_row(1)], supersede=[], now=NOW)
+    await store.claim(claim("t1"))
+    later = datetime(2026, 1, 6, 9, 30, tzinfo=timezone(timedelta(hours=-5)))
+    values = {
+        "log": [{"id": "e1", "state": "failed"}],
+        "error": {"name": "ValueError", "message": "bad ✗"},
+        "has_error": True,
+        "wait_until": later,
+        "total_tried": 2,
+        "processing_token": None,
+        "updated_at": NOW,
+    }
+    live_after = NOW + timedelta(hours=1)
+    assert not await store.update_owned(row["id"], "other", live_after=live_after, values=values)
+    assert await store.update_owned(row["id"], "t1", live_after=live_after, values=values)
+    stored = await store.get(row["id"])
+    assert stored is not None
+    assert {k: stored[k] for k in values} == {**values, "wait_until": later.astimezone(UTC)}
+    with pytest.raises(ValueError, match="no_such_column"):
+        await store.update_owned(row["id"], "t1", live_after=NOW, values={"no_such_column": 1})

@@ -44,7 +44,6 @@ class Codec:
 
     def __init__(self, dialect: str) -> None:
         self.sqlite = dialect == "sqlite"
-        self.marker = "?" if self.sqlite else "${}"
 
     def time(self, value: datetime | None) -> Any:
         if value is None:
@@ -214,6 +213,15 @@ class HotPath:
         args = [self._ids(logs), token, self.codec.time(live_after), stamp, *new_logs]
         return {r[0] for r in await self.fetch(_complete_sql(self.dialect), args)}
 
+    async def update_owned(
+        self, job_id: int, token: str, *, live_after: datetime, values: Mapping[str, Any]
+    ) -> bool:
+        """Write ``values`` to one job while ``token`` holds its lease; whether it did."""
+        names = tuple(values)
+        args = [self.codec.encode(name, values[name]) for name in names]
+        args += [job_id, token, self.codec.time(live_after)]
+        return bool(await self.fetch(_update_sql(self.dialect, names), args))
+
     async def insert(self, rows: Sequence[Row]) -> list[Row]:
         """Insert ``rows`` in one statement; rows come back in id (insertion) order."""
         codec = self.codec
@@ -297,6 +305,20 @@ def _complete_sql(dialect: str) -> str:
         "WHERE l.id = asyncjobs_jobs.id), asyncjobs_jobs.log) "
         "WHERE id = ANY($1::bigint[]) AND processing_token = $2 "
         "AND processing_until > $3 RETURNING id"
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _update_sql(dialect: str, names: tuple[str, ...]) -> str:
+    unknown = set(names) - set(INSERT_COLUMNS)
+    if unknown or not names:
+        raise ValueError(f"cannot update job columns {sorted(unknown) or names}")
+    marks = [("?" if dialect == "sqlite" else f"${i}") for i in range(1, len(names) + 4)]
+    assignments = ", ".join(f'"{name}" = {mark}' for name, mark in zip(names, marks, strict=False))
+    key, token, live_after = marks[len(names) :]
+    return (
+        f"UPDATE asyncjobs_jobs SET {assignments} WHERE id = {key} "
+        f"AND processing_token = {token} AND processing_until > {live_after} RETURNING id"
     )
 
 

@@ -172,17 +172,8 @@ class Store:
         self, job_id: int, token: str, *, live_after: datetime, values: Mapping[str, Any]
     ) -> bool:
         """Write ``values`` only while ``token`` still holds a lease ending after ``live_after``."""
-        async with self.write(single=True) as conn:
-            result = await conn.execute(
-                update(jobs)
-                .where(
-                    jobs.c.id == job_id,
-                    jobs.c.processing_token == token,
-                    jobs.c.processing_until > live_after,
-                )
-                .values(**values)
-            )
-            return bool(result.rowcount)
+        async with self._write_gate:
+            return await self.hot.update_owned(job_id, token, live_after=live_after, values=values)
 
     @translated
     async def renew(
