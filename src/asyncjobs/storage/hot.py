@@ -145,10 +145,16 @@ class HotPath:
                 yield held.driver
             except BaseException as exc:
                 self._busy.discard(held)
-                # The connection's state is unknown after a failed or interrupted call.
+                driver_error = isinstance(exc, self._errors)
+                # The connection's state is unknown after a failed or interrupted call; after a
+                # driver error the idle ones are likely broken too (a server restart, say).
+                stale = [held, *self._idle] if driver_error else [held]
+                if driver_error:
+                    self._idle = []
                 with anyio.CancelScope(shield=True):
-                    await _discard(held)
-                if isinstance(exc, self._errors):
+                    for connection in stale:
+                        await _discard(connection)
+                if driver_error:
                     raise StorageError(f"statement failed: {exc}") from exc
                 raise
             self._busy.discard(held)
@@ -259,7 +265,7 @@ def _driver_errors(dialect: str) -> tuple[type[BaseException], ...]:
         return (*errors, ValueError)  # aiosqlite: "Connection closed"
     import asyncpg  # type: ignore[import-untyped]
 
-    return (*errors, asyncpg.PostgresError, asyncpg.InterfaceError)
+    return (*errors, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
 
 
 async def _discard(held: _Held) -> None:
