@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -44,6 +44,17 @@ class Codec:
 
     def __init__(self, dialect: str) -> None:
         self.sqlite = dialect == "sqlite"
+        # asyncpg takes aware datetimes and booleans as they are.
+        self.encoders: dict[str, Callable[[Any], Any] | None] = {
+            name: self.time
+            if name in _TIMES and self.sqlite
+            else self.json
+            if name in _JSON
+            else self.flag
+            if name in _FLAGS and self.sqlite
+            else None
+            for name in COLUMNS
+        }
 
     def time(self, value: datetime | None) -> Any:
         if value is None:
@@ -61,13 +72,15 @@ class Codec:
         return int(bool(value)) if self.sqlite else bool(value)
 
     def encode(self, name: str, value: Any) -> Any:
-        if name in _TIMES:
-            return self.time(value)
-        if name in _JSON:
-            return self.json(value)
-        if name in _FLAGS:
-            return self.flag(value)
-        return value
+        encoder = self.encoders[name]
+        return value if encoder is None else encoder(value)
+
+    def column(self, name: str, rows: Sequence[Row]) -> list[Any]:
+        """One column of ``rows`` to insert, encoded; a missing value takes the default."""
+        default = _INSERT_DEFAULTS.get(name)
+        values = [row.get(name, default) for row in rows]
+        encoder = self.encoders[name]
+        return values if encoder is None else [encoder(value) for value in values]
 
     def decode_row(self, values: Sequence[Any]) -> Row:
         """A ``RETURNING`` row of every column, as ``Store`` rows look."""
@@ -145,10 +158,16 @@ class HotPath:
                 yield held.driver
             except BaseException as exc:
                 self._busy.discard(held)
-                # The connection's state is unknown after a failed or interrupted call.
+                driver_error = isinstance(exc, self._errors)
+                # The connection's state is unknown after a failed or interrupted call; after a
+                # driver error the idle ones are likely broken too (a server restart, say).
+                stale = [held, *self._idle] if driver_error else [held]
+                if driver_error:
+                    self._idle = []
                 with anyio.CancelScope(shield=True):
-                    await _discard(held)
-                if isinstance(exc, self._errors):
+                    for connection in stale:
+                        await _discard(connection)
+                if driver_error:
                     raise StorageError(f"statement failed: {exc}") from exc
                 raise
             self._busy.discard(held)
@@ -218,26 +237,20 @@ class HotPath:
     ) -> bool:
         """Write ``values`` to one job while ``token`` holds its lease; whether it did."""
         names = tuple(values)
+        sql = _update_sql(self.dialect, names)
         args = [self.codec.encode(name, values[name]) for name in names]
         args += [job_id, token, self.codec.time(live_after)]
-        return bool(await self.fetch(_update_sql(self.dialect, names), args))
+        return bool(await self.fetch(sql, args))
 
     async def insert(self, rows: Sequence[Row]) -> list[Row]:
         """Insert ``rows`` in one statement; rows come back in id (insertion) order."""
         codec = self.codec
+        columns = [codec.column(name, rows) for name in INSERT_COLUMNS]
         if codec.sqlite:
             sql = _insert_values_sql(len(rows))
-            args = [
-                codec.encode(name, row.get(name, _INSERT_DEFAULTS.get(name)))
-                for row in rows
-                for name in INSERT_COLUMNS
-            ]
+            args = [value for values in zip(*columns, strict=True) for value in values]
         else:
-            sql = _insert_unnest_sql()
-            args = [
-                [codec.encode(name, row.get(name, _INSERT_DEFAULTS.get(name))) for row in rows]
-                for name in INSERT_COLUMNS
-            ]
+            sql, args = _insert_unnest_sql(), columns
         result = [codec.decode_row(r) for r in await self.fetch(sql, args)]
         result.sort(key=lambda row: row["id"])
         return result
@@ -259,7 +272,7 @@ def _driver_errors(dialect: str) -> tuple[type[BaseException], ...]:
         return (*errors, ValueError)  # aiosqlite: "Connection closed"
     import asyncpg  # type: ignore[import-untyped]
 
-    return (*errors, asyncpg.PostgresError, asyncpg.InterfaceError)
+    return (*errors, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
 
 
 async def _discard(held: _Held) -> None:
