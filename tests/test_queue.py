@@ -81,6 +81,68 @@ async def test_input_must_be_a_dict_without_schema(make_jobs: MakeJobs) -> None:
     assert await jobs.find() == []
 
 
+class Text(str):
+    pass
+
+
+def _circular() -> dict:
+    loop: dict = {}
+    loop["self"] = loop
+    return loop
+
+
+def _nested(depth: int) -> dict:
+    value: dict = {}
+    for _ in range(depth):
+        value = {"v": [value]}
+    return value
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"s": {1, 2}},
+        {"b": b"x"},
+        {"o": object()},
+        {"when": datetime(2030, 1, 1)},
+        {"big": 10**5000},
+        {"deep": [{"set": {3}}]},
+        {(1, 2): "tuple key"},
+        _circular(),
+    ],
+)
+async def test_input_and_meta_that_json_refuses_store_nothing(
+    make_jobs: MakeJobs, value: dict
+) -> None:
+    jobs = _jobs(make_jobs)
+    with pytest.raises(asyncjobs.ValidationError, match="input must be JSON-serialisable"):
+        await jobs.queue(task="plain", input=value)
+    with pytest.raises(asyncjobs.ValidationError, match="item 1: meta must be JSON"):
+        await jobs.queue_many([{"task": "plain"}, {"task": "plain", "meta": value}])
+    assert await jobs.find() == []
+
+
+async def test_values_json_accepts_are_stored_as_json_reads_them(make_jobs: MakeJobs) -> None:
+    jobs = _jobs(make_jobs)
+    value = {
+        "t": (1, "a"),
+        "k": {1: True, None: 2.5},
+        "s": Text("sub"),
+        "big": 2**70,
+        "d": _nested(40),
+    }
+    job = await jobs.queue(task="plain", input=value, meta=value)
+    expected = {
+        "t": [1, "a"],
+        "k": {"1": True, "null": 2.5},
+        "s": "sub",
+        "big": 2**70,
+        "d": _nested(40),
+    }
+    assert job.input == expected
+    assert job.meta == expected
+
+
 async def test_unknown_slug_is_not_registered(make_jobs: MakeJobs) -> None:
     jobs = _jobs(make_jobs)
     with pytest.raises(asyncjobs.NotRegistered, match="nope"):

@@ -124,11 +124,15 @@ def job_status(values: Mapping[str, Any], now: datetime) -> JobStatusName:
 
 def make_job(values: Mapping[str, Any], now: datetime) -> Job:
     """Build a :class:`Job` from storage values (the one place rows become models)."""
-    log = [JobLogEntry.model_validate(entry) for entry in values.get("log") or ()]
-    fields = {k: v for k, v in values.items() if k in Job.model_fields and k != "log"}
+    raw_log = values.get("log")
+    log = [JobLogEntry.model_validate(entry) for entry in raw_log] if raw_log else []
+    fields = dict(values)  # columns without a Job field (processing_token, ...) are ignored
     fields["input"] = fields.get("input") or {}
     fields["meta"] = fields.get("meta") or {}
-    return Job(**fields, log=log, task_status=fold_task_status(log), status=job_status(values, now))
+    fields["log"] = log
+    fields["task_status"] = fold_task_status(log) if log else {}
+    fields["status"] = job_status(values, now)
+    return Job.model_validate(fields)
 
 
 class RunResult(BaseModel):

@@ -11,11 +11,15 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from asyncjobs import injection
-from asyncjobs.config import DEFAULT_QUEUE, Task, Workflow
+from asyncjobs.config import DEFAULT_QUEUE, Concurrency, Task, Workflow
 from asyncjobs.errors import ValidationError
 from asyncjobs.registry import Registry
 
 QUEUE_KEYS = frozenset({"task", "workflow", "input", "queue", "wait_until", "meta"})
+ITEM_KEYS = QUEUE_KEYS | {"override_access", "request"}  # what a queue_many() item may hold
+# ints json.dumps writes without meeting the interpreter's int-to-str digit limit
+_INT_BOUND = 1 << 63
+_PLAIN_DEPTH = 32  # deeper values are left to json.dumps, which also spots cycles
 
 
 async def prepare_rows(
@@ -27,35 +31,46 @@ async def prepare_rows(
         ValueError, NotRegistered, ValidationError: naming the item and the problem.
     """
     rows: list[dict[str, Any]] = []
-    supersede: list[str] = []
+    supersede: dict[str, None] = {}  # an ordered set
     for index, item in enumerate(items):
-        where = "" if len(items) == 1 else f"item {index}: "
         try:
-            row, key = await _prepare(registry, item, now)
+            definition, value, queue = _resolve(registry, item)
+            key = None
+            concurrency = definition.concurrency
+            if concurrency is not None:  # only then is there a user call to await
+                key = await _concurrency_key(definition, concurrency, value, queue)
+            rows.append(_row(definition, item, value, queue, key, now))
         except (ValueError, TypeError) as exc:
-            if not where:
+            if len(items) == 1:
                 raise
-            raise type(exc)(f"{where}{exc}") from exc
-        rows.append(row)
-        if key is not None and key not in supersede:
-            supersede.append(key)
-    return rows, supersede
+            raise type(exc)(f"item {index}: {exc}") from exc
+        if key is not None and concurrency is not None and concurrency.supersedes:
+            supersede[key] = None
+    return rows, list(supersede)
 
 
-async def _prepare(
-    registry: Registry, item: Mapping[str, Any], now: datetime
-) -> tuple[dict[str, Any], str | None]:
-    unknown = sorted(set(item) - QUEUE_KEYS - {"override_access", "request"})
-    if unknown:
+def _resolve(registry: Registry, item: Mapping[str, Any]) -> tuple[Task | Workflow, Any, str]:
+    if not ITEM_KEYS.issuperset(item):
+        unknown = sorted(set(item) - ITEM_KEYS)
         raise ValueError(f"unknown queue() argument(s): {', '.join(unknown)}")
     definition = _definition(registry, item.get("task"), item.get("workflow"))
     value = validate_input(definition, item.get("input"))
-    queue = _queue(item.get("queue"), definition)
-    key = await _concurrency_key(definition, value, queue)
-    row = {
+    return definition, value, _queue(item.get("queue"), definition)
+
+
+def _row(
+    definition: Task | Workflow,
+    item: Mapping[str, Any],
+    value: Any,
+    queue: str,
+    key: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    is_task = isinstance(definition, Task)
+    return {
         "queue": queue,
-        "task_slug": definition.slug if isinstance(definition, Task) else None,
-        "workflow_slug": definition.slug if isinstance(definition, Workflow) else None,
+        "task_slug": definition.slug if is_task else None,
+        "workflow_slug": None if is_task else definition.slug,
         "input": _json(
             value.model_dump(mode="json") if isinstance(value, BaseModel) else value, "input"
         ),
@@ -68,10 +83,6 @@ async def _prepare(
         "created_at": now,
         "updated_at": now,
     }
-    supersedes = (
-        key is not None and definition.concurrency is not None and definition.concurrency.supersedes
-    )
-    return row, key if supersedes else None
 
 
 def _definition(registry: Registry, task: Any, workflow: Any) -> Task | Workflow:
@@ -120,10 +131,10 @@ def _queue(value: Any, definition: Task | Workflow) -> str:
     return value
 
 
-async def _concurrency_key(definition: Task | Workflow, value: Any, queue: str) -> str | None:
-    if definition.concurrency is None:
-        return None
-    key = await injection.call(definition.concurrency.key, {"input": value, "queue": queue})
+async def _concurrency_key(
+    definition: Task | Workflow, concurrency: Concurrency, value: Any, queue: str
+) -> str | None:
+    key = await injection.call(concurrency.key, {"input": value, "queue": queue})
     if key is not None and not isinstance(key, str):
         raise TypeError(
             f"Concurrency.key of {definition.slug!r} must return a str or None, got {key!r}"
@@ -142,8 +153,32 @@ def _aware(value: Any) -> datetime | None:
 
 
 def _json(value: Any, what: str) -> Any:
+    if _plain(value, 0):
+        return value  # json.dumps takes it as it is: skip serialising it just to check
     try:
         json.dumps(value)
     except (TypeError, ValueError) as exc:
         raise ValidationError(f"{what} must be JSON-serialisable: {exc}") from exc
     return value
+
+
+def _plain(value: Any, depth: int) -> bool:
+    """Whether ``value`` is built only of types ``json.dumps`` surely accepts.
+
+    ``False`` is no verdict: the caller then asks ``json.dumps`` itself.
+    """
+    kind = type(value)
+    if kind is str or kind is bool or kind is float or value is None:
+        return True
+    if kind is int:
+        return bool(-_INT_BOUND < value < _INT_BOUND)
+    if depth >= _PLAIN_DEPTH:
+        return False
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or not _plain(item, depth + 1):
+                return False
+        return True
+    if kind is list:
+        return all(_plain(item, depth + 1) for item in value)
+    return False

@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 TICK_ERROR = "Error in job queue cron job handler"
 MAX_DUE_TIMES = 10_000  # due times a lane remembers; later ones wait for a cron tick
 CLOSE_GRACE = 1.0  # how long close() lets a tick finish its last writes before cancelling it
+_RUNNABLE = frozenset({"queued", "waiting"})  # job statuses that wake a covering lane
 
 
 class CronTrigger(BaseTrigger):  # type: ignore[misc]
@@ -179,9 +180,10 @@ class AutoRunner:
         return timers
 
     def _on_queued(self, created: Sequence[Job]) -> None:
-        for job in created:
-            if job.status in ("queued", "waiting"):
-                self._notice(job.queue, job.wait_until)
+        # A batch mostly repeats one (queue, due) pair: notice each pair once, in order.
+        runnable = {(j.queue, j.wait_until): None for j in created if j.status in _RUNNABLE}
+        for queue, due in runnable:
+            self._notice(queue, due)
 
     def _notice(self, queue: str, due: datetime | None) -> None:
         for lane in self._lanes:

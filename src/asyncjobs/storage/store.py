@@ -11,7 +11,6 @@ from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import (
     bindparam,
-    case,
     delete,
     false,
     func,
@@ -19,19 +18,17 @@ from sqlalchemy import (
     or_,
     select,
     true,
-    type_coerce,
     update,
 )
-from sqlalchemy import delete as sa_delete
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from asyncjobs.errors import StorageError
 from asyncjobs.storage import dialects, filters, notify
+from asyncjobs.storage.hot import MAX_INSERT_ROWS, HotPath
 from asyncjobs.storage.tables import (
     SCHEMA_VERSION,
-    Json,
     UTCDateTime,
     jobs,
     metadata,
@@ -63,6 +60,7 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         self._engine: AsyncEngine | None = None
+        self._hot: HotPath | None = None
         self._write_gate = dialects.write_gate(url)
         self.name = f"asyncjobs-{uuid.uuid4().hex[:12]}"
 
@@ -102,11 +100,21 @@ class Store:
             await engine.dispose()
             raise
         self._engine = engine
+        self._hot = HotPath(engine)
 
     async def close(self) -> None:
         engine, self._engine = self._engine, None
+        hot, self._hot = self._hot, None
+        if hot is not None:
+            await hot.close()
         if engine is not None:
             await engine.dispose()
+
+    @property
+    def hot(self) -> HotPath:
+        if self._hot is None:
+            raise RuntimeError("the store is not open")
+        return self._hot
 
     @asynccontextmanager
     async def write(self, *, single: bool = False) -> AsyncIterator[AsyncConnection]:
@@ -137,17 +145,24 @@ class Store:
         Of each superseding key only the newest inserted job is kept, so a batch that queues
         one key twice behaves like two ``queue()`` calls in a row.
         """
+        if not supersede and len(rows) <= MAX_INSERT_ROWS:
+            async with self._write_gate:
+                return await self.hot.insert(rows)
         async with self.write(single=len(rows) == 1 and not supersede) as conn:
             return await insert_superseding(conn, rows, supersede, now)
 
     @translated
     async def claim(self, claim: Claim) -> list[Row]:
         """Lease up to ``claim.limit`` runnable jobs to ``claim.token``, atomically."""
-        async with self.write(single=not claim.keyed) as conn:
-            if claim.keyed:
-                await dialects.lock_keyed_claims(conn)
-            stmt, params = claim.statement()
-            rows = [row_values(r) for r in await conn.execute(stmt, params)]
+        stmt, params = claim.statement()
+        if claim.where:
+            async with self.write(single=not claim.keyed) as conn:
+                if claim.keyed:
+                    await dialects.lock_keyed_claims(conn)
+                rows = [row_values(r) for r in await conn.execute(stmt, params)]
+        else:
+            async with self._write_gate:
+                rows = await self.hot.claim(stmt, params, locked=claim.keyed)
         name, desc = filters.sort_key(claim.order)
         rows.sort(key=lambda r: (r[name] is None, r[name], r["id"]), reverse=desc)
         return rows
@@ -157,17 +172,8 @@ class Store:
         self, job_id: int, token: str, *, live_after: datetime, values: Mapping[str, Any]
     ) -> bool:
         """Write ``values`` only while ``token`` still holds a lease ending after ``live_after``."""
-        async with self.write(single=True) as conn:
-            result = await conn.execute(
-                update(jobs)
-                .where(
-                    jobs.c.id == job_id,
-                    jobs.c.processing_token == token,
-                    jobs.c.processing_until > live_after,
-                )
-                .values(**values)
-            )
-            return bool(result.rowcount)
+        async with self._write_gate:
+            return await self.hot.update_owned(job_id, token, live_after=live_after, values=values)
 
     @translated
     async def renew(
@@ -235,18 +241,10 @@ class Store:
 
         ``logs`` maps each job to its full step log when that changed since the last write.
         """
-        fence = (
-            jobs.c.id.in_(list(logs)),
-            jobs.c.processing_token == token,
-            jobs.c.processing_until > live_after,
-        )
-        if delete:
-            params = {"p_ids": list(logs), "p_token": token, "p_live_after": live_after}
-            async with self.write(single=True) as conn:
-                return {row[0] for row in await conn.execute(_delete_owned(), params)}
-        stmt = update(jobs).where(*fence).values(**_completion(logs, now))
-        async with self.write(single=True) as conn:
-            return {row[0] for row in await conn.execute(stmt.returning(jobs.c.id))}
+        async with self._write_gate:
+            if delete:
+                return await self.hot.delete_owned(list(logs), token, live_after=live_after)
+            return await self.hot.complete_owned(logs, token, live_after=live_after, now=now)
 
     @translated
     async def cancel(
@@ -444,36 +442,6 @@ def _claim_template(order: str, keyed: bool, by_queue: bool, by_id: bool) -> Any
 def _param(name: str, type_: Any = None) -> Any:
     """A bind parameter standing in for a claim's value in a prebuilt statement."""
     return bindparam(name, type_=type_)
-
-
-@functools.cache
-def _delete_owned() -> Any:
-    return (
-        sa_delete(jobs)
-        .where(
-            jobs.c.id.in_(bindparam("p_ids", expanding=True)),
-            jobs.c.processing_token == bindparam("p_token"),
-            jobs.c.processing_until > bindparam("p_live_after", type_=UTCDateTime()),
-        )
-        .returning(jobs.c.id)
-    )
-
-
-def _completion(logs: Mapping[int, list[dict[str, Any]] | None], now: datetime) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "completed_at": now,
-        "processing_until": None,
-        "processing_token": None,
-        "total_tried": jobs.c.total_tried + 1,
-        "updated_at": now,
-    }
-    changed = {job_id: log for job_id, log in logs.items() if log is not None}
-    if changed:
-        values["log"] = case(
-            *((jobs.c.id == job_id, type_coerce(log, Json)) for job_id, log in changed.items()),
-            else_=jobs.c.log,
-        )
-    return values
 
 
 def cancelled_values(now: datetime, message: str) -> dict[str, Any]:

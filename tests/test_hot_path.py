@@ -1,0 +1,211 @@
+"""The claim, completion and insert statements run as direct driver calls (storage/hot.py).
+
+Rows they write must read exactly as SQLAlchemy's column types read them, and the reverse; a
+broken held connection fails one statement and is replaced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+import asyncjobs
+from asyncjobs.storage import Claim, Store
+from asyncjobs.storage.hot import MAX_INSERT_ROWS
+from asyncjobs.storage.store import insert_rows
+
+MakeJobs = Callable[..., asyncjobs.Jobs]
+NOW = datetime(2026, 1, 5, 12, 0, 0, 123456, tzinfo=UTC)
+
+
+@asyncjobs.task("noop")
+async def noop() -> None:
+    return None
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    opened = Store(database_url)
+    await opened.open()
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+def a_row(n: int, **changes: Any) -> dict[str, Any]:
+    row = {
+        "queue": "default",
+        "task_slug": "noop",
+        "workflow_slug": None,
+        "input": {"n": n, "text": 'é ✓ "quoted"', "nested": {"list": [1, 2.5, None, True]}},
+        "meta": {"source": "test"},
+        "wait_until": datetime(2026, 1, 5, 13, 0, tzinfo=timezone(timedelta(hours=2))),
+        "concurrency_key": None,
+        "exclusive": False,
+        "total_tried": 0,
+        "has_error": False,
+        "created_at": NOW + timedelta(microseconds=n),
+        "updated_at": NOW,
+    }
+    row.update(changes)
+    return row
+
+
+def claim(token: str, *, limit: int = 10, keyed: bool = False) -> Claim:
+    return Claim(
+        now=NOW + timedelta(hours=1),
+        until=NOW + timedelta(hours=2),
+        token=token,
+        limit=limit,
+        order="created_at",
+        queue="default",
+        keyed=keyed,
+    )
+
+
+async def test_inserted_rows_read_the_same_through_sqlalchemy(store: Store) -> None:
+    (inserted,) = await store.insert_jobs([a_row(1)], supersede=[], now=NOW)
+    assert inserted == await store.get(inserted["id"])
+    assert inserted["wait_until"] == datetime(2026, 1, 5, 11, 0, tzinfo=UTC)
+    assert inserted["wait_until"].tzinfo is UTC
+    assert inserted["input"]["text"] == 'é ✓ "quoted"'
+    assert inserted["has_error"] is False and inserted["log"] is None
+
+
+async def test_rows_written_through_sqlalchemy_claim_the_same(store: Store) -> None:
+    async with store.write() as conn:
+        (written,) = await insert_rows(conn, [a_row(1, exclusive=True, concurrency_key="k")])
+    (claimed,) = await store.claim(claim("t1", keyed=True))
+    assert claimed == await store.get(written["id"])
+    assert claimed["processing_token"] == "t1"
+    assert claimed["processing_until"] == NOW + timedelta(hours=2)
+    assert claimed["exclusive"] is True
+    assert {k: v for k, v in claimed.items() if not k.startswith("processing")} == {
+        **{k: v for k, v in written.items() if not k.startswith("processing")},
+        "updated_at": NOW + timedelta(hours=1),
+    }
+
+
+async def test_completion_writes_only_the_logs_that_changed(store: Store) -> None:
+    rows = await store.insert_jobs([a_row(n) for n in range(3)], supersede=[], now=NOW)
+    first, second, third = (row["id"] for row in rows)
+    assert [r["id"] for r in await store.claim(claim("t1"))] == [first, second, third]
+    entry = {"id": "e1", "task_slug": "noop", "task_id": "1", "output": {"ok": "✓"}}
+    done = NOW + timedelta(hours=1)
+    owned = await store.finish_owned(
+        {first: [entry], second: None, 999: [entry]},
+        "t1",
+        live_after=done,
+        now=done,
+        delete=False,
+    )
+    assert owned == {first, second}
+    logged, plain, untouched = [await store.get(i) for i in (first, second, third)]
+    assert logged is not None and plain is not None and untouched is not None
+    assert logged["log"] == [entry] and plain["log"] is None
+    for row in (logged, plain):
+        assert (row["completed_at"], row["updated_at"], row["total_tried"]) == (done, done, 1)
+        assert row["processing_token"] is None and row["processing_until"] is None
+    assert untouched["processing_token"] == "t1" and untouched["completed_at"] is None
+
+
+async def test_completion_checks_token_and_lease(store: Store) -> None:
+    rows = await store.insert_jobs([a_row(1), a_row(2)], supersede=[], now=NOW)
+    ids = [row["id"] for row in rows]
+    await store.claim(claim("t1"))
+    lease_end = NOW + timedelta(hours=2)
+    for delete in (False, True):
+        assert (
+            await store.finish_owned(
+                dict.fromkeys(ids), "other", live_after=NOW, now=NOW, delete=delete
+            )
+            == set()
+        )
+        assert (
+            await store.finish_owned(
+                dict.fromkeys(ids), "t1", live_after=lease_end, now=NOW, delete=delete
+            )
+            == set()
+        )
+    assert await store.finish_owned(
+        dict.fromkeys(ids), "t1", live_after=NOW, now=NOW, delete=True
+    ) == set(ids)
+    assert [await store.get(i) for i in ids] == [None, None]
+
+
+async def test_large_batches_keep_their_order(make_jobs: MakeJobs) -> None:
+    jobs = make_jobs(tasks=[noop])
+    for count in (MAX_INSERT_ROWS, MAX_INSERT_ROWS + 1):
+        created = await jobs.queue_many([{"task": "noop", "input": {"n": n}} for n in range(count)])
+        assert [job.input["n"] for job in created] == list(range(count))
+        assert [job.id for job in created] == sorted(job.id for job in created)
+
+
+async def test_a_broken_connection_fails_one_statement_then_is_replaced(
+    store: Store, backend: str, database_url: str
+) -> None:
+    await store.insert_jobs([a_row(1)], supersede=[], now=NOW)
+    await _break_held_connections(store, backend, database_url)
+    with pytest.raises(asyncjobs.StorageError):
+        await store.insert_jobs([a_row(2)], supersede=[], now=NOW)
+    (row,) = await store.insert_jobs([a_row(3)], supersede=[], now=NOW)
+    assert [r["id"] for r in await store.claim(claim("t1"))] == [1, row["id"]]
+
+
+async def _break_held_connections(store: Store, backend: str, database_url: str) -> None:
+    held = store.hot._idle
+    assert held
+    if backend == "sqlite":
+        for connection in held:
+            await connection.driver.close()
+        return
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    admin = await asyncpg.connect(
+        host=url.host, port=url.port or 5432, user=url.username, database=url.database
+    )
+    try:
+        pids = [await connection.driver.fetchval("SELECT pg_backend_pid()") for connection in held]
+        for pid in pids:
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+    finally:
+        await admin.close()
+
+
+async def test_closing_the_store_returns_held_connections(database_url: str) -> None:
+    store = Store(database_url)
+    await store.open()
+    await store.insert_jobs([a_row(1)], supersede=[], now=NOW)
+    pool = store.engine.sync_engine.pool
+    assert pool.checkedout() >= 1  # type: ignore[attr-defined]
+    await store.close()
+    assert pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+async def test_step_writes_convert_every_kind_of_value(store: Store) -> None:
+    (row,) = await store.insert_jobs([a_row(1)], supersede=[], now=NOW)
+    await store.claim(claim("t1"))
+    later = datetime(2026, 1, 6, 9, 30, tzinfo=timezone(timedelta(hours=-5)))
+    values = {
+        "log": [{"id": "e1", "state": "failed"}],
+        "error": {"name": "ValueError", "message": "bad ✗"},
+        "has_error": True,
+        "wait_until": later,
+        "total_tried": 2,
+        "processing_token": None,
+        "updated_at": NOW,
+    }
+    live_after = NOW + timedelta(hours=1)
+    assert not await store.update_owned(row["id"], "other", live_after=live_after, values=values)
+    assert await store.update_owned(row["id"], "t1", live_after=live_after, values=values)
+    stored = await store.get(row["id"])
+    assert stored is not None
+    assert {k: stored[k] for k in values} == {**values, "wait_until": later.astimezone(UTC)}
+    with pytest.raises(ValueError, match="no_such_column"):
+        await store.update_owned(row["id"], "t1", live_after=NOW, values={"no_such_column": 1})
