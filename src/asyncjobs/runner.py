@@ -140,8 +140,10 @@ class Runner:
                     finally:
                         done.set()  # ends the heartbeat without a cancellation to unwind
         finally:
-            with anyio.CancelScope(shield=True):
-                await self._hand_back(attempts, token)
+            unfinished = [a.id for a in attempts if a.result is None]
+            if unfinished:
+                with anyio.CancelScope(shield=True):
+                    await self._hand_back(unfinished, token)
             self._leave(scope, attempts)
         return statuses
 
@@ -293,10 +295,7 @@ class Runner:
                 )
                 attempt.cancel()
 
-    async def _hand_back(self, attempts: list[Attempt], token: str) -> None:
-        unfinished = [a.id for a in attempts if a.result is None]
-        if not unfinished:
-            return
+    async def _hand_back(self, unfinished: list[int], token: str) -> None:
         try:
             await self.store.release(unfinished, token)
         except StorageError:
