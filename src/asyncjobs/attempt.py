@@ -19,7 +19,7 @@ from asyncjobs.storage import Store
 WRITE_GRACE = 10.0  # seconds a started write may finish despite cancellation
 
 
-@dataclass
+@dataclass(slots=True)
 class Attempt:
     """The worker's view of one leased job; every write checks the lease token."""
 
