@@ -69,8 +69,9 @@ class Finisher:
             # Shielded like every job write: a commit must not be lost to a cancellation.
             with anyio.move_on_after(WRITE_GRACE, shield=True):
                 await anyio.lowlevel.checkpoint()  # let siblings finishing now join this write
-                if self._started is not None:  # jobs started later join it too
-                    await self._started.wait()
+                started = self._started
+                if started is not None and not started.is_set():  # later jobs join it too
+                    await started.wait()
                 while self._waiting:
                     batch, self._waiting = self._waiting, []
                     await self._write(batch)

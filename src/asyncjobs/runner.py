@@ -158,7 +158,7 @@ class Runner:
             with finisher.starting():
                 for index, attempt in enumerate(attempts, 1):
                     tg.start_soon(self._run_one, attempt, finisher)
-                    if index % START_GROUP == 0:
+                    if index % START_GROUP == 0 and index < len(attempts):
                         await anyio.lowlevel.checkpoint()
 
     async def _run_one(self, attempt: Attempt, finisher: Finisher) -> None:
