@@ -15,7 +15,7 @@ from asyncjobs.errors import StorageError
 from asyncjobs.models import RunStatus
 from asyncjobs.storage import Store
 
-Settle = Callable[[Attempt, "RunStatus | None"], None]
+Settle = Callable[[Attempt, RunStatus | None], None]
 
 
 class Finisher:

@@ -30,7 +30,8 @@ CANCEL_CHECK_INTERVAL = 0.5  # seconds between checks for jobs cancelled elsewhe
 # next starts: the host loop gets a turn between groups, and a batch's task objects are never
 # all alive at once (fewer of them live long enough to reach the old GC generation).
 START_GROUP = 10
-HANDED_OVER: Final = "handed over"  # a success the batch's Finisher records and settles
+HandedOver = Literal["handed over"]
+HANDED_OVER: Final[HandedOver] = "handed over"  # a success the batch's Finisher settles
 
 
 @dataclass(frozen=True)
@@ -196,9 +197,7 @@ class Runner:
         for listener in list(self.retry_listeners):
             listener(attempt.row["queue"], due)
 
-    async def _execute(
-        self, attempt: Attempt, finisher: Finisher
-    ) -> RunStatus | Literal["handed over"] | None:
+    async def _execute(self, attempt: Attempt, finisher: Finisher) -> RunStatus | HandedOver | None:
         try:
             attempt.definition = self._definition(attempt.row)
         except NotRegistered as exc:
@@ -348,7 +347,10 @@ def _log_outcome(attempt: Attempt) -> None:
 
 
 def single_task_workflow(slug: str) -> Workflow:
-    """A job queued with ``task=`` runs as a one-step workflow without retries of its own."""
+    """A job queued with ``task=`` runs as a one-step workflow without retries of its own.
+
+    The runner makes this handler's one call itself (``Runner._call_handler``).
+    """
 
     async def handler(*, input: Any, tasks: Any) -> None:
         await tasks[slug]("1", input=input)
