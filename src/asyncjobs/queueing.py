@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -13,13 +12,11 @@ from pydantic import ValidationError as PydanticValidationError
 from asyncjobs import injection
 from asyncjobs.config import DEFAULT_QUEUE, Concurrency, Task, Workflow
 from asyncjobs.errors import ValidationError
+from asyncjobs.json_values import checked
 from asyncjobs.registry import Registry
 
 QUEUE_KEYS = frozenset({"task", "workflow", "input", "queue", "wait_until", "meta"})
 ITEM_KEYS = QUEUE_KEYS | {"override_access", "request"}  # what a queue_many() item may hold
-# ints json.dumps writes without meeting the interpreter's int-to-str digit limit
-_INT_BOUND = 1 << 63
-_PLAIN_DEPTH = 32  # deeper values are left to json.dumps, which also spots cycles
 
 
 async def prepare_rows(
@@ -71,10 +68,10 @@ def _row(
         "queue": queue,
         "task_slug": definition.slug if is_task else None,
         "workflow_slug": None if is_task else definition.slug,
-        "input": _json(
+        "input": checked(
             value.model_dump(mode="json") if isinstance(value, BaseModel) else value, "input"
         ),
-        "meta": _json(dict(item.get("meta") or {}), "meta"),
+        "meta": checked(dict(item.get("meta") or {}), "meta"),
         "wait_until": _aware(item.get("wait_until")),
         "concurrency_key": key,
         "exclusive": bool(key and definition.concurrency and definition.concurrency.exclusive),
@@ -150,35 +147,3 @@ def _aware(value: Any) -> datetime | None:
     if value.tzinfo is None:
         raise ValueError(f"wait_until must be timezone-aware, got naive {value!r}")
     return value
-
-
-def _json(value: Any, what: str) -> Any:
-    if _plain(value, 0):
-        return value  # json.dumps takes it as it is: skip serialising it just to check
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(f"{what} must be JSON-serialisable: {exc}") from exc
-    return value
-
-
-def _plain(value: Any, depth: int) -> bool:
-    """Whether ``value`` is built only of types ``json.dumps`` surely accepts.
-
-    ``False`` is no verdict: the caller then asks ``json.dumps`` itself.
-    """
-    kind = type(value)
-    if kind is str or kind is bool or kind is float or value is None:
-        return True
-    if kind is int:
-        return bool(-_INT_BOUND < value < _INT_BOUND)
-    if depth >= _PLAIN_DEPTH:
-        return False
-    if kind is dict:
-        for key, item in value.items():
-            if type(key) is not str or not _plain(item, depth + 1):
-                return False
-        return True
-    if kind is list:
-        return all(_plain(item, depth + 1) for item in value)
-    return False

@@ -15,6 +15,7 @@ from asyncjobs import injection
 from asyncjobs.attempt import Attempt, new_log_entry
 from asyncjobs.config import HANDLER_ARGS, Retries, RetriesLike, Task, as_retries, merge_retries
 from asyncjobs.errors import JobCancelled, JobRunAborted, NotRegistered
+from asyncjobs.json_values import checked
 from asyncjobs.models import TaskStatus
 from asyncjobs.registry import HandlerImportError, Registry
 
@@ -118,6 +119,8 @@ class StepRunner:
     ) -> Step:
         if isinstance(input, BaseModel):
             input = input.model_dump(mode="json")
+        # Checked here, in the caller, because a failed step logs its input too.
+        input = checked(input, f"input of task {slug!r} ({task_id})")
         return Step(slug, str(task_id), input, retries, task, fn, self.attempt.clock(), self.parent)
 
     async def run_step(self, step: Step) -> Any:
@@ -156,7 +159,7 @@ class StepRunner:
         fn = self.registry.handler(step.fn, f"task {step.slug!r}")
         value = validated_input(step.task, step.input)
         raw = await injection.call(fn, self.child(step).injected(value), thread=True)
-        output = dumped_output(step.task, raw)
+        output = checked(dumped_output(step.task, raw), f"output of task {step.slug!r}")
         if step.task is not None and step.task.on_success is not None:
             await injection.call(step.task.on_success, self.hook_args(step, status))
         return output

@@ -1,0 +1,98 @@
+"""Values stored as JSON behave alike on both backends, and a bad one fails the call that made it.
+
+A task returning something JSON cannot hold must fail that task (retried like any failure), not
+break the run or leave the job to be re-run forever; a workflow passing such an input to a step
+fails where it made the call.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+import asyncjobs
+from tests.conftest import run_until_idle
+
+MakeJobs = Callable[..., asyncjobs.Jobs]
+
+
+@asyncjobs.task("plain")
+async def plain() -> None:
+    return None
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ({"x": math.nan}, "JSON-serialisable"),
+        ({"x": [1.0, -math.inf]}, "JSON-serialisable"),
+        ({"x": "nul \x00 inside"}, "NUL character"),
+        ({"key \x00": 1}, "NUL character"),
+    ],
+)
+async def test_values_postgresql_cannot_store_are_refused_on_both_backends(
+    make_jobs: MakeJobs, value: dict[str, Any], problem: str
+) -> None:
+    jobs = make_jobs(tasks=[plain])
+    with pytest.raises(asyncjobs.ValidationError, match=f"^input must .*{problem}"):
+        await jobs.queue(task="plain", input=value)
+    with pytest.raises(asyncjobs.ValidationError, match=f"^item 1: meta must .*{problem}"):
+        await jobs.queue_many([{"task": "plain"}, {"task": "plain", "meta": value}])
+    assert await jobs.find() == []
+
+
+RETURNED: list[Any] = []
+
+
+@asyncjobs.task("returns", retries=1)
+async def returns() -> Any:
+    return RETURNED[0]
+
+
+@pytest.mark.parametrize(
+    ("output", "problem"),
+    [
+        ({"when": datetime(2026, 1, 1, tzinfo=UTC)}, "datetime is not JSON serializable"),
+        ({"ratio": math.nan}, "Out of range float values"),
+        ({"text": "a\x00b"}, "NUL character"),
+    ],
+)
+async def test_an_output_json_cannot_hold_fails_the_task(
+    make_jobs: MakeJobs, output: dict[str, Any], problem: str
+) -> None:
+    RETURNED[:] = [output]
+    jobs = make_jobs(tasks=[returns])
+    job = await jobs.queue(task="returns")
+    results = await run_until_idle(jobs)
+    statuses = [r.job_status for r in results[:-1]]
+    assert statuses == [{job.id: "error"}, {job.id: "error-reached-max-retries"}]
+    stored = await jobs.get(job.id)
+    assert stored is not None and stored.has_error and stored.status == "failed"
+    assert stored.total_tried == 2
+    assert [entry.state for entry in stored.log] == ["failed", "failed"]
+    assert "output of task 'returns' must" in stored.log[0].error["message"]
+    assert problem in stored.log[0].error["message"]
+
+
+@asyncjobs.workflow("passes_time")
+async def passes_time(*, tasks: Any) -> None:
+    await tasks.plain("first")
+    await tasks.plain("second", input={"when": datetime(2026, 1, 1, tzinfo=UTC)})
+
+
+async def test_a_step_input_json_cannot_hold_fails_the_workflow_where_it_was_passed(
+    make_jobs: MakeJobs,
+) -> None:
+    jobs = make_jobs(tasks=[plain], workflows=[passes_time])
+    job = await jobs.queue(workflow="passes_time")
+    assert (await jobs.run()).job_status == {job.id: "error-reached-max-retries"}
+    stored = await jobs.get(job.id)
+    assert stored is not None and stored.status == "failed"
+    assert stored.error is not None
+    assert stored.error["name"] == "ValidationError"
+    assert "input of task 'plain' (second) must be JSON-serialisable" in stored.error["message"]
+    assert [(e.task_id, e.state) for e in stored.log] == [("first", "succeeded")]
