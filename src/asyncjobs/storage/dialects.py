@@ -18,7 +18,7 @@ from asyncjobs.errors import StorageError
 WRITE = "asyncjobs_write"
 SINGLE = "asyncjobs_single"
 _PG_SCHEMA_LOCK = 0x61736A6F62  # "asjob": serialises schema creation across instances
-_PG_CLAIM_LOCK = 0x61736A6F63  # serialises claims of keyed jobs across instances
+PG_CLAIM_LOCK = 0x61736A6F63  # serialises claims of keyed jobs across instances
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
@@ -132,7 +132,7 @@ async def lock_keyed_claims(conn: AsyncConnection) -> None:
     serialises every claim.
     """
     if conn.dialect.name == "postgresql":
-        await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_CLAIM_LOCK})
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_CLAIM_LOCK})
 
 
 def upsert(conn: AsyncConnection, table: Table) -> Any:

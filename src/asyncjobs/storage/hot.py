@@ -11,6 +11,7 @@ either way read the same either way. Everything else still goes through SQLAlche
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sqlite3
@@ -23,6 +24,7 @@ import anyio
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from asyncjobs.errors import StorageError
+from asyncjobs.storage.dialects import PG_CLAIM_LOCK
 from asyncjobs.storage.tables import jobs
 
 Row = dict[str, Any]
@@ -36,7 +38,6 @@ _FLAGS = frozenset({"has_error", "exclusive"})
 _INSERT_DEFAULTS: dict[str, Any] = {"has_error": False, "total_tried": 0, "exclusive": False}
 MAX_INSERT_ROWS = 500  # larger batches take the SQLAlchemy path (bound-parameter limits)
 MAX_HELD = 4  # driver connections kept for these statements (PostgreSQL; SQLite needs one)
-_PG_CLAIM_LOCK = 0x61736A6F63  # the same key as ``dialects.lock_keyed_claims``
 
 
 class Codec:
@@ -137,7 +138,6 @@ class HotPath:
         self.dialect = engine.dialect.name
         self.codec = Codec(self.dialect)
         self._idle: list[_Held] = []
-        self._busy: set[_Held] = set()
         self._slots = anyio.Semaphore(1 if self.codec.sqlite else MAX_HELD)
         self._errors = _driver_errors(self.dialect)
         self._closed = False
@@ -153,11 +153,9 @@ class HotPath:
     async def _connection(self) -> AsyncIterator[Any]:
         async with self._slots:
             held = self._idle.pop() if self._idle else await self._borrow()
-            self._busy.add(held)
             try:
                 yield held.driver
             except BaseException as exc:
-                self._busy.discard(held)
                 driver_error = isinstance(exc, self._errors)
                 # The connection's state is unknown after a failed or interrupted call; after a
                 # driver error the idle ones are likely broken too (a server restart, say).
@@ -170,7 +168,6 @@ class HotPath:
                 if driver_error:
                     raise StorageError(f"statement failed: {exc}") from exc
                 raise
-            self._busy.discard(held)
             if self._closed:
                 await held.conn.close()
             else:
@@ -197,7 +194,7 @@ class HotPath:
         if self.codec.sqlite:  # SQLite's write lock already serialises every claim
             return await self.fetch(sql, args)
         async with self._connection() as driver, driver.transaction(isolation="read_committed"):
-            await driver.execute("SELECT pg_advisory_xact_lock($1)", _PG_CLAIM_LOCK)
+            await driver.execute("SELECT pg_advisory_xact_lock($1)", PG_CLAIM_LOCK)
             return list(await driver.fetch(sql, *args))
 
     # -- the statements ------------------------------------------------------------------
@@ -276,9 +273,10 @@ def _driver_errors(dialect: str) -> tuple[type[BaseException], ...]:
 
 
 async def _discard(held: _Held) -> None:
-    try:
+    """Close a held connection for good; it may already be broken, so this never raises."""
+    with contextlib.suppress(Exception):
         await held.conn.invalidate()
-    finally:
+    with contextlib.suppress(Exception):
         await held.conn.close()
 
 
