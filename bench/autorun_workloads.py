@@ -109,7 +109,11 @@ async def w3_processes(db: Database, *, samples: int, cap: float) -> Latency:
 
 @dataclass
 class StatementCounter:
-    """Statements and transactions one engine sends, seen through SQLAlchemy events."""
+    """Statements and transactions one instance sends.
+
+    Seen through SQLAlchemy events, plus the store's direct driver calls (claim, completion,
+    insert), which SQLAlchemy does not see.
+    """
 
     statements: int = 0
     transactions: int = 0
@@ -118,6 +122,21 @@ class StatementCounter:
         engine = jobs.store.engine.sync_engine
         event.listen(engine, "before_cursor_execute", self._on_statement)
         event.listen(engine, "begin", self._on_begin)
+        hot = jobs.store.hot
+        fetch, fetch_locked = hot.fetch, hot.fetch_locked
+
+        async def counted_fetch(sql: str, args: Any) -> Any:
+            self.statements += 1
+            return await fetch(sql, args)
+
+        async def counted_fetch_locked(sql: str, args: Any) -> Any:
+            if hot.dialect != "sqlite":  # the lock and the claim, in one transaction
+                self.statements += 2
+                self.transactions += 1
+            return await fetch_locked(sql, args)  # on SQLite: one counted fetch
+
+        hot.fetch = counted_fetch  # type: ignore[method-assign]
+        hot.fetch_locked = counted_fetch_locked  # type: ignore[method-assign]
 
     def _on_statement(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         # SQLite's BEGIN IMMEDIATE is sent as a statement; it is counted as a transaction.

@@ -121,9 +121,10 @@ def markdown_notes(settings: Settings, setup_seconds: dict[str, float]) -> str:
   are not in step with the ticks); latency = handler start minus the wall-clock time taken just
   before `queue()`. Two processes (PostgreSQL): queued in this process, run by the idle
   instance in another. At most {settings.latency_cap:g} s per measurement.
-- **W4 idle cost**: statements the engine sends (SQLAlchemy `before_cursor_execute`; a `BEGIN`
-  is not counted as a statement; "begin events" are SQLAlchemy's, which a single autocommit
-  statement also fires without sending BEGIN) over {settings.idle_seconds:g} s
+- **W4 idle cost**: statements the instance sends (SQLAlchemy's `before_cursor_execute`, plus
+  the store's direct driver calls for claims, completions and inserts; a `BEGIN` is not counted
+  as a statement; "begin events" are SQLAlchemy's, which a single autocommit statement also
+  fires without sending BEGIN) over {settings.idle_seconds:g} s
   of an idle instance with the default settings, in a window that holds no default tick, scaled to
   a minute; then with an every-second entry, per tick. One run (these are counts, not timings).
 - **W5 host-loop lag**: a task sleeping 5 ms in a loop on the host loop during W1; lag = how much
