@@ -7,9 +7,8 @@ First an unprofiled drain counts, per job: statements, transactions, connections
 driver calls (aiosqlite thread hops, asyncpg round trips), and the process CPU. Then a second
 drain of the same size runs under the profiler: cProfile gives call counts and on-loop CPU per
 function; pyinstrument (``pip install pyinstrument``) gives wall time, awaits included.
-``--what-if`` re-runs the drain with the jobs of a batch run one at a time, and with a bigger
-connection pool. That patch reaches into internals, so it says something only about the commit
-measured. (Skipping writes is no what-if: rows left leased slow every later claim.)
+``--what-if`` re-runs the drain with the jobs of a batch run one at a time. (Skipping writes is
+no what-if: rows left leased slow every later claim.)
 """
 
 from __future__ import annotations
@@ -37,7 +36,6 @@ from databases import Database, Databases
 from measure import LagProbe
 from run import DEFAULT_POSTGRES_URL, POSTGRES_ENV
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import create_async_engine
 
 import asyncjobs
 import asyncjobs.storage.dialects
@@ -85,6 +83,9 @@ def driver_calls() -> Iterator[Counter[str]]:
         ),
         _patch(
             asyncpg.connection.Connection, "execute", lambda _c, q, *_: f"asyncpg: {q.split()[0]}"
+        ),
+        _patch(
+            asyncpg.connection.Connection, "fetch", lambda _c, q, *_: f"asyncpg: {q.split()[0]}"
         ),
         _patch(asyncpg.connection.Connection, "prepare", lambda *_: "asyncpg: prepare"),
         _patch(asyncpg.prepared_stmt.PreparedStatement, "fetch", lambda *_: "asyncpg: execute"),
@@ -278,22 +279,11 @@ def _patched(target: Any, name: str, value: Any) -> Iterator[None]:
         setattr(target, name, original)
 
 
-def _big_pool(size: int) -> Callable[..., Any]:
-    """``create_async_engine`` as the core calls it, with a pool that never overflows."""
-
-    def create(url: str, **options: Any) -> Any:
-        return create_async_engine(url, **{**options, "pool_size": size, "max_overflow": 0})
-
-    return create
-
-
 async def what_if(db: Database, n: int, limit: int) -> str:
     """Drain rates with parts of the current core changed, to size what each would gain."""
-    pool = (asyncjobs.storage.dialects, "create_async_engine", _big_pool(limit + 10))
     cases: list[tuple[str, Any, bool]] = [
         ("as is", None, False),
         ("jobs of a batch run one at a time (sequential=True)", None, True),
-        (f"pool of {limit + 10} connections, no overflow", pool, False),
     ]
     lines = [f"what if (limit={limit}, {n:,} jobs):"]
     for label, patch, sequential in cases:
