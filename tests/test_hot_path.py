@@ -7,6 +7,7 @@ broken held connection fails one statement and is replaced.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -157,7 +158,7 @@ async def test_a_broken_connection_fails_one_statement_then_is_replaced(
 
 
 async def _break_held_connections(store: Store, backend: str, database_url: str) -> None:
-    held = store.hot._idle
+    held = [*store.hot._idle[False], *store.hot._idle[True]]
     assert held
     if backend == "sqlite":
         for connection in held:
@@ -209,3 +210,31 @@ async def test_step_writes_convert_every_kind_of_value(store: Store) -> None:
     assert {k: stored[k] for k in values} == {**values, "wait_until": later.astimezone(UTC)}
     with pytest.raises(ValueError, match="no_such_column"):
         await store.update_owned(row["id"], "t1", live_after=NOW, values={"no_such_column": 1})
+
+
+@pytest.mark.postgres
+async def test_claims_alone_commit_without_waiting_for_the_wal_flush(
+    postgres_database: str,
+) -> None:
+    store = Store(postgres_database)
+    await store.open()
+    try:
+        await store.insert_jobs([a_row(1)], supersede=[], now=NOW)
+        await store.claim(claim("t1"))
+        settings = {
+            relaxed: [await h.driver.fetchval("SHOW synchronous_commit") for h in held]
+            for relaxed, held in store.hot._idle.items()
+        }
+        assert settings == {False: ["on"], True: ["off"]}
+        await store.hot.close()
+        # The relaxed connection was closed (an invalidated pool entry reconnects on checkout),
+        # so no pooled connection carries its setting into other statements.
+        pooled = store.engine.sync_engine.pool.checkedin()  # type: ignore[attr-defined]
+        assert pooled >= 2
+        async with AsyncExitStack() as stack:
+            for _ in range(pooled):  # every pooled connection at once
+                conn = await stack.enter_async_context(store.engine.connect())
+                setting = await conn.exec_driver_sql("SHOW synchronous_commit")
+                assert setting.scalar() == "on"
+    finally:
+        await store.close()

@@ -126,8 +126,8 @@ class Compiled:
 
 
 class _Held:
-    def __init__(self, conn: AsyncConnection, driver: Any) -> None:
-        self.conn, self.driver = conn, driver
+    def __init__(self, conn: AsyncConnection, driver: Any, *, relaxed: bool) -> None:
+        self.conn, self.driver, self.relaxed = conn, driver, relaxed
 
 
 class HotPath:
@@ -137,7 +137,8 @@ class HotPath:
         self.engine = engine
         self.dialect = engine.dialect.name
         self.codec = Codec(self.dialect)
-        self._idle: list[_Held] = []
+        # Idle held connections; ``True``: claims' connections, which commit asynchronously.
+        self._idle: dict[bool, list[_Held]] = {False: [], True: []}
         self._slots = anyio.Semaphore(1 if self.codec.sqlite else MAX_HELD)
         self._errors = _driver_errors(self.dialect)
         self._closed = False
@@ -145,23 +146,26 @@ class HotPath:
 
     async def close(self) -> None:
         self._closed = True
-        idle, self._idle = self._idle, []
-        for held in idle:
-            await held.conn.close()
+        idle, self._idle = self._idle, {False: [], True: []}
+        for held in [*idle[False], *idle[True]]:
+            await _release(held)
 
     @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[Any]:
+    async def _connection(self, *, relaxed: bool = False) -> AsyncIterator[Any]:
+        relaxed = relaxed and not self.codec.sqlite
         async with self._slots:
-            held = self._idle.pop() if self._idle else await self._borrow()
+            idle = self._idle[relaxed]
+            held = idle.pop() if idle else await self._borrow(relaxed)
             try:
                 yield held.driver
             except BaseException as exc:
                 driver_error = isinstance(exc, self._errors)
                 # The connection's state is unknown after a failed or interrupted call; after a
                 # driver error the idle ones are likely broken too (a server restart, say).
-                stale = [held, *self._idle] if driver_error else [held]
+                stale = [held]
                 if driver_error:
-                    self._idle = []
+                    stale += [*self._idle[False], *self._idle[True]]
+                    self._idle = {False: [], True: []}
                 with anyio.CancelScope(shield=True):
                     for connection in stale:
                         await _discard(connection)
@@ -169,22 +173,30 @@ class HotPath:
                     raise StorageError(f"statement failed: {exc}") from exc
                 raise
             if self._closed:
-                await held.conn.close()
+                await _release(held)
             else:
-                self._idle.append(held)
+                self._idle[relaxed].append(held)
 
-    async def _borrow(self) -> _Held:
+    async def _borrow(self, relaxed: bool) -> _Held:
         conn = await self.engine.connect()
         try:
-            raw = await conn.get_raw_connection()
-            return _Held(conn, raw.driver_connection)
+            driver = (await conn.get_raw_connection()).driver_connection
+            assert driver is not None
+            if relaxed:
+                await driver.execute(_RELAX)
+            return _Held(conn, driver, relaxed=relaxed)
         except BaseException:
             await conn.close()
             raise
 
-    async def fetch(self, sql: str, args: Sequence[Any]) -> list[Sequence[Any]]:
-        """Run one statement in autocommit; its rows."""
-        async with self._connection() as driver:
+    async def fetch(
+        self, sql: str, args: Sequence[Any], *, relaxed: bool = False
+    ) -> list[Sequence[Any]]:
+        """Run one statement in autocommit; its rows.
+
+        ``relaxed``: on PostgreSQL, the commit does not wait for the WAL flush (see ``claim``).
+        """
+        async with self._connection(relaxed=relaxed) as driver:
             if self.codec.sqlite:
                 return list(await driver.execute_fetchall(sql, args))
             return list(await driver.fetch(sql, *args))
@@ -193,17 +205,30 @@ class HotPath:
         """Run one statement in a transaction holding the keyed-claim lock (PostgreSQL)."""
         if self.codec.sqlite:  # SQLite's write lock already serialises every claim
             return await self.fetch(sql, args)
-        async with self._connection() as driver, driver.transaction(isolation="read_committed"):
+        async with (
+            self._connection(relaxed=True) as driver,
+            driver.transaction(isolation="read_committed"),
+        ):
             await driver.execute("SELECT pg_advisory_xact_lock($1)", PG_CLAIM_LOCK)
             return list(await driver.fetch(sql, *args))
 
     # -- the statements ------------------------------------------------------------------
 
     async def claim(self, statement: Any, params: Mapping[str, Any], *, locked: bool) -> list[Row]:
+        """Lease jobs; on PostgreSQL the lease commits without waiting for its WAL flush.
+
+        Losing a claim to a server crash loses no job and runs nothing twice that a durable
+        claim would not: the job is unleased again after recovery, and every later write of
+        the worker is fenced by the lost token, so it records nothing. A durable write that
+        follows (a step, a completion) flushes the WAL up to it, the claim included.
+        """
         compiled = self._compiled(statement)
         args = compiled.args(params, self.codec)
-        run = self.fetch_locked if locked else self.fetch
-        return [self.codec.decode_row(r) for r in await run(compiled.sql, args)]
+        if locked:
+            rows = await self.fetch_locked(compiled.sql, args)
+        else:
+            rows = await self.fetch(compiled.sql, args, relaxed=True)
+        return [self.codec.decode_row(r) for r in rows]
 
     async def delete_owned(
         self, ids: Sequence[int], token: str, *, live_after: datetime
@@ -272,6 +297,15 @@ def _driver_errors(dialect: str) -> tuple[type[BaseException], ...]:
     return (*errors, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
 
 
+async def _release(held: _Held) -> None:
+    """Give a held connection back to the pool; a relaxed one is closed, keeping its setting
+    out of the pool's other uses."""
+    if held.relaxed:
+        await _discard(held)
+    else:
+        await held.conn.close()
+
+
 async def _discard(held: _Held) -> None:
     """Close a held connection for good; it may already be broken, so this never raises."""
     with contextlib.suppress(Exception):
@@ -280,6 +314,7 @@ async def _discard(held: _Held) -> None:
         await held.conn.close()
 
 
+_RELAX = "SET synchronous_commit = off"
 _RETURN_ALL = ", ".join(f'"{name}"' for name in COLUMNS)
 
 
