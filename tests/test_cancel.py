@@ -169,7 +169,9 @@ async def test_jobs_that_are_not_cancelled_keep_running_across_checks(
     checks = 0
 
     async def slow(*, input: dict[str, Any]) -> dict[str, Any]:
-        await anyio.sleep(0.15)  # real time: several cancellation checks pass meanwhile
+        with anyio.fail_after(10):  # real time: until several cancellation checks have passed
+            while checks < 3:
+                await anyio.sleep(0.01)
         return {"n": input["n"]}
 
     jobs = make_jobs(tasks=[asyncjobs.Task("slow", slow)])
