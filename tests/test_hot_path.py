@@ -6,16 +6,18 @@ broken held connection fails one statement and is replaced.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import anyio
 import pytest
 
 import asyncjobs
 from asyncjobs.storage import Claim, Store
-from asyncjobs.storage.hot import MAX_INSERT_ROWS
+from asyncjobs.storage.hot import MAX_HELD, MAX_INSERT_ROWS
 from asyncjobs.storage.store import insert_rows
 
 MakeJobs = Callable[..., asyncjobs.Jobs]
@@ -238,3 +240,18 @@ async def test_claims_alone_commit_without_waiting_for_the_wal_flush(
                 assert setting.scalar() == "on"
     finally:
         await store.close()
+
+
+async def test_concurrent_statements_share_a_bounded_set_of_connections(
+    make_jobs: MakeJobs,
+) -> None:
+    jobs = make_jobs(tasks=[noop])
+    async with anyio.create_task_group() as tg:
+        for n in range(40):
+            tg.start_soon(functools.partial(jobs.queue, task="noop", input={"n": n}))
+    assert len(await jobs.find(limit=100)) == 40
+    held = jobs.store.hot._idle
+    limit = 1 if jobs.store.dialect == "sqlite" else MAX_HELD[False]
+    assert 1 <= len(held[False]) <= limit
+    assert (await jobs.run(limit=40)).job_status == dict.fromkeys(range(1, 41), "success")
+    assert len(held[True]) <= MAX_HELD[True]

@@ -37,7 +37,9 @@ _FLAGS = frozenset({"has_error", "exclusive"})
 # A column's value when an inserted row leaves it out (the table's server defaults).
 _INSERT_DEFAULTS: dict[str, Any] = {"has_error": False, "total_tried": 0, "exclusive": False}
 MAX_INSERT_ROWS = 500  # larger batches take the SQLAlchemy path (bound-parameter limits)
-MAX_HELD = 4  # driver connections kept for these statements (PostgreSQL; SQLite needs one)
+# Driver connections held for these statements on PostgreSQL (SQLite needs one): durable ones for
+# inserts and writes, relaxed ones for claims. The engine's pool (10 + 10) keeps the rest.
+MAX_HELD = {False: 6, True: 2}
 
 
 class Codec:
@@ -139,7 +141,10 @@ class HotPath:
         self.codec = Codec(self.dialect)
         # Idle held connections; ``True``: claims' connections, which commit asynchronously.
         self._idle: dict[bool, list[_Held]] = {False: [], True: []}
-        self._slots = anyio.Semaphore(1 if self.codec.sqlite else MAX_HELD)
+        self._slots = {
+            relaxed: anyio.Semaphore(1 if self.codec.sqlite else count)
+            for relaxed, count in MAX_HELD.items()
+        }
         self._errors = _driver_errors(self.dialect)
         self._closed = False
         self._statements: dict[Any, Compiled] = {}
@@ -153,7 +158,7 @@ class HotPath:
     @asynccontextmanager
     async def _connection(self, *, relaxed: bool = False) -> AsyncIterator[Any]:
         relaxed = relaxed and not self.codec.sqlite
-        async with self._slots:
+        async with self._slots[relaxed]:
             idle = self._idle[relaxed]
             held = idle.pop() if idle else await self._borrow(relaxed)
             try:
