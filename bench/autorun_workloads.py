@@ -125,9 +125,9 @@ class StatementCounter:
         hot = jobs.store.hot
         fetch, fetch_locked = hot.fetch, hot.fetch_locked
 
-        async def counted_fetch(sql: str, args: Any) -> Any:
+        async def counted_fetch(sql: str, args: Any, **options: Any) -> Any:
             self.statements += 1
-            return await fetch(sql, args)
+            return await fetch(sql, args, **options)
 
         async def counted_fetch_locked(sql: str, args: Any) -> Any:
             if hot.dialect != "sqlite":  # the lock and the claim, in one transaction

@@ -31,6 +31,8 @@ def _bench(out: Path, *args: str) -> str:
         timeout=50,
     )
     assert result.returncode == 0, result.stderr[-4000:]
+    # An error logged mid-run (say, by a tick) means a figure measured something broken.
+    assert "Traceback" not in result.stderr, result.stderr[-4000:]
     assert "W1 drain" in result.stdout
     return out.read_text()
 
