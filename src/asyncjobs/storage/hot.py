@@ -15,10 +15,10 @@ import contextlib
 import functools
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -28,6 +28,7 @@ from asyncjobs.storage.dialects import PG_CLAIM_LOCK
 from asyncjobs.storage.tables import jobs
 
 Row = dict[str, Any]
+T = TypeVar("T")
 
 COLUMNS: tuple[str, ...] = tuple(c.name for c in jobs.c)
 INSERT_COLUMNS: tuple[str, ...] = tuple(name for name in COLUMNS if name != "id")
@@ -36,6 +37,7 @@ _JSON = frozenset({"input", "meta", "error", "log"})
 _FLAGS = frozenset({"has_error", "exclusive"})
 # A column's value when an inserted row leaves it out (the table's server defaults).
 _INSERT_DEFAULTS: dict[str, Any] = {"has_error": False, "total_tried": 0, "exclusive": False}
+STATEMENT_GRACE = 60.0  # seconds a hot statement may run, cancelled or not
 MAX_INSERT_ROWS = 500  # larger batches take the SQLAlchemy path (bound-parameter limits)
 # Driver connections held for these statements on PostgreSQL (SQLite needs one): durable ones for
 # inserts and writes, relaxed ones for claims. The engine's pool (10 + 10) keeps the rest.
@@ -183,6 +185,9 @@ class HotPath:
                 self._idle[relaxed].append(held)
 
     async def _borrow(self, relaxed: bool) -> _Held:
+        return await _unbroken(self._connect(relaxed))
+
+    async def _connect(self, relaxed: bool) -> _Held:
         conn = await self.engine.connect()
         try:
             driver = (await conn.get_raw_connection()).driver_connection
@@ -203,19 +208,21 @@ class HotPath:
         """
         async with self._connection(relaxed=relaxed) as driver:
             if self.codec.sqlite:
-                return list(await driver.execute_fetchall(sql, args))
-            return list(await driver.fetch(sql, *args))
+                return list(await _unbroken(driver.execute_fetchall(sql, args)))
+            return list(await _unbroken(driver.fetch(sql, *args)))
 
     async def fetch_locked(self, sql: str, args: Sequence[Any]) -> list[Sequence[Any]]:
         """Run one statement in a transaction holding the keyed-claim lock (PostgreSQL)."""
         if self.codec.sqlite:  # SQLite's write lock already serialises every claim
             return await self.fetch(sql, args)
-        async with (
-            self._connection(relaxed=True) as driver,
-            driver.transaction(isolation="read_committed"),
-        ):
-            await driver.execute("SELECT pg_advisory_xact_lock($1)", PG_CLAIM_LOCK)
-            return list(await driver.fetch(sql, *args))
+
+        async def locked(driver: Any) -> list[Sequence[Any]]:
+            async with driver.transaction(isolation="read_committed"):
+                await driver.execute("SELECT pg_advisory_xact_lock($1)", PG_CLAIM_LOCK)
+                return list(await driver.fetch(sql, *args))
+
+        async with self._connection(relaxed=True) as driver:
+            return await _unbroken(locked(driver))
 
     # -- the statements ------------------------------------------------------------------
 
@@ -300,6 +307,19 @@ def _driver_errors(dialect: str) -> tuple[type[BaseException], ...]:
     import asyncpg  # type: ignore[import-untyped]
 
     return (*errors, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+
+
+async def _unbroken(call: Awaitable[T]) -> T:
+    """Await one driver call to its end even if the caller is cancelled meanwhile.
+
+    A call cut off half-way leaves its connection unusable (asyncpg) or its statement running
+    on anyway (aiosqlite); statements take milliseconds, so the cancellation takes effect at
+    the caller's next checkpoint instead. A call still running after ``STATEMENT_GRACE``
+    seconds is abandoned as a storage error, and its connection is discarded.
+    """
+    with anyio.move_on_after(STATEMENT_GRACE, shield=True):
+        return await call
+    raise StorageError(f"a statement took longer than {STATEMENT_GRACE:g} s")
 
 
 async def _release(held: _Held) -> None:
