@@ -51,6 +51,12 @@ def auto(cron: str = YEARLY, **options: Any) -> list[asyncjobs.AutoRun]:
     return [asyncjobs.AutoRun(cron=cron, **options)]
 
 
+def fire(jobs: asyncjobs.Jobs) -> None:
+    """What the first entry's timer does at its cron time (a tick that handles schedules)."""
+    assert jobs._timers is not None
+    jobs._timers._lanes[0].fire()
+
+
 # -- installing timers ---------------------------------------------------------------------
 
 
@@ -187,12 +193,37 @@ async def test_a_tick_handles_schedules_then_runs(make_jobs: MakeJobs, clock: Fa
             "* * * * *", "default", before_schedule=lambda: {"wait_until": None}
         ),
     )
-    jobs = make_jobs(tasks=[recorder.task, scheduled], auto_run=auto())
+    jobs = make_jobs(tasks=[recorder.task, scheduled], auto_run=auto(EVERY_SECOND))
     await jobs.start()
-    await jobs.queue(task="record")
-    await recorder.wait_for(2)
-    slugs = sorted(job.task_slug or "" for job in await jobs.find())
-    assert slugs == ["record", "tick"]
+    await recorder.wait_for(1)  # the first cron tick queued the scheduled job and ran it
+    assert [job.task_slug for job in await jobs.find()] == ["tick"]
+
+
+async def test_ticks_woken_by_queued_jobs_leave_schedules_to_cron_times(
+    make_jobs: MakeJobs,
+) -> None:
+    recorder = Recorder()
+    scheduled = asyncjobs.Task(
+        "tick", recorder.handle, schedule=asyncjobs.Schedule("* * * * *", "default")
+    )
+    jobs = make_jobs(tasks=[recorder.task, scheduled], auto_run=auto())
+    handled = 0
+    handle = jobs.handle_schedules
+
+    async def counted(**options: Any) -> asyncjobs.ScheduleResult:
+        nonlocal handled
+        handled += 1
+        return await handle(**options)
+
+    jobs.handle_schedules = counted  # type: ignore[method-assign]
+    await jobs.start()
+    for n in range(3):
+        await jobs.queue(task="record", input={"n": n})
+        await recorder.wait_for(n + 1)
+    assert handled == 0
+    assert {job.task_slug for job in await jobs.find()} == {"record"}
+    fire(jobs)
+    await until(lambda: handled == 1)
 
 
 async def test_disable_scheduling_only_runs(make_jobs: MakeJobs) -> None:
@@ -289,10 +320,12 @@ async def test_stop_during_scheduling_starts_no_run(make_jobs: MakeJobs) -> None
     scheduled = asyncjobs.Task(
         "tick", recorder.handle, schedule=asyncjobs.Schedule("* * * * *", before_schedule=before)
     )
-    jobs = make_jobs(tasks=[recorder.task, scheduled], auto_run=auto())
+    jobs = make_jobs(tasks=[recorder.task, scheduled], auto_run=auto(wake_on_queue=False))
     await jobs.start()
     job = await jobs.queue(task="record")
-    await in_hook.wait()
+    fire(jobs)
+    with anyio.fail_after(6):
+        await in_hook.wait()
     async with anyio.create_task_group() as tg:
         tg.start_soon(jobs.stop)
         await anyio.lowlevel.checkpoint()  # stop() begins before the hook returns
@@ -313,8 +346,9 @@ async def test_stop_cancels_a_tick_stuck_in_a_hook(make_jobs: MakeJobs) -> None:
     )
     jobs = make_jobs(tasks=[scheduled], auto_run=auto(all_queues=True))
     await jobs.start()
-    await jobs.queue(task="tick")
-    await in_hook.wait()
+    fire(jobs)
+    with anyio.fail_after(6):
+        await in_hook.wait()
     began = time.monotonic()
     await jobs.stop(timeout=0.1)
     assert time.monotonic() - began < CLOSE_GRACE + 1

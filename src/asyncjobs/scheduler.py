@@ -90,11 +90,17 @@ class _Lane:
         self.clock = clock
         self._signal = anyio.Event()
         self._woken = False
+        self._cron = False  # the entry's cron fired since the last tick began
         self._due: list[datetime] = []  # a heap of times at which jobs fall due
 
     def wake(self) -> None:
         self._woken = True
         self._signal.set()
+
+    def fire(self) -> None:
+        """The entry's cron time: a tick that also handles schedules."""
+        self._cron = True
+        self.wake()
 
     def wake_at(self, when: datetime) -> None:
         """Tick when ``when`` comes (a ``wait_until``, a retry's backoff), not at the next cron."""
@@ -104,8 +110,12 @@ class _Lane:
             heapq.heappush(self._due, when)
             self._signal.set()
 
-    async def wait(self) -> None:
-        """Return at the next wake, or when the earliest known due time has come."""
+    async def wait(self) -> bool:
+        """Return at the next wake, or when the earliest known due time has come.
+
+        Returns whether the cron fired meanwhile: schedules fall due only at cron times, so
+        ticks woken by queued or due jobs leave them alone.
+        """
         while not self._woken:
             delay = (self._due[0] - self.clock()).total_seconds() if self._due else math.inf
             if delay <= 0:
@@ -117,6 +127,8 @@ class _Lane:
         now = self.clock()
         while self._due and self._due[0] <= now:
             heapq.heappop(self._due)
+        fired, self._cron = self._cron, False
+        return fired
 
     def covers(self, queue: str) -> bool:
         entry = self.entry
@@ -170,7 +182,7 @@ class AutoRunner:
         timers.start()
         for lane in self._lanes:
             timers.add_job(
-                lane.wake,
+                lane.fire,
                 CronTrigger(parse(lane.entry.cron)),
                 id=lane.name,
                 name=lane.name,
@@ -229,18 +241,19 @@ class AutoRunner:
 
     async def _serve_lane(self, lane: _Lane) -> None:
         while True:
-            await lane.wait()
+            fired = await lane.wait()
             if self._stopping:
                 return
-            await self._tick(lane)
+            await self._tick(lane, schedules=fired)
 
-    async def _tick(self, lane: _Lane) -> None:
-        """Ask ``should_auto_run``, handle schedules unless disabled, then run due jobs."""
+    async def _tick(self, lane: _Lane, *, schedules: bool = True) -> None:
+        """Ask ``should_auto_run``, handle schedules (at cron times, unless disabled), then run
+        due jobs."""
         jobs, entry = self.jobs, lane.entry
         with logs.silenced(entry.silent):
             if not await self._phase(entry, "should_auto_run", jobs.auto_run_allowed):
                 return
-            if not (entry.disable_scheduling or self._stopping):
+            if schedules and not (entry.disable_scheduling or self._stopping):
                 schedule = partial(
                     jobs.handle_schedules, queue=entry.queue, all_queues=entry.all_queues
                 )
