@@ -298,3 +298,28 @@ async def test_runs_interrupted_at_any_point_lose_no_job_and_leak_no_connection(
     assert len(opened) <= 3
     await jobs.stop()
     assert jobs.store._engine is None
+
+
+@pytest.mark.parametrize("value", ["hello", "123", '"quoted"', "null", "true", "", "[1]"])
+async def test_json_strings_read_back_as_strings(store: Store, value: str) -> None:
+    """A JSON value that is itself a string is not decoded a second time (asyncpg's jsonb
+    codec already hands back Python values)."""
+    (inserted,) = await store.insert_jobs([a_row(1, input=value)], supersede=[], now=NOW)
+    assert inserted["input"] == value
+    (claimed,) = await store.claim(claim("t1"))
+    assert claimed["input"] == value
+    assert claimed == await store.get(inserted["id"])
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        datetime.min.replace(tzinfo=UTC),
+        datetime(999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime.max.replace(tzinfo=UTC),
+    ],
+)
+async def test_extreme_times_read_the_same_either_way(store: Store, when: datetime) -> None:
+    (inserted,) = await store.insert_jobs([a_row(1, wait_until=when)], supersede=[], now=NOW)
+    assert inserted["wait_until"] == when
+    assert inserted == await store.get(inserted["id"])

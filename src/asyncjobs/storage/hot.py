@@ -94,11 +94,13 @@ class Codec:
             value = row[name]
             if value is not None:
                 row[name] = _parse_time(value) if self.sqlite else _utc(value)
-        for name in _JSON:
-            value = row[name]
-            if isinstance(value, str | bytes):  # asyncpg may already have decoded it
-                row[name] = json.loads(value)
         if self.sqlite:
+            # asyncpg's jsonb codec (installed by SQLAlchemy) already hands back Python values,
+            # strings included, so only SQLite's text is decoded here.
+            for name in _JSON:
+                value = row[name]
+                if value is not None:
+                    row[name] = json.loads(value)
             row["has_error"] = bool(row["has_error"])
             row["exclusive"] = bool(row["exclusive"])
         return row
@@ -109,7 +111,10 @@ def _parse_time(text: str) -> datetime:
 
 
 def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo is UTC else value.astimezone(UTC)
+    # As ``UTCDateTime`` reads it: asyncpg hands back the earliest times naive.
+    if value.tzinfo is UTC:
+        return value
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Compiled:
