@@ -323,3 +323,30 @@ async def test_extreme_times_read_the_same_either_way(store: Store, when: dateti
     (inserted,) = await store.insert_jobs([a_row(1, wait_until=when)], supersede=[], now=NOW)
     assert inserted["wait_until"] == when
     assert inserted == await store.get(inserted["id"])
+
+
+async def test_an_interrupted_statement_keeps_an_in_memory_database() -> None:
+    """With ``:memory:`` the held connection is the database: a statement interrupted by a
+    plain task cancellation (``asyncio.timeout``, say) must not close it."""
+    import asyncio
+    import threading
+
+    store = Store("sqlite+aiosqlite:///:memory:")
+    await store.open()
+    try:
+        (first,) = await store.insert_jobs([a_row(1)], supersede=[], now=NOW)
+        (held,) = store.hot._idle[False]
+        busy = threading.Event()
+        blocker = asyncio.ensure_future(held.driver._execute(busy.wait))  # holds the thread
+        insert = asyncio.ensure_future(store.insert_jobs([a_row(2)], supersede=[], now=NOW))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        insert.cancel()
+        busy.set()
+        await blocker
+        with pytest.raises(asyncio.CancelledError):
+            await insert
+        assert await store.get(first["id"]) == first
+        assert len(await store.claim(claim("t1"))) == 2  # the interrupted insert still ran
+    finally:
+        await store.close()

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import anyio
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.pool import StaticPool
 
 from asyncjobs.errors import StorageError
 from asyncjobs.storage.dialects import PG_CLAIM_LOCK
@@ -153,6 +154,8 @@ class HotPath:
             for relaxed, count in MAX_HELD.items()
         }
         self._errors = _driver_errors(self.dialect)
+        # SQLite's ``:memory:`` database lives in the one connection its StaticPool shares.
+        self._shared = isinstance(engine.sync_engine.pool, StaticPool)
         self._closed = False
         self._statements: dict[Any, Compiled] = {}
 
@@ -172,6 +175,11 @@ class HotPath:
                 yield held.driver
             except BaseException as exc:
                 driver_error = isinstance(exc, self._errors)
+                if self._shared:  # closing it would drop the database; aiosqlite queues calls
+                    self._idle[relaxed].append(held)
+                    if driver_error:
+                        raise StorageError(f"statement failed: {exc}") from exc
+                    raise
                 # The connection's state is unknown after a failed or interrupted call; after a
                 # driver error the idle ones are likely broken too (a server restart, say).
                 stale = [held]
