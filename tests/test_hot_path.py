@@ -350,3 +350,42 @@ async def test_an_interrupted_statement_keeps_an_in_memory_database() -> None:
         assert len(await store.claim(claim("t1"))) == 2  # the interrupted insert still ran
     finally:
         await store.close()
+
+
+@pytest.mark.postgres
+async def test_after_a_server_restart_one_statement_fails_then_all_work(
+    postgres_database: str,
+) -> None:
+    """Like SQLAlchemy's own disconnect handling: the first failed statement also retires the
+    pooled connections opened before it, which the restart broke as well."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    store = Store(postgres_database)
+    await store.open()
+    try:
+        async with AsyncExitStack() as stack:  # a few pooled connections besides the held one
+            for _ in range(4):
+                conn = await stack.enter_async_context(store.engine.connect())
+                await conn.exec_driver_sql("SELECT 1")
+        await store.insert_jobs([a_row(1)], supersede=[], now=NOW)
+        url = make_url(postgres_database)
+        admin = await asyncpg.connect(
+            host=url.host, port=url.port or 5432, user=url.username, database=url.database
+        )
+        try:  # what a restart does to every connection of this store
+            ended = await admin.fetch(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = $1",
+                store.name,
+            )
+            assert len(ended) == 4  # one of them now held
+        finally:
+            await admin.close()
+        with pytest.raises(asyncjobs.StorageError):
+            await store.insert_jobs([a_row(2)], supersede=[], now=NOW)
+        for n in range(3, 10):
+            await store.insert_jobs([a_row(n)], supersede=[], now=NOW)
+        assert len(await store.claim(claim("t1"))) == 8
+    finally:
+        await store.close()

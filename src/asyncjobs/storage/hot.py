@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import anyio
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import PoolProxiedConnection, StaticPool
 
 from asyncjobs.errors import StorageError
 from asyncjobs.storage.dialects import PG_CLAIM_LOCK
@@ -136,8 +136,11 @@ class Compiled:
 
 
 class _Held:
-    def __init__(self, conn: AsyncConnection, driver: Any, *, relaxed: bool) -> None:
-        self.conn, self.driver, self.relaxed = conn, driver, relaxed
+    def __init__(
+        self, conn: AsyncConnection, pooled: PoolProxiedConnection, *, relaxed: bool
+    ) -> None:
+        self.conn, self.pooled, self.relaxed = conn, pooled, relaxed
+        self.driver: Any = pooled.driver_connection
 
 
 class HotPath:
@@ -186,6 +189,10 @@ class HotPath:
                 if driver_error:
                     stale += [*self._idle[False], *self._idle[True]]
                     self._idle = {False: [], True: []}
+                    if not self.codec.sqlite:
+                        # So are the pool's: as SQLAlchemy does on a disconnect, every pooled
+                        # connection opened before now is replaced at its next checkout.
+                        self.engine.sync_engine.pool._invalidate(held.pooled, exc, _checkin=False)
                 with anyio.CancelScope(shield=True):
                     for connection in stale:
                         await _discard(connection)
@@ -203,11 +210,11 @@ class HotPath:
     async def _connect(self, relaxed: bool) -> _Held:
         conn = await self.engine.connect()
         try:
-            driver = (await conn.get_raw_connection()).driver_connection
-            assert driver is not None
+            held = _Held(conn, await conn.get_raw_connection(), relaxed=relaxed)
+            assert held.driver is not None
             if relaxed:
-                await driver.execute(_RELAX)
-            return _Held(conn, driver, relaxed=relaxed)
+                await held.driver.execute(_RELAX)
+            return held
         except BaseException:
             await conn.close()
             raise
