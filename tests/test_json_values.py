@@ -32,6 +32,8 @@ async def plain() -> None:
         ({"x": [1.0, -math.inf]}, "JSON-serialisable"),
         ({"x": "nul \x00 inside"}, "NUL character"),
         ({"key \x00": 1}, "NUL character"),
+        ({"x": "lone \ud800 surrogate"}, "surrogate"),
+        ({"x": ["\udc80", (1,)]}, "surrogate"),
     ],
 )
 async def test_values_postgresql_cannot_store_are_refused_on_both_backends(
@@ -59,6 +61,7 @@ async def returns() -> Any:
         ({"when": datetime(2026, 1, 1, tzinfo=UTC)}, "datetime is not JSON serializable"),
         ({"ratio": math.nan}, "Out of range float values"),
         ({"text": "a\x00b"}, "NUL character"),
+        ({"text": "a\ud800b"}, "surrogate"),
     ],
 )
 async def test_an_output_json_cannot_hold_fails_the_task(
@@ -96,3 +99,10 @@ async def test_a_step_input_json_cannot_hold_fails_the_workflow_where_it_was_pas
     assert stored.error["name"] == "ValidationError"
     assert "input of task 'plain' (second) must be JSON-serialisable" in stored.error["message"]
     assert [(e.task_id, e.state) for e in stored.log] == [("first", "succeeded")]
+
+
+def test_an_escaped_backslash_before_u0000_is_not_a_nul() -> None:
+    from asyncjobs.json_values import checked
+
+    value = {"path": "C:\\u0000dir", "big": 1 << 70, "pair": "\U0001f389"}  # not plain
+    assert checked(value, "input") is value
