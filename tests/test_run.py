@@ -248,3 +248,35 @@ async def test_silent_run_logs_nothing(
         await jobs.run(silent={"info": True})
     assert [r.levelname for r in caplog.records] == ["ERROR"]
     assert caplog.records[0].job_id is not None  # type: ignore[attr-defined]
+
+
+async def test_completions_that_keep_coming_are_all_written(
+    make_jobs: MakeJobs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each job finishes while the previous one's completion is being written, so one flush
+    keeps going for longer than a write's grace: every write still gets the whole grace."""
+    import time
+
+    from asyncjobs import finisher
+
+    grace = 0.05
+    monkeypatch.setattr(finisher, "WRITE_GRACE", grace)
+    count = 10
+    finished = [anyio.Event() for _ in range(count)]
+
+    @asyncjobs.task("chained")
+    async def chained(*, input: dict) -> None:
+        n = input["n"]
+        if n:
+            with anyio.fail_after(5):
+                await finished[n - 1].wait()
+            busy_until = time.monotonic() + grace / 5  # the flush in flight takes longer
+            while time.monotonic() < busy_until:  # the host loop is busy
+                pass
+        finished[n].set()
+
+    jobs = make_jobs(tasks=[chained])
+    await jobs.queue_many([{"task": "chained", "input": {"n": n}} for n in range(count)])
+    result = await jobs.run(limit=count)
+    assert list(result.job_status.values()) == ["success"] * count
+    assert {job.status for job in await jobs.find()} == {"completed"}

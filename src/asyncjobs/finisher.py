@@ -67,18 +67,24 @@ class Finisher:
         batch: list[Attempt] = []
         try:
             # Shielded like every job write: a commit must not be lost to a cancellation.
-            with anyio.move_on_after(WRITE_GRACE, shield=True):
+            with anyio.CancelScope(shield=True):  # the batch's starts end soon, whatever comes
                 await anyio.lowlevel.checkpoint()  # let siblings finishing now join this write
                 started = self._started
                 if started is not None and not started.is_set():  # later jobs join it too
                     await started.wait()
-                while self._waiting:
-                    batch, self._waiting = self._waiting, []
+            # Jobs finishing during a write join the next one, so a flush lasts as long as they
+            # keep coming: each write has its own grace.
+            while self._waiting:
+                batch, self._waiting = self._waiting, []
+                with anyio.move_on_after(WRITE_GRACE, shield=True):
                     await self._write(batch)
                     batch = []
+                for attempt in batch:  # its grace ran out before it was written
+                    self.settle(attempt, None)
+                batch = []
         finally:
             self._flushing = False
-            for attempt in [*batch, *self._waiting]:  # only after a timed-out flush
+            for attempt in [*batch, *self._waiting]:  # only after an error
                 self.settle(attempt, None)
             self._waiting = []
 
