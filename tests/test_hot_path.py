@@ -389,3 +389,31 @@ async def test_after_a_server_restart_one_statement_fails_then_all_work(
         assert len(await store.claim(claim("t1"))) == 8
     finally:
         await store.close()
+
+
+async def test_closing_the_store_mid_statement_closes_its_connection(database_url: str) -> None:
+    """A statement still running when the store closes gives its connection no pool to go
+    back to: it is closed, not left open until garbage collection."""
+    store = Store(database_url)
+    await store.open()
+    drivers: list[Any] = []
+    event.listen(
+        store.engine.sync_engine.pool,
+        "checkout",
+        lambda dbapi, *_: drivers.append(dbapi.driver_connection),
+    )
+    rows = [a_row(n) for n in range(200)]
+    results: list[Any] = []
+
+    async def insert() -> None:
+        results.append(await store.insert_jobs(rows, supersede=[], now=NOW))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(insert)
+        with anyio.fail_after(5):
+            while not drivers:  # the statement has its connection
+                await anyio.lowlevel.checkpoint()
+        await store.close()
+    assert len(results[0]) == len(rows)
+    for driver in drivers:  # asyncpg's, or aiosqlite's
+        assert driver.is_closed() if hasattr(driver, "is_closed") else driver._connection is None

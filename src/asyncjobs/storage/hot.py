@@ -199,8 +199,9 @@ class HotPath:
                 if driver_error:
                     raise StorageError(f"statement failed: {exc}") from exc
                 raise
-            if self._closed:
-                await _release(held)
+            if self._closed:  # the store has closed and disposed of its pool meanwhile
+                with anyio.CancelScope(shield=True):
+                    await _discard(held)
             else:
                 self._idle[relaxed].append(held)
 
