@@ -50,17 +50,17 @@ class Codec:
 
     def __init__(self, dialect: str) -> None:
         self.sqlite = dialect == "sqlite"
-        # asyncpg takes aware datetimes and booleans as they are.
-        self.encoders: dict[str, Callable[[Any], Any] | None] = {
-            name: self.time
-            if name in _TIMES and self.sqlite
-            else self.json
-            if name in _JSON
-            else self.flag
-            if name in _FLAGS and self.sqlite
-            else None
-            for name in COLUMNS
-        }
+        self.encoders = {name: self._encoder(name) for name in COLUMNS}
+
+    def _encoder(self, name: str) -> Callable[[Any], Any] | None:
+        """How a column's values are passed to the driver; ``None``: as they are."""
+        if name in _JSON:
+            return self.json
+        if not self.sqlite:  # asyncpg takes aware datetimes and booleans as they are
+            return None
+        if name in _TIMES:
+            return self.time
+        return self.flag if name in _FLAGS else None
 
     def time(self, value: datetime | None) -> Any:
         if value is None:
