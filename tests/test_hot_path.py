@@ -417,3 +417,16 @@ async def test_closing_the_store_mid_statement_closes_its_connection(database_ur
     assert len(results[0]) == len(rows)
     for driver in drivers:  # asyncpg's, or aiosqlite's
         assert driver.is_closed() if hasattr(driver, "is_closed") else driver._connection is None
+
+
+async def test_a_refused_statement_keeps_its_connection(store: Store) -> None:
+    await store.insert_jobs([a_row(1)], supersede=[], now=NOW)
+    (held,) = store.hot._idle[False]
+    pool = store.engine.sync_engine.pool
+    opened = pool.checkedin() + pool.checkedout()  # type: ignore[attr-defined]
+    with pytest.raises(asyncjobs.StorageError, match="(?i)null"):
+        await store.insert_jobs([a_row(2, queue=None)], supersede=[], now=NOW)
+    assert store.hot._idle[False] == [held]  # kept: nothing was wrong with the connection
+    (row,) = await store.insert_jobs([a_row(3)], supersede=[], now=NOW)
+    assert row["queue"] == "default"
+    assert pool.checkedin() + pool.checkedout() == opened  # type: ignore[attr-defined]

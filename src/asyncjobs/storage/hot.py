@@ -156,7 +156,7 @@ class HotPath:
             relaxed: anyio.Semaphore(1 if self.codec.sqlite else count)
             for relaxed, count in MAX_HELD.items()
         }
-        self._errors = _driver_errors(self.dialect)
+        self._errors, self._lost = _driver_errors(self.dialect)
         # SQLite's ``:memory:`` database lives in the one connection its StaticPool shares.
         self._shared = isinstance(engine.sync_engine.pool, StaticPool)
         self._closed = False
@@ -177,26 +177,15 @@ class HotPath:
             try:
                 yield held.driver
             except BaseException as exc:
-                driver_error = isinstance(exc, self._errors)
-                if self._shared:  # closing it would drop the database; aiosqlite queues calls
+                refused = isinstance(exc, self._errors)
+                lost = isinstance(exc, self._lost)
+                if self._shared or (refused and not lost):
+                    # A refused statement leaves its connection as it was; the shared in-memory
+                    # SQLite connection is the database itself (aiosqlite queues its calls).
                     self._idle[relaxed].append(held)
-                    if driver_error:
-                        raise StorageError(f"statement failed: {exc}") from exc
-                    raise
-                # The connection's state is unknown after a failed or interrupted call; after a
-                # driver error the idle ones are likely broken too (a server restart, say).
-                stale = [held]
-                if driver_error:
-                    stale += [*self._idle[False], *self._idle[True]]
-                    self._idle = {False: [], True: []}
-                    if not self.codec.sqlite:
-                        # So are the pool's: as SQLAlchemy does on a disconnect, every pooled
-                        # connection opened before now is replaced at its next checkout.
-                        self.engine.sync_engine.pool._invalidate(held.pooled, exc, _checkin=False)
-                with anyio.CancelScope(shield=True):
-                    for connection in stale:
-                        await _discard(connection)
-                if driver_error:
+                else:
+                    await self._retire(held, exc, lost=lost)
+                if refused:
                     raise StorageError(f"statement failed: {exc}") from exc
                 raise
             if self._closed:  # the store has closed and disposed of its pool meanwhile
@@ -204,6 +193,24 @@ class HotPath:
                     await _discard(held)
             else:
                 self._idle[relaxed].append(held)
+
+    async def _retire(self, held: _Held, exc: BaseException, *, lost: bool) -> None:
+        """Drop a connection whose state is unknown (a call failed or was cut off).
+
+        When the server went away, the other held connections and the pool's are gone too: they
+        are dropped now, and the pool replaces its older connections at their next checkout,
+        as SQLAlchemy does on a disconnect, so one statement fails rather than one per
+        connection.
+        """
+        stale = [held]
+        if lost:
+            stale += [*self._idle[False], *self._idle[True]]
+            self._idle = {False: [], True: []}
+            if not self.codec.sqlite:
+                self.engine.sync_engine.pool._invalidate(held.pooled, exc, _checkin=False)
+        with anyio.CancelScope(shield=True):
+            for connection in stale:
+                await _discard(connection)
 
     async def _borrow(self, relaxed: bool) -> _Held:
         return await _unbroken(self._connect(relaxed))
@@ -321,13 +328,26 @@ class HotPath:
         return compiled
 
 
-def _driver_errors(dialect: str) -> tuple[type[BaseException], ...]:
-    errors: tuple[type[BaseException], ...] = (sqlite3.Error, OSError)
+Errors = tuple[type[BaseException], ...]
+
+
+def _driver_errors(dialect: str) -> tuple[Errors, Errors]:
+    """The driver's errors (storage errors to the caller), and those of them that mean the
+    connection is gone."""
     if dialect == "sqlite":
-        return (*errors, ValueError)  # aiosqlite: "Connection closed"
+        # aiosqlite raises ValueError("Connection closed"); sqlite3 a ProgrammingError.
+        lost: Errors = (OSError, ValueError, sqlite3.ProgrammingError)
+        return (sqlite3.Error, *lost), lost
     import asyncpg  # type: ignore[import-untyped]
 
-    return (*errors, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+    lost = (
+        OSError,
+        asyncpg.InterfaceError,
+        asyncpg.InternalClientError,
+        asyncpg.PostgresConnectionError,
+        asyncpg.exceptions.OperatorInterventionError,  # the server shutting down
+    )
+    return (asyncpg.PostgresError, *lost), lost
 
 
 async def _unbroken(call: Awaitable[T]) -> T:
