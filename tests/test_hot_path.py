@@ -424,7 +424,7 @@ async def test_a_refused_statement_keeps_its_connection(store: Store) -> None:
     (held,) = store.hot._idle[False]
     pool = store.engine.sync_engine.pool
     opened = pool.checkedin() + pool.checkedout()  # type: ignore[attr-defined]
-    with pytest.raises(asyncjobs.StorageError, match="(?i)null"):
+    with pytest.raises(asyncjobs.StorageError, match=r"(?i)null"):
         await store.insert_jobs([a_row(2, queue=None)], supersede=[], now=NOW)
     assert store.hot._idle[False] == [held]  # kept: nothing was wrong with the connection
     (row,) = await store.insert_jobs([a_row(3)], supersede=[], now=NOW)
