@@ -244,3 +244,27 @@ async def test_without_access_configured_checked_calls_are_refused(make_jobs: Ma
         await jobs.queue(task="plain", override_access=False)
     with pytest.raises(asyncjobs.Forbidden):
         await jobs.run_by_id(1, override_access=False)
+
+
+async def test_names_longer_than_the_columns_are_refused_on_both_backends(
+    make_jobs: MakeJobs,
+) -> None:
+    keyed = asyncjobs.Task("keyed", plain.handler, concurrency=lambda input: "k" * input["length"])
+    jobs = make_jobs(tasks=[plain, keyed])
+    with pytest.raises(ValueError, match="queue is 201 characters long; the limit is 200"):
+        await jobs.queue(task="plain", queue="q" * 201)
+    with pytest.raises(ValueError, match="concurrency key of 'keyed' is 501 characters long"):
+        await jobs.queue(task="keyed", input={"length": 501})
+    assert await jobs.find() == []
+    await jobs.queue(task="plain", queue="q" * 200)
+    await jobs.queue(task="keyed", input={"length": 500})
+    assert len(await jobs.find()) == 2
+
+
+def test_definitions_with_names_longer_than_the_columns_are_refused() -> None:
+    with pytest.raises(ValueError, match="task slug is 201 characters long"):
+        asyncjobs.Task("t" * 201, plain.handler)
+    with pytest.raises(ValueError, match="queue is 201 characters long"):
+        asyncjobs.Workflow("w", plain.handler, queue="q" * 201)
+    with pytest.raises(ValueError, match="queue is 201 characters long"):
+        asyncjobs.Schedule("* * * * *", queue="q" * 201)

@@ -40,10 +40,28 @@ def seconds(value: Seconds) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
+MAX_NAME_LENGTH = 200  # slugs and queue names, as stored
+MAX_KEY_LENGTH = 500  # concurrency keys, as stored
+
+
 def check_slug(slug: object, what: str) -> str:
     if not isinstance(slug, str) or not slug.strip():
         raise ValueError(f"{what} slug must be a non-empty string, got {slug!r}")
-    return slug
+    return check_length(slug, MAX_NAME_LENGTH, f"{what} slug")
+
+
+def check_queue(queue: object) -> str:
+    """A queue name as jobs store it: a non-empty string of at most 200 characters."""
+    if not isinstance(queue, str) or not queue:
+        raise ValueError(f"queue must be a non-empty string, got {queue!r}")
+    return check_length(queue, MAX_NAME_LENGTH, "queue")
+
+
+def check_length(value: str, limit: int, what: str) -> str:
+    """Refuse what one backend would store and the other refuse (SQLite ignores lengths)."""
+    if len(value) > limit:
+        raise ValueError(f"{what} is {len(value)} characters long; the limit is {limit}")
+    return value
 
 
 def check_import_string(value: str, what: str) -> None:
@@ -208,6 +226,7 @@ class Schedule:
         from asyncjobs.cron import parse
 
         parse(self.cron)
+        check_queue(self.queue)
         if self.before_schedule is not None:
             check_injectable(self.before_schedule, BEFORE_SCHEDULE_ARGS, "before_schedule")
         if self.after_schedule is not None:
@@ -346,7 +365,7 @@ class Workflow:
             "slug": check_slug(slug, "workflow"),
             "handler": handler,
             "input_schema": input_schema,
-            "queue": queue,
+            "queue": None if queue is None else check_queue(queue),
             "retries": as_retries(retries, f"{what} retries"),
             "label": label,
             "schedule": _schedules(schedule),

@@ -10,7 +10,15 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from asyncjobs import injection
-from asyncjobs.config import DEFAULT_QUEUE, Concurrency, Task, Workflow
+from asyncjobs.config import (
+    DEFAULT_QUEUE,
+    MAX_KEY_LENGTH,
+    Concurrency,
+    Task,
+    Workflow,
+    check_length,
+    check_queue,
+)
 from asyncjobs.errors import ValidationError
 from asyncjobs.json_values import checked
 from asyncjobs.registry import Registry
@@ -123,9 +131,7 @@ def validate_input(definition: Task | Workflow, raw: Any) -> Any:
 def _queue(value: Any, definition: Task | Workflow) -> str:
     if value is None:
         value = (definition.queue if isinstance(definition, Workflow) else None) or DEFAULT_QUEUE
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"queue must be a non-empty string, got {value!r}")
-    return value
+    return check_queue(value)
 
 
 async def _concurrency_key(
@@ -136,6 +142,8 @@ async def _concurrency_key(
         raise TypeError(
             f"Concurrency.key of {definition.slug!r} must return a str or None, got {key!r}"
         )
+    if key:
+        check_length(key, MAX_KEY_LENGTH, f"the concurrency key of {definition.slug!r}")
     return key or None
 
 

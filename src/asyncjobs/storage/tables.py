@@ -23,6 +23,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
+from asyncjobs.config import MAX_KEY_LENGTH, MAX_NAME_LENGTH
+
 SCHEMA_VERSION = 1
 
 
@@ -55,9 +57,9 @@ jobs = Table(
     "asyncjobs_jobs",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column("queue", String(200), nullable=False),
-    Column("task_slug", String(200)),
-    Column("workflow_slug", String(200)),
+    Column("queue", String(MAX_NAME_LENGTH), nullable=False),
+    Column("task_slug", String(MAX_NAME_LENGTH)),
+    Column("workflow_slug", String(MAX_NAME_LENGTH)),
     Column("input", Json, nullable=False),
     Column("meta", Json, nullable=False),
     Column("wait_until", UTCDateTime),
@@ -69,7 +71,7 @@ jobs = Table(
     Column("total_tried", Integer, nullable=False, server_default="0"),
     # NULL until the first step is logged, so "never started" needs no JSON function.
     Column("log", Json),
-    Column("concurrency_key", String(500)),
+    Column("concurrency_key", String(MAX_KEY_LENGTH)),
     Column("exclusive", Boolean, nullable=False, server_default=false()),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
