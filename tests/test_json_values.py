@@ -106,3 +106,21 @@ def test_an_escaped_backslash_before_u0000_is_not_a_nul() -> None:
 
     value = {"path": "C:\\u0000dir", "big": 1 << 70, "pair": "\U0001f389"}  # not plain
     assert checked(value, "input") is value
+
+
+@asyncjobs.task("raises_odd_text")
+async def raises_odd_text() -> None:
+    raise ValueError("nul \x00 and a lone \ud800 surrogate")
+
+
+async def test_a_failure_whose_message_json_cannot_hold_is_still_recorded(
+    make_jobs: MakeJobs,
+) -> None:
+    jobs = make_jobs(tasks=[raises_odd_text])
+    job = await jobs.queue(task="raises_odd_text")
+    assert (await jobs.run()).job_status == {job.id: "error-reached-max-retries"}
+    stored = await jobs.get(job.id)
+    assert stored is not None and stored.status == "failed"
+    message = stored.log[0].error["message"]
+    assert message == "nul \ufffd and a lone ? surrogate"
+    assert stored.error is not None and "\x00" not in stored.error.get("traceback", "")

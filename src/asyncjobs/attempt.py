@@ -170,10 +170,18 @@ def error_json(exc: BaseException) -> dict[str, Any]:
     """``{name, message, cancelled, traceback}`` of the exception a handler raised."""
     return {
         "name": type(exc).__name__,
-        "message": str(exc) or type(exc).__name__,
+        "message": storable(str(exc) or type(exc).__name__),
         "cancelled": False,
-        "traceback": "".join(traceback.format_exception(exc)),
+        "traceback": storable("".join(traceback.format_exception(exc))),
     }
+
+
+def storable(text: str) -> str:
+    """``text`` with what PostgreSQL's jsonb refuses (NUL, unpaired surrogates) replaced, so a
+    failure with such a message is still recorded, the same on both backends."""
+    if "\x00" in text or not text.isascii():
+        text = text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
+    return text
 
 
 def released() -> dict[str, Any]:
