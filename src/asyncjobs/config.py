@@ -166,14 +166,19 @@ AccessCheck = Callable[..., bool | Awaitable[bool]]
 
 @dataclass(frozen=True, kw_only=True)
 class Access:
-    """Callables ``(request) -> bool`` asked for calls made with ``override_access=False``."""
+    """Callables ``(request) -> bool`` asked for calls made with ``override_access=False``.
+
+    ``dashboard`` approves viewing the dashboard; its actions also need ``run`` (retry,
+    run now) or ``cancel``.
+    """
 
     run: AccessCheck | None = None
     queue: AccessCheck | None = None
     cancel: AccessCheck | None = None
+    dashboard: AccessCheck | None = None
 
     def __post_init__(self) -> None:
-        for name in ("run", "queue", "cancel"):
+        for name in ("run", "queue", "cancel", "dashboard"):
             fn = getattr(self, name)
             if fn is not None:
                 check_injectable(fn, {"request"}, f"Access.{name}")

@@ -35,6 +35,7 @@ from asyncjobs.runner import Runner, RunRequest
 from asyncjobs.storage import Store
 
 if TYPE_CHECKING:
+    from asyncjobs.dashboard.app import DashboardApp
     from asyncjobs.http import EndpointsApp
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///asyncjobs.db"
@@ -177,6 +178,19 @@ class Jobs:
         from asyncjobs.http import EndpointsApp
 
         return EndpointsApp(self)
+
+    def dashboard_app(self) -> DashboardApp:
+        """An ASGI app showing queues, jobs and schedules in a browser (``asyncjobs[dashboard]``).
+
+        Viewing needs ``Access.dashboard(request)`` or HTTP Basic auth with ``secret`` as the
+        password; actions also need ``Access.run``/``Access.cancel`` or the secret.
+
+        Raises:
+            ImportError: Starlette or Jinja2 is not installed.
+        """
+        from asyncjobs.dashboard import build
+
+        return build(self)
 
     # -- operations ------------------------------------------------------------------------
 

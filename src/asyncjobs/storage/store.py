@@ -7,7 +7,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from sqlalchemy import (
     bindparam,
@@ -35,6 +35,9 @@ from asyncjobs.storage.tables import (
     row_values,
     schema_version,
 )
+
+if TYPE_CHECKING:
+    from asyncjobs.storage.dashboard import DashboardQueries
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -109,6 +112,13 @@ class Store:
             await hot.close()
         if engine is not None:
             await engine.dispose()
+
+    @property
+    def dashboard(self) -> DashboardQueries:
+        """The dashboard's statements (``storage.dashboard``), loaded when first asked for."""
+        from asyncjobs.storage.dashboard import DashboardQueries
+
+        return DashboardQueries(self)
 
     @property
     def hot(self) -> HotPath:
@@ -272,14 +282,7 @@ class Store:
                 .where(
                     jobs.c.id == job_id, jobs.c.has_error == true(), jobs.c.completed_at.is_(None)
                 )
-                .values(
-                    has_error=False,
-                    error=None,
-                    wait_until=None,
-                    processing_until=None,
-                    processing_token=None,
-                    updated_at=now,
-                )
+                .values(**retried_values(now))
                 .returning(*jobs.c)
             )
             row = result.first()
@@ -442,6 +445,18 @@ def _claim_template(order: str, keyed: bool, by_queue: bool, by_id: bool) -> Any
 def _param(name: str, type_: Any = None) -> Any:
     """A bind parameter standing in for a claim's value in a prebuilt statement."""
     return bindparam(name, type_=type_)
+
+
+def retried_values(now: datetime) -> dict[str, Any]:
+    """What makes a failed or cancelled job runnable again (its log is kept)."""
+    return {
+        "has_error": False,
+        "error": None,
+        "wait_until": None,
+        "processing_until": None,
+        "processing_token": None,
+        "updated_at": now,
+    }
 
 
 def cancelled_values(now: datetime, message: str) -> dict[str, Any]:

@@ -18,9 +18,14 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    and_,
     false,
+    true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
 from asyncjobs.config import MAX_KEY_LENGTH, MAX_NAME_LENGTH
@@ -97,6 +102,57 @@ Index(
 )
 Index("ix_asyncjobs_jobs_task_slug", jobs.c.task_slug)
 Index("ix_asyncjobs_jobs_workflow_slug", jobs.c.workflow_slug)
+
+
+class cancelled_error(FunctionElement[bool]):
+    """Whether the ``error`` column says the job was cancelled; false for no error.
+
+    Rendered with no bound parameter, so that partial indexes and the queries meant to use
+    them hold the same expression.
+    """
+
+    type = Boolean()
+    inherit_cache = True
+
+
+@compiles(cancelled_error, "postgresql")
+def _cancelled_pg(element: cancelled_error, compiler: SQLCompiler, **kw: Any) -> str:
+    error = compiler.process(element.clauses, **kw)
+    return f"""coalesce({error} @> '{{"cancelled": true}}', false)"""
+
+
+@compiles(cancelled_error)
+def _cancelled_sqlite(element: cancelled_error, compiler: SQLCompiler, **kw: Any) -> str:
+    error = compiler.process(element.clauses, **kw)
+    return f"coalesce(json_extract({error}, '$.cancelled') = 1, 0)"
+
+
+# The dashboard's counts, charts and status lists of finished jobs: with the runnable index
+# above, every row is in one of these per-queue indexes. Claims write none of their columns.
+COMPLETED = jobs.c.completed_at.is_not(None)
+FAILED = (jobs.c.has_error == true(), ~cancelled_error(jobs.c.error))
+CANCELLED = (jobs.c.has_error == true(), cancelled_error(jobs.c.error))
+Index(
+    "ix_asyncjobs_jobs_completed",
+    jobs.c.queue,
+    jobs.c.completed_at,
+    postgresql_where=COMPLETED,
+    sqlite_where=COMPLETED,
+)
+Index(
+    "ix_asyncjobs_jobs_failed",
+    jobs.c.queue,
+    jobs.c.id,
+    postgresql_where=and_(*FAILED),
+    sqlite_where=and_(*FAILED),
+)
+Index(
+    "ix_asyncjobs_jobs_cancelled",
+    jobs.c.queue,
+    jobs.c.id,
+    postgresql_where=and_(*CANCELLED),
+    sqlite_where=and_(*CANCELLED),
+)
 
 schedules = Table(
     "asyncjobs_schedules",
