@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import anyio
 
-from asyncjobs.cli import admin, demo, parser, worker
+from asyncjobs.cli import admin, dashboard, demo, parser, worker
 from asyncjobs.cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, CliError
 from asyncjobs.cli.loading import one_line
 from asyncjobs.errors import StorageError
@@ -25,6 +25,7 @@ COMMANDS: dict[str, Command] = {
     "jobs cancel": admin.cancel_job,
     "jobs retry": admin.retry_job,
     "demo": demo.main,
+    "dashboard": dashboard.main,
 }
 
 

@@ -7,6 +7,7 @@ import logging
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,14 @@ class Finished(logging.Handler):
         self.event = anyio.Event()
 
 
-def build(database_url: str, say: Narrator) -> asyncjobs.Jobs:
+def build(
+    database_url: str,
+    say: Narrator,
+    *,
+    tidy_cron: str = TIDY_CRON,
+    secret: str | None = None,
+    extra_tasks: Sequence[asyncjobs.Task] = (),
+) -> asyncjobs.Jobs:
     """The demo's tasks and workflow: what an app defines once, at import time."""
 
     @asyncjobs.task("fetch-profile")
@@ -108,17 +116,18 @@ def build(database_url: str, say: Narrator) -> asyncjobs.Jobs:
         if status == "success" and job is not None and job.wait_until is not None:
             say.say(job.id, "tidy-up", f"queued by its schedule for {job.wait_until:%H:%M:%S}")
 
-    @asyncjobs.task("tidy-up", schedule=asyncjobs.Schedule(TIDY_CRON, after_schedule=scheduled))
+    @asyncjobs.task("tidy-up", schedule=asyncjobs.Schedule(tidy_cron, after_schedule=scheduled))
     async def tidy_up(*, job: Job) -> dict[str, Any]:
         say.say(job.id, "tidy-up", "ran on its schedule: removed expired sessions")
         return {"removed": 3}
 
     return asyncjobs.Jobs(
-        tasks=[fetch_profile, send_welcome, send_reminder, send_newsletter, tidy_up],
+        tasks=[fetch_profile, send_welcome, send_reminder, send_newsletter, tidy_up, *extra_tasks],
         workflows=[onboard_user],
         database_url=database_url,
         auto_run=[asyncjobs.AutoRun(cron="* * * * * *")],
         delete_job_on_complete=False,
+        secret=secret,
     )
 
 
@@ -136,7 +145,7 @@ async def main(args: argparse.Namespace) -> int:
         say = Narrator(style)
         jobs = build(f"sqlite+aiosqlite:///{path}", say)
         async with jobs:
-            await _queue_jobs(jobs, say)
+            await queue_demo_jobs(jobs, say)
             done = await _wait_until_done(jobs, finished)
             shown = await jobs.find(order="created_at")
         _results(style, shown)
@@ -155,7 +164,7 @@ def _intro(style: Style, path: Path) -> None:
     out(style.bold("What happens"))
 
 
-async def _queue_jobs(jobs: asyncjobs.Jobs, say: Narrator) -> None:
+async def queue_demo_jobs(jobs: asyncjobs.Jobs, say: Narrator) -> None:
     now = jobs.clock()
     later = now + timedelta(hours=1)
     workflow, reminder, newsletter = await jobs.queue_many(
@@ -209,7 +218,9 @@ def _outro(style: Style, elapsed: float, finished: bool) -> None:
         out(f"The demo did not finish within {DEADLINE:g}s; the jobs above show how far it got.")
         return
     out(f"Done in {elapsed:.1f}s. Next:")
-    out("  asyncjobs demo --serve          the example web app, with autoRun and HTTP endpoints")
+    out(
+        "  asyncjobs demo --serve          a web app with autoRun, HTTP endpoints and the dashboard"
+    )
     out("  asyncjobs run --app myapp:jobs  run your own app's due jobs (see asyncjobs --help)")
 
 

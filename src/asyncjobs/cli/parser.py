@@ -14,6 +14,7 @@ APP_ENV = "ASYNCJOBS_APP"
 DEFAULT_LIST_LIMIT = 50
 DEFAULT_STOP_TIMEOUT = 10.0
 DEFAULT_DEMO_PORT = 8000
+DEFAULT_HOST = "127.0.0.1"
 
 DESCRIPTION = """\
 Run, schedule and inspect asyncjobs jobs outside the web process.
@@ -77,6 +78,7 @@ def build() -> Parser:
     _add_exec(commands)
     _add_jobs(commands)
     _add_demo(commands)
+    _add_dashboard(commands)
     return parser
 
 
@@ -186,11 +188,24 @@ def _add_demo(commands: Any) -> None:
     sub.add_argument(
         "--serve",
         action="store_true",
-        help="keep the Starlette example app running with autoRun (needs asyncjobs[starlette])",
+        help="keep a web app with autoRun and the dashboard running (needs asyncjobs[dashboard])",
     )
     sub.add_argument(
         "--port",
         type=port,
         default=DEFAULT_DEMO_PORT,
         help="port for --serve on 127.0.0.1 (default: %(default)s; 0 picks a free one)",
+    )
+
+
+def _add_dashboard(commands: Any) -> None:
+    sub = _command(commands, "dashboard", "serve the dashboard of an app's jobs in a browser")
+    sub.add_argument(
+        "--host", default=DEFAULT_HOST, help="address to listen on (default: %(default)s)"
+    )
+    sub.add_argument(
+        "--port",
+        type=port,
+        default=DEFAULT_DEMO_PORT,
+        help="port to listen on (default: %(default)s; 0 picks a free one)",
     )

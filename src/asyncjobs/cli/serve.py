@@ -1,11 +1,8 @@
-"""``asyncjobs demo --serve``: the Starlette example app with autoRun, on a temporary database."""
+"""Serving over HTTP from the command line: ``demo --serve`` and ``dashboard``."""
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import logging
-import os
 import secrets
 import signal
 import socket
@@ -14,106 +11,67 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import ModuleType
-from typing import Any
+from typing import Any, Literal
 
-import asyncjobs
-from asyncjobs.cli import progress
 from asyncjobs.cli.errors import CliError
 from asyncjobs.cli.render import Style, out
-from asyncjobs.jobs import DATABASE_URL_ENV
 
-EXAMPLE = Path("integrations") / "starlette" / "app.py"
 HOST = "127.0.0.1"
 BACKLOG = 128
-SECRET_ENV = "ASYNCJOBS_SECRET"
-TIMERS_LOGGER = "asyncjobs.scheduler.timers"
 
 
 async def serve(args: argparse.Namespace) -> int:
-    server_type = _uvicorn_server()
-    example = find_example()
+    """``demo --serve``: the demo app with autoRun, the endpoints and the dashboard."""
+    server_type = uvicorn_server("demo --serve")
+    from asyncjobs.cli.demo import Finished, Narrator
+    from asyncjobs.cli.demo_app import make_app
+
     secret = secrets.token_urlsafe(16)
+    style = Style(sys.stdout)
+    Finished.install()  # the narration tells what happens; the library's log lines would repeat it
     with tempfile.TemporaryDirectory(prefix="asyncjobs-demo-") as tmp:
         database = Path(tmp) / "demo.db"
-        with _environment(
-            {DATABASE_URL_ENV: f"sqlite+aiosqlite:///{database}", SECRET_ENV: secret}
-        ):
-            app = _load(example).app
-        sock = _listen(args.port)
+        app = make_app(f"sqlite+aiosqlite:///{database}", secret, Narrator(style))
+        sock = listen(HOST, args.port)
         url = f"http://{HOST}:{sock.getsockname()[1]}"
-        _intro(Style(sys.stdout), example, database, url, secret)
-        progress.configure(live=False)
-        # APScheduler announces every timer it adds; the job lines are what the demo is about.
-        logging.getLogger(TIMERS_LOGGER).setLevel(logging.WARNING)
-        server = server_type(_config(app))
-        with _signals_left_to_uvicorn():
-            await server.serve(sockets=[sock])
+        _intro(style, database, url, secret)
+        await run_server(server_type, app, sock, lifespan="on")
     return 0
 
 
-def _uvicorn_server() -> Any:
+def uvicorn_server(command: str) -> Any:
+    """uvicorn's ``Server`` class, once Starlette, Jinja2 and uvicorn are importable."""
     try:
+        import jinja2  # noqa: F401
         import starlette  # noqa: F401
         import uvicorn
     except ImportError as exc:
         raise CliError(
-            f"demo --serve needs Starlette and uvicorn ({exc.name} is missing): "
-            "pip install 'asyncjobs[starlette]'"
+            f"{command} needs Starlette, Jinja2 and uvicorn ({exc.name} is missing): "
+            "pip install 'asyncjobs[dashboard]'"
         ) from None
     return uvicorn.Server
 
 
-def _config(app: Any) -> Any:
+async def run_server(
+    server_type: Any, app: Any, sock: socket.socket, *, lifespan: Literal["on", "off"]
+) -> None:
+    """Serve ``app`` on the listening ``sock`` until SIGINT or SIGTERM."""
     import uvicorn
 
-    return uvicorn.Config(app, lifespan="on", log_level="info", access_log=True)
+    config = uvicorn.Config(app, lifespan=lifespan, log_level="warning", access_log=False)
+    with _signals_left_to_uvicorn():
+        await server_type(config).serve(sockets=[sock])
 
 
-def find_example() -> Path:
-    """The example app of a source checkout: next to the package, else in the cwd."""
-    root = Path(asyncjobs.__file__).resolve().parents[2]
-    for candidate in (root / EXAMPLE, Path.cwd() / EXAMPLE):
-        if candidate.is_file():
-            return candidate
-    raise CliError(
-        f"cannot find the Starlette example app ({EXAMPLE}); it ships with the source "
-        "repository: run this command from a checkout"
-    )
-
-
-def _load(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location("asyncjobs_example_starlette_app", path)
-    if spec is None or spec.loader is None:  # pragma: no cover - a .py file always has one
-        raise CliError(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    # The example reads its settings from the environment when imported.
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-def _listen(port: int) -> socket.socket:
+def listen(host: str, port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((HOST, port))
+        sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise CliError(f"cannot listen on {HOST}:{port}: {exc.strerror} (try --port 0)") from None
+        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror} (try --port 0)") from None
     # Listening now lets a client connect as soon as the URL is printed; uvicorn accepts later.
     sock.listen(BACKLOG)
     return sock
@@ -135,12 +93,15 @@ def _ignore(signum: int, frame: object) -> None:
     """Installed only while uvicorn serves; uvicorn puts its own handler in front."""
 
 
-def _intro(style: Style, example: Path, database: Path, url: str, secret: str) -> None:
-    out(style.bold("asyncjobs demo --serve") + f": the Starlette example app, {example}")
+def _intro(style: Style, database: Path, url: str, secret: str) -> None:
+    out(style.bold("asyncjobs demo --serve") + ": a web app running its jobs in its own event loop")
     out(f"Database: {database} (a temporary SQLite file); autoRun runs due jobs every second.")
+    out(f"The code: {Path(__file__).with_name('demo_app.py')}")
     out("")
     out(f"Serving on {style.bold(url)}  (Ctrl-C to stop)")
-    out(f"  curl -X POST '{url}/greetings?name=Ada'    # queue a workflow")
-    out(f"  curl {url}/jobs/1                          # its status and step log")
+    out(f"  Dashboard: {style.bold(url + '/jobs/')}   user: any, password: {secret}")
+    out(f"  curl -X POST '{url}/onboard?name=Ada'     # queue a workflow")
+    out(f"  curl {url}/status/1                      # its status and step log")
     out(f"  curl -H 'Authorization: Bearer {secret}' {url}/api/jobs/run")
     out("")
+    out(style.bold("What happens"))

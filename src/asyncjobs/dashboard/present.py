@@ -26,15 +26,14 @@ def duration(seconds: float) -> str:
         return f"{seconds * 1000:.0f} ms"
     if seconds < 10:
         return f"{seconds:.1f} s"
-    parts: list[str] = []
-    rest = int(seconds)
-    for size, unit in UNITS:
-        if rest >= size or (parts and size == 1):
-            parts.append(f"{rest // size} {unit}")
-            rest %= size
-        if len(parts) == 2:
-            break
-    return " ".join(parts)
+    whole = int(seconds)
+    index = next(i for i, (size, _) in enumerate(UNITS) if whole >= size)
+    size, unit = UNITS[index]
+    text = f"{whole // size} {unit}"
+    if index + 1 < len(UNITS):
+        smaller, smaller_unit = UNITS[index + 1]
+        text += f" {whole % size // smaller} {smaller_unit}"
+    return text
 
 
 def age(moment: datetime | None, now: datetime) -> str:

@@ -63,6 +63,8 @@ class Renderer:
         )
         self.env.globals.update(p=present, csrf_field=CSRF_FIELD, VERBS=VERBS)
         self.env.filters.update(count=present.count, pretty=present.pretty)
+        # Imported once for every template, so a live block rendered alone has them too.
+        self.env.globals["m"] = self.env.get_template("_macros.html").module
 
     def page(self, request: Request, name: str, status: int = 200, **context: Any) -> Response:
         """The whole page, or only its ``live`` block when the page's script polls for it."""

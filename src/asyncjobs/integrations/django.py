@@ -12,6 +12,7 @@ Settings (all optional when the ``Jobs`` object is passed to :func:`asgi`)::
     ASYNCJOBS = {
         "JOBS": "myproject.jobs:jobs",  # "module:attr" of the Jobs object (or the object)
         "PREFIX": "/api/jobs",          # where GET /run and GET /handle-schedules are served
+        "DASHBOARD_PREFIX": "/jobs",    # where the dashboard is served (default: nowhere)
     }
 
 Views reach the object with :func:`get_jobs`. Async views ``await jobs.queue(...)``; sync
@@ -25,6 +26,7 @@ import importlib
 from typing import Any
 
 from asyncjobs.http import Receive, Scope, Send, route_path
+from asyncjobs.integrations.mounting import Prefixed
 from asyncjobs.jobs import Jobs
 
 DEFAULT_PREFIX = "/api/jobs"
@@ -60,12 +62,19 @@ def _settings() -> dict[str, Any]:
 
 
 class JobsASGI:
-    """Answers the lifespan protocol with ``jobs``, serves its endpoints, passes on the rest."""
+    """Answers the lifespan protocol with ``jobs``, serves its endpoints (and dashboard),
+    passes on the rest."""
 
-    def __init__(self, jobs: Jobs, django_app: Any, prefix: str) -> None:
+    def __init__(
+        self, jobs: Jobs, django_app: Any, prefix: str, dashboard_prefix: str | None = None
+    ) -> None:
         if not prefix.startswith("/") or prefix == "/":
             raise ValueError(f"prefix must be a path like '/api/jobs', got {prefix!r}")
-        self.jobs, self.django_app, self.prefix = jobs, django_app, prefix.rstrip("/")
+        self.jobs, self.prefix = jobs, prefix.rstrip("/")
+        self.django_app = django_app
+        if dashboard_prefix is not None:
+            dashboard = jobs.dashboard_app()
+            self.django_app = Prefixed(dashboard_prefix, dashboard, django_app)
         self.endpoints = jobs.asgi_app()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -81,7 +90,12 @@ class JobsASGI:
         return path == self.prefix or path.startswith(self.prefix + "/")
 
 
-def asgi(jobs: Jobs | None = None, django_app: Any = None, prefix: str | None = None) -> JobsASGI:
+def asgi(
+    jobs: Jobs | None = None,
+    django_app: Any = None,
+    prefix: str | None = None,
+    dashboard_prefix: str | None = None,
+) -> JobsASGI:
     """The ASGI application to serve: Django, plus ``jobs`` started and stopped on lifespan.
 
     Args:
@@ -89,6 +103,8 @@ def asgi(jobs: Jobs | None = None, django_app: Any = None, prefix: str | None = 
         django_app: the Django ASGI app; ``None`` means ``get_asgi_application()``.
         prefix: where the endpoints are served; ``None`` means ``settings.ASYNCJOBS["PREFIX"]``,
             else ``/api/jobs``.
+        dashboard_prefix: where the dashboard is served (``asyncjobs[dashboard]``); ``None``
+            means ``settings.ASYNCJOBS["DASHBOARD_PREFIX"]``, else no dashboard.
     """
     if django_app is None:
         from django.core.asgi import get_asgi_application
@@ -96,4 +112,6 @@ def asgi(jobs: Jobs | None = None, django_app: Any = None, prefix: str | None = 
         django_app = get_asgi_application()
     if prefix is None:
         prefix = str(_settings().get("PREFIX", DEFAULT_PREFIX))
-    return JobsASGI(jobs if jobs is not None else get_jobs(), django_app, prefix)
+    if dashboard_prefix is None:
+        dashboard_prefix = _settings().get("DASHBOARD_PREFIX")
+    return JobsASGI(jobs if jobs is not None else get_jobs(), django_app, prefix, dashboard_prefix)

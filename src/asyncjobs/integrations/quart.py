@@ -6,6 +6,7 @@
 
     app = Quart(__name__)
     init_app(app, jobs)             # GET /api/jobs/run and GET /api/jobs/handle-schedules
+    init_app(app, jobs, dashboard_prefix="/jobs")   # ... and the dashboard under /jobs
 
 Inside a request, ``current_app.extensions["asyncjobs"]`` is the ``Jobs`` object.
 """
@@ -18,6 +19,7 @@ from typing import Any, cast
 from quart import Blueprint, Quart, Response, request
 
 from asyncjobs.http import ENDPOINTS, Request, respond
+from asyncjobs.integrations.mounting import Prefixed
 from asyncjobs.jobs import Jobs
 
 DEFAULT_PREFIX = "/api/jobs"
@@ -26,13 +28,17 @@ EXTENSION = "asyncjobs"
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
-def init_app(app: Quart, jobs: Jobs, prefix: str = DEFAULT_PREFIX) -> Blueprint:
+def init_app(
+    app: Quart, jobs: Jobs, prefix: str = DEFAULT_PREFIX, dashboard_prefix: str | None = None
+) -> Blueprint:
     """Start ``jobs`` before serving, stop it after serving, and register the endpoints.
 
     Args:
         app: the Quart app.
         jobs: the ``Jobs`` object; also set as ``app.extensions["asyncjobs"]``.
         prefix: where ``GET /run`` and ``GET /handle-schedules`` are served.
+        dashboard_prefix: where to serve the dashboard (``asyncjobs[dashboard]``); ``None``
+            serves none.
 
     Returns:
         The registered blueprint.
@@ -42,6 +48,11 @@ def init_app(app: Quart, jobs: Jobs, prefix: str = DEFAULT_PREFIX) -> Blueprint:
     app.after_serving(jobs.stop)
     endpoints = blueprint(jobs)
     app.register_blueprint(endpoints, url_prefix=prefix)
+    if dashboard_prefix is not None:
+        # Quart's documented place for ASGI middleware: requests under the prefix never
+        # reach Quart's routing.
+        dashboard = Prefixed(dashboard_prefix, jobs.dashboard_app(), app.asgi_app)
+        app.asgi_app = dashboard  # type: ignore[method-assign,assignment]
     return endpoints
 
 

@@ -2,10 +2,11 @@
 
 ::
 
-    from asyncjobs.integrations.starlette import lifespan, mount
+    from asyncjobs.integrations.starlette import lifespan, mount, mount_dashboard
 
     app = Starlette(routes=[..., mount(jobs)], lifespan=lifespan(jobs, app_lifespan))
     app = FastAPI(lifespan=lifespan(jobs)); app.router.routes.append(mount(jobs))
+    routes.append(mount_dashboard(jobs))   # the dashboard under /jobs (asyncjobs[dashboard])
 
 Inside a request, ``request.app.state.jobs`` is the ``Jobs`` object.
 """
@@ -22,6 +23,7 @@ from starlette.routing import Mount
 from asyncjobs.jobs import Jobs
 
 DEFAULT_PREFIX = "/api/jobs"
+DEFAULT_DASHBOARD_PREFIX = "/jobs"
 
 State = Mapping[str, Any] | None
 AppLifespan = Callable[[Any], AbstractAsyncContextManager[State]]
@@ -67,3 +69,8 @@ def _as_context(app_lifespan: AppLifespan | None) -> AppLifespan | None:
 def mount(jobs: Jobs, prefix: str = DEFAULT_PREFIX) -> Mount:
     """A route serving ``GET {prefix}/run`` and ``GET {prefix}/handle-schedules``."""
     return Mount(prefix, app=jobs.asgi_app(), name="asyncjobs")
+
+
+def mount_dashboard(jobs: Jobs, prefix: str = DEFAULT_DASHBOARD_PREFIX) -> Mount:
+    """A route serving the dashboard of ``jobs`` (``Jobs.dashboard_app()``) under ``prefix``."""
+    return Mount(prefix, app=jobs.dashboard_app(), name="asyncjobs-dashboard")

@@ -322,7 +322,7 @@ async def _unfinished(
     counts = {name: Count(0, capped) for name in ("queued", "waiting", "processing")}
     found: datetime | None = None
     for name, number, first in rows:
-        counts[name] = Count(number, capped)
+        counts[name] = Count(min(number, CAP), capped)
         found = first if name == "queued" else found
     return counts, found
 
@@ -368,8 +368,8 @@ def _chart(rows: Any) -> list[int]:
     """``(minute, count)`` rows as one count per minute of the chart, oldest first."""
     chart = [0] * CHART_MINUTES
     for at, number in rows:
-        if at is not None and 0 <= at < CHART_MINUTES:
-            chart[at] += number
+        if at is not None and 0 <= at <= CHART_MINUTES:  # the last minute includes "now"
+            chart[min(at, CHART_MINUTES - 1)] += number
     return chart
 
 
