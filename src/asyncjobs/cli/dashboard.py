@@ -20,9 +20,10 @@ async def main(args: argparse.Namespace) -> int:
     sock = listen(args.host, args.port)
     host, port = sock.getsockname()[:2]
     style = Style(sys.stdout)
-    out(f"Dashboard on {style.bold(f'http://{host}:{port}/')}  (Ctrl-C to stop)")
+    out(f"Dashboard on {style.bold(f'http://{host}:{port}/')}")
     if password:
         out(f"  user: any, password: {password} (made for this run: the app sets no secret)")
+    out("Ctrl-C to stop.")
     async with opened(jobs):
         await run_server(server_type, jobs.dashboard_app(), sock, lifespan="off")
     return 0
