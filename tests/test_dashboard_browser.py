@@ -229,3 +229,16 @@ async def test_a_job_queued_while_the_list_is_open_appears_without_a_reload(
     await expect(row).to_have_class(re.compile("fresh"))
     await expect(row.locator(".status")).to_have_text("queued")
     assert loads == []  # the same document all along
+
+
+def test_without_chromium_the_browser_tests_skip_unless_required(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(chrome, "CANDIDATES", ())
+    monkeypatch.setattr(chrome.shutil, "which", lambda name: None)
+    monkeypatch.delenv(chrome.REQUIRE_ENV, raising=False)
+    with pytest.raises(pytest.skip.Exception, match="browser tests skipped: no Chromium found"):
+        chrome.chromium()
+    monkeypatch.setenv(chrome.REQUIRE_ENV, "1")
+    with pytest.raises(pytest.fail.Exception, match="ASYNCJOBS_REQUIRE_BROWSER is set but no"):
+        chrome.chromium()

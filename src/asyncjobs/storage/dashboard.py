@@ -329,7 +329,9 @@ async def _unfinished(
 
 async def _capped(conn: AsyncConnection, *where: ColumnElement[bool]) -> Count:
     """How many rows match, counting no further than ``CAP``."""
-    sample = select(jobs.c.id).where(*where).limit(CAP + 1).subquery()
+    # Selecting a constant lets PostgreSQL count from the partial index alone.
+    sample = select(literal(1).label("one")).select_from(jobs).where(*where).limit(CAP + 1)
+    sample = sample.subquery()
     found = int((await conn.execute(select(func.count()).select_from(sample))).scalar_one())
     return Count(min(found, CAP), found > CAP)
 
