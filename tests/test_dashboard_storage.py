@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import asyncjobs
-from asyncjobs.storage import dashboard
+from asyncjobs.storage import dashboard, dashboard_filters
 from asyncjobs.storage.dashboard import Count
 from tests.conftest import FakeClock, run_until_idle
 
@@ -95,7 +95,7 @@ async def test_a_leased_job_counts_as_processing(jobs: asyncjobs.Jobs, clock: Fa
 async def test_counts_stop_at_the_cap(
     jobs: asyncjobs.Jobs, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(dashboard, "CAP", 3)
+    monkeypatch.setattr(dashboard_filters, "CAP", 3)
     await jobs.queue_many([{"task": "work", "input": {}, "queue": "q"} for _ in range(5)])
     stats = await jobs.store.dashboard.queue_stats("q", clock())
     assert stats.counts["queued"] == Count(3, capped=True)
@@ -140,7 +140,7 @@ async def test_pages_walk_newest_first_by_id(
     jobs: asyncjobs.Jobs, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, dense: bool
 ) -> None:
     if dense:  # beyond the cap the planner walks the primary key instead of sorting
-        monkeypatch.setattr(dashboard, "CAP", 2)
+        monkeypatch.setattr(dashboard_filters, "CAP", 2)
     made = await jobs.queue_many([{"task": "work", "input": {"n": n}} for n in range(7)])
     ids = [job.id for job in made]
     queries = jobs.store.dashboard
@@ -177,7 +177,7 @@ async def test_pages_filter_by_status_queue_and_slug(
     dense: bool,
 ) -> None:
     if dense:
-        monkeypatch.setattr(dashboard, "CAP", 0)
+        monkeypatch.setattr(dashboard_filters, "CAP", 0)
     ids = await mixed(jobs, clock)
     page = await jobs.store.dashboard.page(where, now=clock(), limit=50)
     want = sorted(

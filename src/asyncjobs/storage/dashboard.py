@@ -16,14 +16,11 @@ from sqlalchemy import (
     Integer,
     String,
     case,
-    false,
     func,
     literal,
-    or_,
     select,
     text,
     true,
-    union,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -31,7 +28,8 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from asyncjobs.storage import filters, notify, schedules
+from asyncjobs.storage import dashboard_filters, filters, notify, schedules
+from asyncjobs.storage.dashboard_filters import Count, capped_each, conditions, plan
 from asyncjobs.storage.store import Row, Store, retried_values, translated
 from asyncjobs.storage.tables import (
     CANCELLED,
@@ -42,18 +40,9 @@ from asyncjobs.storage.tables import (
     row_values,
 )
 
-CAP = 10_000
 CHART_MINUTES = 60
 CHART_SAMPLE = 2_000
 LIST_COLUMNS = [c for c in jobs.c if c.name not in ("log", "processing_token")]
-
-
-@dataclass(frozen=True)
-class Count:
-    """A number of jobs; ``capped`` means "at least ``value``": counting stopped there."""
-
-    value: int
-    capped: bool = False
 
 
 @dataclass(frozen=True)
@@ -96,63 +85,6 @@ def _minutes_sqlite(element: minutes_since, compiler: SQLCompiler, **kw: Any) ->
     return f"CAST((julianday({moment}) - julianday({start})) * 1440 AS INTEGER)"
 
 
-@dataclass(frozen=True)
-class Conditions:
-    """A filter as SQL: ``indexed`` (status and queue, which lead the partial indexes) and
-    ``other`` (slug, id, ...)."""
-
-    indexed: list[ColumnElement[bool]]
-    other: list[ColumnElement[bool]]
-    by_status: bool
-
-    @property
-    def all(self) -> list[ColumnElement[bool]]:
-        return [*self.indexed, *self.other]
-
-    def walking(self, *, dense: bool) -> list[ColumnElement[bool]]:
-        """The conditions for a page or a count, with those no index should serve kept from
-        the planner.
-
-        Dense matches are found by walking the primary key from the newest end, so no
-        condition may tempt the planner into an index and a sort; sparse matches of a status
-        come from that status's partial index, so only slug or id may not lead elsewhere.
-        """
-        if dense:
-            return [_unindexed(c) for c in self.all]
-        if self.by_status:
-            return [*self.indexed, *(_unindexed(c) for c in self.other)]
-        return self.all
-
-
-def conditions(where: Mapping[str, Any] | None, now: datetime) -> Conditions:
-    """``filters.where_clause`` plus ``slug`` (the task or the workflow slug), with finished
-    statuses written as the partial indexes that hold them."""
-    rest = dict(where or {})
-    status = rest.pop("status", None)
-    indexed: list[ColumnElement[bool]] = []
-    if status is not None:
-        indexed.extend(_FINISHED.get(status) or [filters.status_clause(status, now)])
-    if "queue" in rest:
-        indexed.extend(filters.where_clause({"queue": rest.pop("queue")}, now))
-    slug = rest.pop("slug", None)
-    other = filters.where_clause(rest, now)
-    if slug is not None:
-        other.append(or_(jobs.c.task_slug == slug, jobs.c.workflow_slug == slug))
-    return Conditions(indexed, other, status is not None)
-
-
-def _unindexed(condition: ColumnElement[bool]) -> ColumnElement[bool]:
-    """The same test in a form no index serves (``coalesce(c, false) = true``)."""
-    return func.coalesce(condition, false()) == true()
-
-
-_FINISHED: dict[str, tuple[ColumnElement[bool], ...]] = {
-    "completed": (jobs.c.has_error == false(), COMPLETED),
-    "failed": FAILED,
-    "cancelled": CANCELLED,
-}
-
-
 def _at(moment: datetime) -> Any:
     return literal(moment, UTCDateTime())
 
@@ -165,10 +97,13 @@ class DashboardQueries:
 
     @translated
     async def queues(self) -> list[str]:
-        """Every queue that holds a job, found by skipping through the per-queue indexes."""
-        loose = [_distinct_queues(where, f"queues_{n}") for n, where in enumerate(_CLASSES)]
+        """Every queue that holds a job: one probe of the queue index per queue."""
+        first = select(func.min(jobs.c.queue).label("queue"))
+        walk = first.cte("queues", recursive=True)
+        following = select(func.min(jobs.c.queue)).where(jobs.c.queue > walk.c.queue)
+        walk = walk.union_all(select(following.scalar_subquery()).where(walk.c.queue.is_not(None)))
         async with self.store.read() as conn:
-            found = await conn.execute(union(*loose))
+            found = await conn.execute(select(walk.c.queue))
             return sorted(row[0] for row in found if row[0] is not None)
 
     @translated
@@ -176,9 +111,13 @@ class DashboardQueries:
         since = now - timedelta(minutes=CHART_MINUTES)
         async with self.store.read() as conn:
             counts, oldest = await _unfinished(conn, queue, now)
-            counts["failed"] = await _capped(conn, jobs.c.queue == queue, *FAILED)
-            counts["cancelled"] = await _capped(conn, jobs.c.queue == queue, *CANCELLED)
-            counts["completed"] = await _capped(conn, jobs.c.queue == queue, COMPLETED)
+            on_queue = jobs.c.queue == queue
+            finished = {
+                "failed": [on_queue, *FAILED],
+                "cancelled": [on_queue, *CANCELLED],
+                "completed": [on_queue, COMPLETED],
+            }
+            counts.update(await capped_each(conn, finished))
             completed = await _completed_per_minute(conn, queue, since)
             failed, partial = await _failures_per_minute(conn, queue, since)
         return QueueStats(queue, counts, oldest, completed, failed, partial)
@@ -196,30 +135,24 @@ class DashboardQueries:
         """One page of matching jobs, newest first: older than ``before`` or newer than
         ``after``; ``more`` says whether another page follows in that direction.
 
-        Matches are counted first (up to ``CAP``). Fewer than that are read through the index
-        their filter selects and then sorted; more are dense enough to find by walking the
-        primary key from the newest end.
+        How the jobs are found: ``dashboard_filters.plan``.
         """
-        found = conditions(where, now)
         async with self.store.read() as conn:
-            total = await _capped(conn, *found.walking(dense=False))
-            key = jobs.c.id if total.capped else jobs.c.id + 0
-            stmt = select(*LIST_COLUMNS).where(*found.walking(dense=total.capped))
-            if after is not None:
-                stmt = stmt.where(jobs.c.id > after).order_by(key.asc())
+            chosen = await plan(conn, conditions(where, now))
+            if chosen.dense:
+                rows = await _walk(conn, chosen.terms, limit + 1, before=before, after=after)
             else:
-                stmt = stmt.where(jobs.c.id < before) if before is not None else stmt
-                stmt = stmt.order_by(key.desc())
-            rows = [row_values(r) for r in await conn.execute(stmt.limit(limit + 1))]
+                window = _window(chosen.ids, limit + 1, before=before, after=after)
+                rows = await _by_ids(conn, window)
         more = len(rows) > limit
-        rows = rows[:limit]
-        return Page(rows if after is None else rows[::-1], total, more)
+        rows = rows[:limit] if after is None else rows[-limit:]
+        return Page(rows, chosen.total, more)
 
     @translated
     async def count(self, where: Mapping[str, Any] | None, now: datetime) -> Count:
         """How many jobs match, up to ``CAP``."""
         async with self.store.read() as conn:
-            return await _capped(conn, *conditions(where, now).walking(dense=False))
+            return (await plan(conn, conditions(where, now))).total
 
     @translated
     async def children(self, job_id: int, limit: int) -> list[Row]:
@@ -275,25 +208,43 @@ class DashboardQueries:
         return changed
 
 
+# -- the pieces of page -------------------------------------------------------------------
+
+
+async def _walk(
+    conn: AsyncConnection,
+    terms: list[ColumnElement[bool]],
+    count: int,
+    *,
+    before: int | None,
+    after: int | None,
+) -> list[Row]:
+    """Up to ``count`` matching rows next to the cursor, newest first, along the primary key."""
+    stmt = select(*LIST_COLUMNS).where(*terms)
+    if after is not None:
+        stmt = stmt.where(jobs.c.id > after).order_by(jobs.c.id.asc())
+    else:
+        stmt = stmt.where(jobs.c.id < before) if before is not None else stmt
+        stmt = stmt.order_by(jobs.c.id.desc())
+    rows = [row_values(r) for r in await conn.execute(stmt.limit(count))]
+    return rows[::-1] if after is not None else rows
+
+
+def _window(ids: list[int], count: int, *, before: int | None, after: int | None) -> list[int]:
+    """Of ``ids`` (newest first), ``count`` older than ``before`` or newer than ``after``."""
+    if after is not None:
+        return [i for i in ids if i > after][-count:]
+    return [i for i in ids if before is None or i < before][:count]
+
+
+async def _by_ids(conn: AsyncConnection, ids: list[int]) -> list[Row]:
+    if not ids:
+        return []
+    stmt = select(*LIST_COLUMNS).where(jobs.c.id.in_(ids)).order_by(jobs.c.id.desc())
+    return [row_values(r) for r in await conn.execute(stmt)]
+
+
 # -- the pieces of queue_stats -------------------------------------------------------------
-
-_CLASSES: tuple[tuple[ColumnElement[bool], ...], ...] = (
-    (filters.unfinished(),),
-    (COMPLETED,),
-    FAILED,
-    CANCELLED,
-)
-
-
-def _distinct_queues(where: tuple[ColumnElement[bool], ...], name: str) -> Any:
-    """``SELECT DISTINCT queue`` as a recursive walk: one index probe per queue."""
-    first = select(func.min(jobs.c.queue).label("queue")).where(*where)
-    walk = first.cte(name, recursive=True)
-    following = (
-        select(func.min(jobs.c.queue)).where(*where, jobs.c.queue > walk.c.queue).scalar_subquery()
-    )
-    walk = walk.union_all(select(following).where(walk.c.queue.is_not(None)))
-    return select(walk.c.queue)
 
 
 async def _unfinished(
@@ -312,28 +263,19 @@ async def _unfinished(
         select(status, due)
         .where(jobs.c.queue == queue, filters.unfinished())
         .order_by(jobs.c.created_at, jobs.c.id)
-        .limit(CAP + 1)
+        .limit(dashboard_filters.CAP + 1)
         .subquery()
     )
     oldest = func.min(case((sample.c.status == "queued", sample.c.due)))
     stmt = select(sample.c.status, func.count(), oldest).group_by(sample.c.status)
     rows = list(await conn.execute(stmt))
-    capped = sum(row[1] for row in rows) > CAP
-    counts = {name: Count(0, capped) for name in ("queued", "waiting", "processing")}
+    full = sum(row[1] for row in rows) > dashboard_filters.CAP
+    counts = {name: Count(0, full) for name in ("queued", "waiting", "processing")}
     found: datetime | None = None
     for name, number, first in rows:
-        counts[name] = Count(min(number, CAP), capped)
+        counts[name] = Count(min(number, dashboard_filters.CAP), full)
         found = first if name == "queued" else found
     return counts, found
-
-
-async def _capped(conn: AsyncConnection, *where: ColumnElement[bool]) -> Count:
-    """How many rows match, counting no further than ``CAP``."""
-    # Selecting a constant lets PostgreSQL count from the partial index alone.
-    sample = select(literal(1).label("one")).select_from(jobs).where(*where).limit(CAP + 1)
-    sample = sample.subquery()
-    found = int((await conn.execute(select(func.count()).select_from(sample))).scalar_one())
-    return Count(min(found, CAP), found > CAP)
 
 
 async def _failures_per_minute(
