@@ -450,3 +450,50 @@ def test_without_jinja2_the_dashboard_says_what_to_install(
     jobs = asyncjobs.Jobs(database_url="sqlite+aiosqlite:///:memory:", auto_run=[])
     with pytest.raises(ImportError, match=r"needs jinja2: pip install 'asyncjobs\[dashboard\]'"):
         jobs.dashboard_app()
+
+
+async def test_run_now_wakes_the_autorun_entries_of_this_process(
+    make_jobs: MakeJobs, clock: FakeClock
+) -> None:
+    from tests.servers import wait_until
+
+    jobs = make(make_jobs, auto_run=[asyncjobs.AutoRun(cron="0 0 1 1 *")])
+    job = await jobs.queue(task="send-email", input={}, wait_until=clock() + timedelta(hours=1))
+    await jobs.start()
+    async with client(jobs) as http:
+        await act(http, f"/jobs/{job.id}/run")
+
+    async def completed() -> bool:
+        found = await jobs.get(job.id)
+        return found is not None and found.status == "completed"
+
+    await wait_until(completed, timeout=10, what="the job to run")
+
+
+async def test_a_malformed_basic_header_gets_401(make_jobs: MakeJobs) -> None:
+    async with client(make(make_jobs), auth=None) as http:
+        for header in ("Basic !!!", "Basic " + "YWRtaW4=", "Bearer " + SECRET):
+            assert (await http.get("/", headers={"Authorization": header})).status_code == 401
+
+
+async def test_an_oversized_form_is_refused(make_jobs: MakeJobs) -> None:
+    jobs = make(make_jobs)
+    job = await jobs.queue(task="send-email", input={})
+    async with client(jobs) as http:
+        token = await csrf(http)
+        big = {"csrf": token, "confirmed": "1", "padding": "x" * 20_000}
+        assert (await http.post(f"/jobs/{job.id}/cancel", data=big)).status_code == 403
+    assert (await jobs.get(job.id)).status == "queued"  # type: ignore[union-attr]
+
+
+async def test_websockets_are_closed(make_jobs: MakeJobs) -> None:
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    await make(make_jobs).dashboard_app()({"type": "websocket", "path": "/"}, receive, send)
+    assert sent == [{"type": "websocket.close", "code": 1008}]
