@@ -99,6 +99,12 @@ def test_a_step_whose_parent_is_missing_is_shown_at_the_top() -> None:
     assert [s.depth for s in present.timeline([lost])] == [0]
 
 
+def test_steps_naming_each_other_as_parents_are_still_shown() -> None:
+    a = entry("a", "1", 0, 2, {"task_slug": "b", "task_id": "1"})
+    b = entry("b", "1", 1, 3, {"task_slug": "a", "task_id": "1"})
+    assert [s.entry.task_slug for s in present.timeline([a, b])] == ["a", "b"]
+
+
 def test_chart_bars_scale_to_the_busiest_minute() -> None:
     bars = present.chart([0, 4, 2], [0, 4, 0], T0)
     assert [b.done_h for b in bars] == [0, 48, 24]

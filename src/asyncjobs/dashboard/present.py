@@ -130,30 +130,40 @@ def timeline(log: Sequence[JobLogEntry]) -> list[Step]:
 
 
 def _nested(log: Sequence[JobLogEntry]) -> list[tuple[JobLogEntry, int]]:
+    attempts: dict[tuple[str, str], list[int]] = {}
+    for index, entry in enumerate(log):
+        attempts.setdefault((entry.task_slug, entry.task_id), []).append(index)
     children: dict[int, list[int]] = {}
     for index, entry in enumerate(log):
-        children.setdefault(_parent_index(log, entry), []).append(index)
+        children.setdefault(_parent_index(log, attempts, entry), []).append(index)
     ordered: list[tuple[JobLogEntry, int]] = []
+    pending = [(index, 0) for index in _by_start(log, children.get(-1, []))][::-1]
+    while pending:  # depth first, without recursion: a deep log cannot overflow the stack
+        index, depth = pending.pop()
+        ordered.append((log[index], depth))
+        below = _by_start(log, children.get(index, []))
+        pending.extend((child, depth + 1) for child in reversed(below))
+    shown = {id(entry) for entry, _ in ordered}
+    return ordered + [(entry, 0) for entry in log if id(entry) not in shown]  # parent cycles
 
-    def visit(parent: int, depth: int) -> None:
-        for index in sorted(children.get(parent, []), key=lambda i: log[i].executed_at):
-            ordered.append((log[index], depth))
-            visit(index, depth + 1)
 
-    visit(-1, 0)
-    return ordered
+def _by_start(log: Sequence[JobLogEntry], indexes: list[int]) -> list[int]:
+    return sorted(indexes, key=lambda i: log[i].executed_at)
 
 
-def _parent_index(log: Sequence[JobLogEntry], entry: JobLogEntry) -> int:
+def _parent_index(
+    log: Sequence[JobLogEntry], attempts: dict[tuple[str, str], list[int]], entry: JobLogEntry
+) -> int:
     """The attempt of the parent step that was running when ``entry`` started, else -1."""
     if not entry.parent:
         return -1
-    key = (entry.parent.get("task_slug"), entry.parent.get("task_id"))
+    key = (entry.parent.get("task_slug", ""), entry.parent.get("task_id", ""))
     found = -1
-    for index, other in enumerate(log):
-        if other is entry or (other.task_slug, other.task_id) != key:
-            continue
-        if other.executed_at <= entry.executed_at <= other.completed_at or found < 0:
+    for index in attempts.get(key, []):
+        other = log[index]
+        if other is not entry and (
+            other.executed_at <= entry.executed_at <= other.completed_at or found < 0
+        ):
             found = index
     return found
 
