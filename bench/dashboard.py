@@ -41,18 +41,18 @@ DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 SECRET = "bench"
 BUDGET_MS = 100.0
 NOTES = """\
-How the pages stay bounded: every count stops at 10,000 matching rows and reads a partial index
-(queued, waiting and processing from the runnable index; completed, failed and cancelled from
-one per-queue index each), lists page by id, and a filter matching fewer than 10,000 jobs is
-read through its status's index and then sorted, while a denser one walks the primary key from
-the newest end. The overview costs about 10 ms per queue (six short statements each), so it
-grows with the number of queues. What these figures do not cover: a filter whose matches are
-dense overall but all old (say 10,000+ failed jobs, none among the newest million) walks far
-before it fills a page, and a status combined with a large slug (the failed send-email row)
-counts through the status's index row by row; both stay below a second at this size.
-On PostgreSQL the table is vacuumed and checkpointed after the bulk load, as autovacuum leaves
-a table that has been running a while; right after a load, before that, the first pages read
-are slower."""
+How the pages stay bounded: every count stops at 10,000 matching rows and is read from an index
+(queued, waiting and processing from the runnable index; completed, failed and cancelled from a
+partial index per queue each; queues and slugs from their own). A filter's parts (status with
+queue, queue, slug) are counted first and the smallest leads; up to 10,000 matches are read as
+ids through it and the page is cut from them, while more are found by walking the primary key
+from the newest end. The overview costs four statements per queue, so it grows with the number
+of queues. Not covered by these figures: a filter whose every part matches 10,000+ jobs but
+whose combination matches few reads all of the leading part (the failed send-email row reads
+the 20,000 failed jobs), and a dense filter whose matches are all old walks far before it
+fills a page. After the bulk load the SQLite WAL is checkpointed and the PostgreSQL table
+vacuumed and checkpointed, as a table that has been running a while is; right after a load,
+the first pages read are slower. The machine was shared and busy (see the load average)."""
 
 
 async def noop(**_: Any) -> None:
