@@ -190,16 +190,16 @@ def table(results: dict[str, dict[str, tuple[float, float]]]) -> str:
     return "\n".join(lines)
 
 
-def write(text: str) -> None:
+def write(text: str, results: Path) -> None:
     """Replace (or append) the section under ``HEADING``, keeping everything else."""
-    current = RESULTS.read_text() if RESULTS.exists() else ""
+    current = results.read_text() if results.exists() else ""
     start = current.find(HEADING)
     if start < 0:
-        RESULTS.write_text(current.rstrip() + "\n\n" + text + "\n")
+        results.write_text(current.rstrip() + "\n\n" + text + "\n")
         return
     end = current.find("\n## ", start + len(HEADING))
-    rest = current[end:] if end >= 0 else "\n"
-    RESULTS.write_text(current[:start] + text + "\n" + rest.lstrip("\n").join(["\n", ""]))
+    rest = "\n" + current[end:].lstrip("\n") if end >= 0 else ""
+    results.write_text(current[:start] + text + "\n" + rest)
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -218,7 +218,7 @@ async def main(args: argparse.Namespace) -> int:
     text = table(results)
     print(text)
     if args.write:
-        write(_section(text, args))
+        write(_section(text, args), args.results)
     return 0
 
 
@@ -245,7 +245,8 @@ def parse() -> argparse.Namespace:
         "--postgres-url",
         default=os.environ.get("ASYNCJOBS_BENCH_POSTGRES_URL", DEFAULT_POSTGRES_URL),
     )
-    parser.add_argument("--write", action="store_true", help=f"update {RESULTS.name}")
+    parser.add_argument("--write", action="store_true", help="update the results file")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="default: %(default)s")
     return parser.parse_args()
 
 
