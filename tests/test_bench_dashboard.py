@@ -22,9 +22,10 @@ def test_the_dashboard_benchmark_runs_and_writes_its_section(tmp_path: Path) -> 
     results.write_text("# Benchmark results\n\n## Where the time goes\n\nKept.\n")
     argv = [sys.executable, str(ROOT / "bench" / "dashboard.py"), "--backend", "sqlite"]
     argv += ["--rows", "3000", "--repeat", "1", "--write", "--results", str(results)]
-    result = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=50)
-    assert result.returncode == 0, result.stderr[-4000:]
-    assert "Traceback" not in result.stderr, result.stderr[-4000:]
+    for _ in range(2):  # the second run replaces the section the first one added
+        result = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=25)
+        assert result.returncode == 0, result.stderr[-4000:]
+        assert "Traceback" not in result.stderr, result.stderr[-4000:]
     text = results.read_text()
     assert "## Where the time goes\n\nKept.\n" in text
-    assert "## Dashboard pages" in text and "| job list, status failed |" in text
+    assert text.count("## Dashboard pages") == 1 and "| job list, status failed |" in text
