@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -133,6 +135,25 @@ async def lock_keyed_claims(conn: AsyncConnection) -> None:
     """
     if conn.dialect.name == "postgresql":
         await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_CLAIM_LOCK})
+
+
+async def lock_keys(conn: AsyncConnection, namespace: str, keys: Iterable[str]) -> None:
+    """Hold each of ``keys`` until the transaction ends, so that per-key decisions (which
+    pending job a superseding insert drops) see every earlier decision committed.
+
+    PostgreSQL takes transaction-scoped advisory locks, in one order so that two callers
+    never deadlock; SQLite's write lock (``BEGIN IMMEDIATE``) already serialises writers.
+    """
+    if conn.dialect.name != "postgresql":
+        return
+    for lock in sorted({advisory_key(namespace, key) for key in keys}):
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock})
+
+
+def advisory_key(namespace: str, key: str) -> int:
+    """A stable signed 64-bit advisory lock id for ``key`` (the same in every process)."""
+    digest = hashlib.blake2b(f"{namespace}\0{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def upsert(conn: AsyncConnection, table: Table) -> Any:

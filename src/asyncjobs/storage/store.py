@@ -473,8 +473,10 @@ async def insert_superseding(
 ) -> list[Row]:
     """Insert ``rows``, then drop never-started jobs of the ``supersede`` keys.
 
-    Of each key, the newest row just inserted is kept.
+    Of each key, the newest row just inserted is kept. Each key is locked first, so that
+    callers queueing one key at once take turns and the last of them sees every other's job.
     """
+    await dialects.lock_keys(conn, "supersede", supersede)
     inserted = await insert_rows(conn, rows)
     if supersede:
         newest = {row["concurrency_key"]: row["id"] for row in inserted}
