@@ -109,7 +109,7 @@ async def schedule_tick(jobs: Jobs, item: Scheduled, last: datetime | None) -> O
 
 
 async def _enqueue(jobs: Jobs, item: Scheduled, tick: datetime, args: dict[str, Any]) -> Job | None:
-    decision = await _before(item, {**args, "wait_until": tick})
+    decision, by_default = await _before(item, {**args, "wait_until": tick})
     if not decision.get("should_schedule", True):
         return None
     now = jobs.clock()
@@ -122,7 +122,13 @@ async def _enqueue(jobs: Jobs, item: Scheduled, tick: datetime, args: dict[str, 
     }
     rows, supersede = await prepare_rows(jobs.registry, [entry], now)
     stored = await state.enqueue_tick(
-        jobs.store, key=item.key, tick=tick, now=now, rows=rows, supersede=supersede
+        jobs.store,
+        key=item.key,
+        tick=tick,
+        now=now,
+        rows=rows,
+        supersede=supersede,
+        only_if_idle=(item.definition.slug, item.schedule.queue) if by_default else None,
     )
     if stored is None:
         return None
@@ -146,17 +152,32 @@ async def default_before_schedule(
     """Schedule unless a scheduled job of ``slug`` on ``queue`` is still unfinished.
 
     Unfinished means neither completed nor failed for good, so a job waiting to retry after
-    an error still holds the next tick back.
+    an error still holds the next tick back. When this hook (called directly or awaited by a
+    custom hook) says to schedule, the enqueue checks it again atomically, so instances
+    proposing different ticks at once still enqueue one job.
     """
     count = await state.count_unfinished_scheduled(jobs.store, slug=slug, queue=queue)
     return {"should_schedule": count == 0, "input": {}, "wait_until": wait_until}
 
 
-async def _before(item: Scheduled, args: dict[str, Any]) -> Mapping[str, Any]:
+async def _before(item: Scheduled, args: dict[str, Any]) -> tuple[Mapping[str, Any], bool]:
+    """The hook's decision, and whether the default hook's consent is part of it."""
     hook = item.schedule.before_schedule
     if hook is None:
-        return await default_before_schedule(**args)
-    decision = await injection.call(hook, {**args, "default": default_before_schedule})
+        return await default_before_schedule(**args), True
+    consented = False
+
+    async def default(**kwargs: Any) -> dict[str, Any]:
+        nonlocal consented
+        decision = await default_before_schedule(**kwargs)
+        consented = consented or decision["should_schedule"]
+        return decision
+
+    decision = _checked_decision(await injection.call(hook, {**args, "default": default}))
+    return decision, consented
+
+
+def _checked_decision(decision: Any) -> Mapping[str, Any]:
     if decision is None:
         return {}
     if not isinstance(decision, Mapping):
