@@ -158,8 +158,14 @@ class AutoRunner:
         self._stopping = False
 
     async def start(self, entries: Sequence[AutoRun]) -> None:
-        """Install one timer per entry, and the queue listener for ``wake_on_queue``."""
+        """Install one timer per entry, and the queue listener for ``wake_on_queue``.
+
+        Each entry ticks once at once, so jobs already due (a backlog, or jobs another instance
+        handed back when it stopped) start now rather than at the entry's next cron time.
+        """
         self._lanes = [_Lane(entry, index, self.jobs.clock) for index, entry in enumerate(entries)]
+        for lane in self._lanes:
+            lane.fire()
         self._task = asyncio.get_running_loop().create_task(self._serve(), name="asyncjobs-autorun")
         self._timers = self._install_timers()
         if any(lane.entry.wake_on_queue for lane in self._lanes):
