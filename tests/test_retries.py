@@ -224,6 +224,35 @@ async def test_rerun_completed_step_can_still_run_out_of_retries(
     assert await drain(jobs, clock) == ["error", "error", "error-reached-max-retries"]
 
 
+async def test_a_numeric_call_site_override_keeps_the_tasks_backoff_and_restore(
+    make_jobs: MakeJobs, clock: FakeClock
+) -> None:
+    calls = {"n": 0}
+    retries = Retries(attempts=0, backoff=Backoff(delay=30), should_restore=False)
+
+    @asyncjobs.task("flaky", retries=retries)
+    async def flaky() -> None:
+        calls["n"] += 1
+        if calls["n"] in (2, 3):  # succeeds, then fails twice when re-run
+            raise RuntimeError("flaky")
+
+    @asyncjobs.workflow("wf", retries=5)
+    async def wf(*, tasks: Any) -> None:
+        await tasks.flaky("1", retries=2)
+        if calls["n"] == 1:
+            raise RuntimeError("retry the job once")
+
+    jobs = make_jobs(tasks=[flaky], workflows=[wf])
+    job = await jobs.queue(workflow="wf")
+    await jobs.run()  # the step succeeds; the handler fails after it
+    await jobs.run()  # should_restore=False re-runs the step, which fails
+    retrying = await jobs.get(job.id)
+    assert retrying is not None
+    assert retrying.wait_until == clock.now + timedelta(seconds=30)  # the task's backoff
+    assert await drain(jobs, clock) == ["error", "success"]
+    assert calls["n"] == 4  # attempts=2 from the call site: two failures were retried
+
+
 def test_backoff_math_is_pure() -> None:
     exp = Retries(attempts=4, backoff=Backoff(type="exponential", delay=0.3))
     assert backoff_until(exp, 3, T0) == T0 + timedelta(seconds=2.4)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -135,14 +136,22 @@ def as_retries(value: RetriesLike, what: str = "retries") -> Retries | None:
     raise TypeError(f"{what} must be an int or Retries, got {value!r}")
 
 
-def merge_retries(base: Retries | None, override: Retries | None) -> Retries | None:
-    """Call-site retries win field by field over the task's own (reference §2.4)."""
-    if base is None or override is None:
-        return override or base
+def merge_retries(base: Retries | None, override: RetriesLike) -> Retries | None:
+    """Call-site retries win field by field over the task's own (reference §2.4).
+
+    A number at the call site changes only ``attempts``: the task's backoff and
+    ``should_restore`` stay.
+    """
+    numeric = override is not None and not isinstance(override, Retries)
+    call = as_retries(override)
+    if base is None or call is None:
+        return call or base
+    if numeric:
+        return dataclasses.replace(base, attempts=call.attempts)
     return Retries(
-        attempts=override.attempts if override.attempts is not None else base.attempts,
-        backoff=override.backoff or base.backoff,
-        should_restore=override.should_restore,
+        attempts=call.attempts if call.attempts is not None else base.attempts,
+        backoff=call.backoff or base.backoff,
+        should_restore=call.should_restore,
     )
 
 

@@ -92,7 +92,7 @@ class StepRunner:
 
     async def call_task(self, slug: str, task_id: object, input: Any, retries: RetriesLike) -> Any:
         task = self.registry.task(slug)
-        merged = merge_retries(task.retries, as_retries(retries))
+        merged = merge_retries(task.retries, retries)
         return await self.run_step(self._step(slug, task_id, input, merged, task, task.handler))
 
     async def inline_task(
