@@ -224,6 +224,23 @@ async def test_rerun_completed_step_can_still_run_out_of_retries(
     assert await drain(jobs, clock) == ["error", "error", "error-reached-max-retries"]
 
 
+async def test_workflow_retries_without_attempts_leave_task_retries_in_force(
+    make_jobs: MakeJobs, clock: FakeClock
+) -> None:
+    @asyncjobs.workflow("wf", retries=Retries(backoff=Backoff(delay=60)))
+    async def wf(*, tasks: Any) -> None:
+        await tasks.t("1")
+
+    jobs = make_jobs(tasks=[failing("t", retries=2)], workflows=[wf])
+    job = await jobs.queue(workflow="wf")
+    await jobs.run()
+    retrying = await jobs.get(job.id)
+    assert retrying is not None
+    assert retrying.wait_until == clock.now + timedelta(seconds=60)  # the workflow's backoff
+    assert await drain(jobs, clock) == ["error", "error-reached-max-retries"]
+    assert runs == ["t"] * 3
+
+
 async def test_a_numeric_call_site_override_keeps_the_tasks_backoff_and_restore(
     make_jobs: MakeJobs, clock: FakeClock
 ) -> None:

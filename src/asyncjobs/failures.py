@@ -55,7 +55,7 @@ async def task_failed(attempt: Attempt, steps: StepRunner, failure: TaskFailed) 
     else:
         prior = failure.status.total_tried if failure.status else 0
         wait = _later(wait, backoff_until(step.retries, prior, now))
-        verdict = workflow_verdict(workflow_retries, attempt.row["total_tried"], now)
+        verdict = workflow_verdict(workflow_retries, attempt.row["total_tried"], now, step=True)
         wait = _later(wait, verdict.wait_until)
         final = verdict.final
     values.update(wait_until=wait, has_error=final)

@@ -46,17 +46,20 @@ class WorkflowVerdict:
 
 
 def workflow_verdict(
-    workflow_retries: Retries | None, total_tried: int, now: datetime
+    workflow_retries: Retries | None, total_tried: int, now: datetime, *, step: bool = False
 ) -> WorkflowVerdict:
     """Whether the job may try again under the workflow's cap (reference §8.2 step 7.2).
 
-    ``Retries`` without ``attempts`` on a workflow counts as 0 retries, so a handler error can
-    never retry forever.
+    ``Retries`` without ``attempts`` on a workflow caps nothing after a failed ``step`` (the
+    step's own cap decides, and the workflow's backoff still applies), and counts as 0 retries
+    after a handler error, so that one can never retry forever.
     """
     if workflow_retries is None:
         return WorkflowVerdict(final=False, wait_until=None)
-    cap = workflow_retries.attempts or 0
-    if total_tried >= cap:
+    cap = workflow_retries.attempts
+    if cap is None and not step:
+        cap = 0
+    if cap is not None and total_tried >= cap:
         return WorkflowVerdict(final=True, wait_until=None)
     return WorkflowVerdict(
         final=False, wait_until=backoff_until(workflow_retries, total_tried, now)
