@@ -7,6 +7,7 @@ from typing import Any
 
 from asyncjobs import injection, logs
 from asyncjobs.attempt import Attempt, error_json, new_log_entry, released
+from asyncjobs.errors import JobCancelled
 from asyncjobs.models import RunStatus
 from asyncjobs.retry import backoff_until, task_max_retries, workflow_verdict
 from asyncjobs.step_runner import StepRunner, TaskFailed
@@ -32,6 +33,8 @@ async def task_failed(attempt: Attempt, steps: StepRunner, failure: TaskFailed) 
     if step.task is not None and step.task.on_fail is not None:
         try:
             await injection.call(step.task.on_fail, steps.hook_args(step, failure.status))
+        except JobCancelled as exc:  # cancels the job, like anywhere else
+            return await cancelled(attempt, str(exc) or "cancelled by on_fail")
         except Exception:
             logs.error("on_fail of task %r raised", step.slug, extra=_extra(attempt), exc=True)
     now = attempt.clock()
