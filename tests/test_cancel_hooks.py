@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
+
+import pytest
 
 import asyncjobs
 
@@ -62,3 +65,17 @@ async def test_job_cancelled_from_should_restore_cancels_the_job(make_jobs: Make
     assert (await jobs.run()).job_status == {job.id: "error-reached-max-retries"}
     await assert_cancelled(jobs, job.id, tried=1)
     assert len((await jobs.get(job.id)).log) == 1  # type: ignore[union-attr]
+
+
+async def test_job_cancelled_from_before_schedule_skips_the_tick_quietly(
+    make_jobs: MakeJobs, caplog: pytest.LogCaptureFixture
+) -> None:
+    outcomes: list[str] = []
+    schedule = asyncjobs.Schedule(
+        "* * * * *", before_schedule=stop, after_schedule=lambda *, status: outcomes.append(status)
+    )
+    jobs = make_jobs(tasks=[asyncjobs.Task("t", lambda: None, schedule=schedule)])
+    with caplog.at_level(logging.ERROR):
+        result = await jobs.handle_schedules()
+    assert result == asyncjobs.ScheduleResult(skipped=[("t", "default")])
+    assert (outcomes, await jobs.find(), caplog.records) == (["skipped"], [], [])

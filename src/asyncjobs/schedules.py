@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from asyncjobs import injection, logs
 from asyncjobs.config import Schedule, Task, Workflow
 from asyncjobs.cron import parse
+from asyncjobs.errors import JobCancelled
 from asyncjobs.models import Job, ScheduleResult, make_job
 from asyncjobs.queueing import prepare_rows
 from asyncjobs.storage import schedules as state
@@ -91,6 +92,8 @@ async def schedule_tick(jobs: Jobs, item: Scheduled, last: datetime | None) -> O
     try:
         tick = propose(item.schedule.cron, last, jobs.clock())
         job = await _enqueue(jobs, item, tick, args)
+    except JobCancelled:  # the hook cancelled the job before it existed: nothing to enqueue
+        job = None
     except Exception as exc:
         logs.error(
             "Could not schedule %s %r on %r",
