@@ -79,3 +79,17 @@ async def test_job_cancelled_from_before_schedule_skips_the_tick_quietly(
         result = await jobs.handle_schedules()
     assert result == asyncjobs.ScheduleResult(skipped=[("t", "default")])
     assert (outcomes, await jobs.find(), caplog.records) == (["skipped"], [], [])
+
+
+async def test_job_cancelled_from_a_concurrency_key_stores_a_cancelled_job(
+    make_jobs: MakeJobs,
+) -> None:
+    ran: list[int] = []
+    task = asyncjobs.Task(
+        "t", lambda *, input: ran.append(input["n"]), concurrency=asyncjobs.Concurrency(stop)
+    )
+    jobs = make_jobs(tasks=[task])
+    job = await jobs.queue(task="t", input={"n": 1})
+    assert (job.status, job.error, job.concurrency_key) == ("cancelled", CANCELLED, None)
+    await assert_cancelled(jobs, job.id)
+    assert ran == []

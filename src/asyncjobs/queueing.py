@@ -19,9 +19,10 @@ from asyncjobs.config import (
     check_length,
     check_queue,
 )
-from asyncjobs.errors import ValidationError
+from asyncjobs.errors import JobCancelled, ValidationError
 from asyncjobs.json_values import checked
 from asyncjobs.registry import Registry
+from asyncjobs.storage import cancelled_error
 
 QUEUE_KEYS = frozenset({"task", "workflow", "input", "queue", "wait_until", "meta"})
 ITEM_KEYS = QUEUE_KEYS | {"override_access", "request"}  # what a queue_many() item may hold
@@ -40,11 +41,13 @@ async def prepare_rows(
     for index, item in enumerate(items):
         try:
             definition, value, queue = _resolve(registry, item)
-            key = None
+            key, cancelled = None, None
             concurrency = definition.concurrency
             if concurrency is not None:  # only then is there a user call to await
-                key = await _concurrency_key(definition, concurrency, value, queue)
+                key, cancelled = await _key_or_cancel(definition, concurrency, value, queue)
             rows.append(_row(definition, item, value, queue, key, now))
+            if cancelled is not None:
+                rows[-1].update(has_error=True, error=cancelled, wait_until=None)
         except (ValueError, TypeError) as exc:
             if len(items) == 1:
                 raise
@@ -85,6 +88,7 @@ def _row(
         "exclusive": bool(key and definition.concurrency and definition.concurrency.exclusive),
         "total_tried": 0,
         "has_error": False,
+        "error": None,
         "created_at": now,
         "updated_at": now,
     }
@@ -132,6 +136,17 @@ def _queue(value: Any, definition: Task | Workflow) -> str:
     if value is None:
         value = (definition.queue if isinstance(definition, Workflow) else None) or DEFAULT_QUEUE
     return check_queue(value)
+
+
+async def _key_or_cancel(
+    definition: Task | Workflow, concurrency: Concurrency, value: Any, queue: str
+) -> tuple[str | None, dict[str, Any] | None]:
+    """The job's concurrency key; or, when the key callable raised ``JobCancelled``, the
+    error of a job stored already cancelled (``JobCancelled`` anywhere cancels the job)."""
+    try:
+        return await _concurrency_key(definition, concurrency, value, queue), None
+    except JobCancelled as exc:
+        return None, cancelled_error(str(exc) or "cancelled by its concurrency key")
 
 
 async def _concurrency_key(

@@ -444,10 +444,14 @@ def _param(name: str, type_: Any = None) -> Any:
     return bindparam(name, type_=type_)
 
 
+def cancelled_error(message: str) -> dict[str, Any]:
+    return {"name": "JobCancelled", "message": message, "cancelled": True}
+
+
 def cancelled_values(now: datetime, message: str) -> dict[str, Any]:
     return {
         "has_error": True,
-        "error": {"name": "JobCancelled", "message": message, "cancelled": True},
+        "error": cancelled_error(message),
         "completed_at": None,
         "wait_until": None,
         "processing_until": None,
