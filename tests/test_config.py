@@ -129,6 +129,15 @@ def test_bad_cron_is_a_value_error_naming_it() -> None:
 def test_auto_run_limit_must_be_positive() -> None:
     with pytest.raises(ValueError, match="limit"):
         asyncjobs.AutoRun(limit=0)
+    with pytest.raises(ValueError, match="limit"):
+        asyncjobs.AutoRun(limit=True)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("queue", [None, ""])
+def test_auto_run_queue_must_be_a_name(queue: object) -> None:
+    # run(queue=None) would have taken every queue
+    with pytest.raises(ValueError, match="queue"):
+        asyncjobs.AutoRun(queue=queue)  # type: ignore[arg-type]
 
 
 def test_access_callables_take_request_only() -> None:

@@ -224,6 +224,19 @@ async def test_run_rejects_bad_arguments(make_jobs: MakeJobs) -> None:
         await jobs.run(silent={"debug": True})
 
 
+async def test_run_refuses_a_queue_that_is_not_a_name(
+    make_jobs: MakeJobs, clock: FakeClock
+) -> None:
+    jobs = make_jobs(tasks=[record])
+    await _queue(jobs, clock, 1, queue="a")
+    for queue in (None, ""):
+        with pytest.raises(ValueError, match="queue"):
+            await jobs.run(queue=queue)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="queue"):
+            await jobs.handle_schedules(queue=queue)  # type: ignore[arg-type]
+    assert ran == []
+
+
 async def test_run_until_idle_drains(make_jobs: MakeJobs, clock: FakeClock) -> None:
     jobs = make_jobs(tasks=[record])
     await _queue(jobs, clock, *range(25))

@@ -258,7 +258,8 @@ class AutoRun:
         from asyncjobs.cron import parse
 
         parse(self.cron)
-        if not isinstance(self.limit, int) or self.limit < 1:
+        check_queue(self.queue)
+        if not isinstance(self.limit, int) or isinstance(self.limit, bool) or self.limit < 1:
             raise ValueError(f"AutoRun limit must be a positive int, got {self.limit!r}")
 
 

@@ -25,6 +25,7 @@ from asyncjobs.config import (
     Task,
     Workflow,
     check_order,
+    check_queue,
 )
 from asyncjobs.errors import Forbidden
 from asyncjobs.logs import Silent, check_silent
@@ -252,6 +253,7 @@ class Jobs:
     ) -> RunResult:
         """Claim up to ``limit`` runnable jobs and run them (in parallel unless ``sequential``)."""
         await self._check_access("run", override_access, request)
+        check_queue(queue)
         _check_limit(limit)
         check_silent(silent)
         order = self._order(processing_order, queue, all_queues, locals())
@@ -326,6 +328,7 @@ class Jobs:
         """Enqueue one job per due schedule tick (at most once per tick, across instances)."""
         from asyncjobs.schedules import handle_schedules
 
+        check_queue(queue)
         await self._ready()
         return await handle_schedules(self, queue=queue, all_queues=all_queues)
 
