@@ -237,6 +237,19 @@ async def test_run_refuses_a_queue_that_is_not_a_name(
     assert ran == []
 
 
+@pytest.mark.parametrize("bad", [True, 1.0, 1.5, None, "one", "1.5"])
+async def test_calls_by_id_refuse_what_is_not_a_job_id(
+    make_jobs: MakeJobs, clock: FakeClock, bad: object
+) -> None:
+    jobs = make_jobs(tasks=[record])
+    await _queue(jobs, clock, 1)
+    for call in (jobs.run_by_id, jobs.cancel_by_id, jobs.retry_by_id, jobs.get):
+        with pytest.raises(TypeError, match="job id must be an int"):
+            await call(bad)  # type: ignore[operator]
+    assert ran == []
+    assert [job.status for job in await jobs.find()] == ["queued"]
+
+
 async def test_run_until_idle_drains(make_jobs: MakeJobs, clock: FakeClock) -> None:
     jobs = make_jobs(tasks=[record])
     await _queue(jobs, clock, *range(25))

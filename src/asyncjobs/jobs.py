@@ -274,9 +274,10 @@ class Jobs:
     ) -> RunResult:
         """Run that job if it is runnable, whatever its queue; otherwise run nothing."""
         await self._check_access("run", override_access, request)
+        job_id = _check_id(id)
         await self._ready()
         return await self.runner.run(
-            RunRequest(limit=1, order=DEFAULT_ORDER, job_id=int(id), silent=silent)
+            RunRequest(limit=1, order=DEFAULT_ORDER, job_id=job_id, silent=silent)
         )
 
     async def cancel(
@@ -298,7 +299,7 @@ class Jobs:
     ) -> bool:
         """Cancel one job; ``False`` when it is missing or already finished."""
         await self._check_access("cancel", override_access, request)
-        return bool(await self._cancel({"id": int(id)}, None))
+        return bool(await self._cancel({"id": _check_id(id)}, None))
 
     async def retry_by_id(self, id: int) -> bool:
         """Make a failed or cancelled job runnable again; its succeeded steps are kept.
@@ -306,9 +307,10 @@ class Jobs:
         The job keeps its log and ``total_tried``, so a step that used up its retries gets one
         more try. Returns ``False`` when the job is missing or neither failed nor cancelled.
         """
+        job_id = _check_id(id)
         await self._ready()
         now = self.clock()
-        row = await self.store.retry(int(id), now=now)
+        row = await self.store.retry(job_id, now=now)
         if row is None:
             return False
         # Runnable again, like a new job: wake_on_queue listeners may run it at once.
@@ -333,8 +335,9 @@ class Jobs:
         return await handle_schedules(self, queue=queue, all_queues=all_queues)
 
     async def get(self, id: int) -> Job | None:
+        job_id = _check_id(id)
         await self._ready()
-        row = await self.store.get(int(id))
+        row = await self.store.get(job_id)
         return None if row is None else make_job(row, self.clock())
 
     async def find(
@@ -375,6 +378,15 @@ class Jobs:
             return configured.default
         args = {k: v for k, v in run_args.items() if k not in ("self", "request")}
         return check_order(configured(args))
+
+
+def _check_id(value: object) -> int:
+    """A job id: an int, or a string of digits (a URL's path parameter), nothing looser."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    raise TypeError(f"job id must be an int, got {value!r}")
 
 
 def _check_limit(limit: object) -> None:
