@@ -227,6 +227,8 @@ class Jobs:
     ) -> list[Job]:
         if not override_access:
             await self._check_access("queue", override_access, request)
+        if not items:
+            return []
         now = self.clock()
         rows, supersede = await prepare_rows(self.registry, items, now)
         if not self.store.is_open:
