@@ -83,3 +83,22 @@ async def test_keys_repeated_in_one_batch(make_jobs: MakeJobs, size: int) -> Non
     newest = {"ab"[n % 2]: n for n in range(size)}  # the pending job queued before is gone
     assert kept == sorted(newest.items())
     assert len([job for job in stored if job.slug == "keyed"]) == size
+
+
+async def test_per_item_access_is_checked_with_the_items_request(make_jobs: MakeJobs) -> None:
+    asked: list[object] = []
+
+    def allow(*, request: Any) -> bool:
+        asked.append(request)
+        return bool(request.get("admin"))
+
+    jobs = _jobs(make_jobs, access=asyncjobs.Access(queue=allow))
+    items = [
+        {"task": "plain"},
+        {"task": "plain", "override_access": False, "request": {"admin": False}},
+    ]
+    with pytest.raises(asyncjobs.Forbidden, match="item 1"):
+        await jobs.queue_many(items)
+    assert (asked, await jobs.find()) == ([{"admin": False}], [])
+    items[1]["request"] = {"admin": True}
+    assert len(await jobs.queue_many(items)) == 2

@@ -227,6 +227,12 @@ class Jobs:
     ) -> list[Job]:
         if not override_access:
             await self._check_access("queue", override_access, request)
+        for index, item in enumerate(items):
+            if not item.get("override_access", True):  # an item's own queue() arguments
+                try:
+                    await self._check_access("queue", False, item.get("request", request))
+                except Forbidden as exc:
+                    raise Forbidden(f"item {index}: {exc}") from None
         if not items:
             return []
         now = self.clock()
