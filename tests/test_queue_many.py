@@ -102,3 +102,22 @@ async def test_per_item_access_is_checked_with_the_items_request(make_jobs: Make
     assert (asked, await jobs.find()) == ([{"admin": False}], [])
     items[1]["request"] = {"admin": True}
     assert len(await jobs.queue_many(items)) == 2
+
+
+@pytest.mark.parametrize(
+    ("items", "message"),
+    [
+        ({"task": "plain"}, "a list of dicts"),
+        ("plain", "a list of dicts"),
+        ([{"task": "plain"}, "plain"], "item 1 must be a dict"),
+        ([{"task": "plain"}, None], "item 1 must be a dict"),
+        ([{"task": "plain"}, {"task": "plain", "retries": 3}], "item 1: unknown .* retries"),
+    ],
+)
+async def test_malformed_batches_are_refused_naming_the_problem(
+    make_jobs: MakeJobs, items: Any, message: str
+) -> None:
+    jobs = _jobs(make_jobs)
+    with pytest.raises((TypeError, ValueError), match=message):
+        await jobs.queue_many(items)
+    assert await jobs.find() == []

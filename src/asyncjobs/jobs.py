@@ -30,7 +30,7 @@ from asyncjobs.config import (
 from asyncjobs.errors import Forbidden
 from asyncjobs.logs import Silent, check_silent
 from asyncjobs.models import Job, RunResult, ScheduleResult, make_job
-from asyncjobs.queueing import prepare_rows
+from asyncjobs.queueing import check_items, prepare_rows
 from asyncjobs.registry import Registry
 from asyncjobs.runner import Runner, RunRequest
 from asyncjobs.storage import Store
@@ -225,6 +225,7 @@ class Jobs:
     async def _queue_items(
         self, items: Sequence[Mapping[str, Any]], override_access: bool, request: Any
     ) -> list[Job]:
+        items = check_items(items)
         if not override_access:
             await self._check_access("queue", override_access, request)
         for index, item in enumerate(items):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +26,21 @@ from asyncjobs.storage import cancelled_error
 
 QUEUE_KEYS = frozenset({"task", "workflow", "input", "queue", "wait_until", "meta"})
 ITEM_KEYS = QUEUE_KEYS | {"override_access", "request"}  # what a queue_many() item may hold
+
+
+def check_items(items: Any) -> list[Mapping[str, Any]]:
+    """``queue_many()``'s items as a list, each a mapping of ``queue()`` arguments.
+
+    Raises:
+        TypeError: ``items`` is not a list of dicts, naming the first bad item.
+    """
+    if isinstance(items, str | bytes | Mapping) or not isinstance(items, Iterable):
+        raise TypeError(f"queue_many() takes a list of dicts, got {type(items).__name__}")
+    checked_items = list(items)
+    for index, item in enumerate(checked_items):
+        if not isinstance(item, Mapping):
+            raise TypeError(f"queue_many() item {index} must be a dict, got {item!r}")
+    return checked_items
 
 
 async def prepare_rows(
