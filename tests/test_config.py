@@ -126,6 +126,13 @@ def test_bad_cron_is_a_value_error_naming_it() -> None:
         asyncjobs.AutoRun(cron="every minute")
 
 
+def test_a_cron_that_never_fires_is_refused_where_it_is_defined() -> None:
+    with pytest.raises(ValueError, match="'0 0 30 2 \\*' never fires"):
+        asyncjobs.Schedule(cron="0 0 30 2 *", queue="q")
+    with pytest.raises(ValueError, match="'0 0 31 4 \\*' never fires"):
+        asyncjobs.AutoRun(cron="0 0 31 4 *")
+
+
 def test_auto_run_limit_must_be_positive() -> None:
     with pytest.raises(ValueError, match="limit"):
         asyncjobs.AutoRun(limit=0)

@@ -73,7 +73,8 @@ class Cron:
 
         Raises:
             TypeError: ``expr`` is not a string.
-            ValueError: ``expr`` is malformed; the message quotes it and names the bad field.
+            ValueError: ``expr`` is malformed (the message quotes it and names the bad field),
+                or no date can ever match it (``0 0 30 2 *``).
         """
         if not isinstance(expr, str):
             raise TypeError(f"cron expression must be a str, got {type(expr).__name__}")
@@ -87,6 +88,20 @@ class Cron:
         self._times = (hours, minutes, seconds)
         self._months = frozenset(months)
         self._days = _days_table(frozenset(doms), frozenset(d % 7 for d in dows), fields)
+        if not self._fires_some_day():
+            raise ValueError(
+                f"cron expression {expr!r} never fires: no date matches its day-of-month, "
+                "month and day-of-week fields"
+            )
+
+    def _fires_some_day(self) -> bool:
+        """Whether some date ever matches; every weekday starts every month length sometime."""
+        return any(
+            self._days[length, first]
+            for month in self._months
+            for length in {calendar.monthrange(year, month)[1] for year in (2023, 2024)}
+            for first in range(7)
+        )
 
     def next_after(self, moment: datetime) -> datetime:
         """Return the first fire time strictly after ``moment``.
