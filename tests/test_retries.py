@@ -10,7 +10,7 @@ import pytest
 
 import asyncjobs
 from asyncjobs.config import Backoff, Retries
-from asyncjobs.retry import backoff_until, task_max_retries, workflow_verdict
+from asyncjobs.retry import MAX_BACKOFF, backoff_until, task_max_retries, workflow_verdict
 from tests.conftest import T0, FakeClock
 
 MakeJobs = Callable[..., asyncjobs.Jobs]
@@ -268,6 +268,31 @@ async def test_a_numeric_call_site_override_keeps_the_tasks_backoff_and_restore(
     assert retrying.wait_until == clock.now + timedelta(seconds=30)  # the task's backoff
     assert await drain(jobs, clock) == ["error", "success"]
     assert calls["n"] == 4  # attempts=2 from the call site: two failures were retried
+
+
+async def test_a_backoff_too_long_to_represent_is_capped_not_a_crash(
+    make_jobs: MakeJobs, clock: FakeClock
+) -> None:
+    # 10**12 s is 31,700 years: past the last representable date
+    retries = Retries(attempts=2, backoff=Backoff(delay=10**12))
+    jobs = make_jobs(tasks=[failing("t", retries=retries)])
+    job = await jobs.queue(task="t")
+    assert (await jobs.run()).job_status == {job.id: "error"}
+    waiting = await jobs.get(job.id)
+    assert waiting is not None
+    assert (waiting.status, waiting.total_tried) == ("waiting", 1)
+    assert waiting.wait_until == clock.now + MAX_BACKOFF
+
+
+def test_exponential_backoff_is_capped() -> None:
+    exp = Retries(attempts=5000, backoff=Backoff(type="exponential", delay=1))
+    assert backoff_until(exp, 4000, T0) == T0 + MAX_BACKOFF
+
+
+@pytest.mark.parametrize("delay", [float("nan"), float("inf")])
+def test_a_backoff_delay_must_be_finite(delay: float) -> None:
+    with pytest.raises(ValueError, match="delay"):
+        Backoff(delay=delay)
 
 
 def test_backoff_math_is_pure() -> None:

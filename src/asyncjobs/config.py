@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import math
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -95,8 +96,10 @@ class Backoff:
     def __post_init__(self) -> None:
         if self.type not in ("fixed", "exponential"):
             raise ValueError(f"Backoff type must be 'fixed' or 'exponential', got {self.type!r}")
-        if seconds(self.delay) < 0:
-            raise ValueError(f"Backoff delay must not be negative, got {self.delay!r}")
+        if not 0 <= seconds(self.delay) < math.inf:  # also refuses NaN
+            raise ValueError(
+                f"Backoff delay must be a finite, non-negative duration, got {self.delay!r}"
+            )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -8,15 +8,20 @@ from datetime import datetime, timedelta
 from asyncjobs.config import Retries, seconds
 from asyncjobs.models import TaskStatus
 
+# The longest wait a backoff sets: exponential growth soon passes the last date a datetime
+# can hold, and a retry that cannot be scheduled must not crash the batch that recorded it.
+MAX_BACKOFF = timedelta(days=100 * 365)
+
 
 def backoff_until(retries: Retries | None, prior_attempts: int, now: datetime) -> datetime:
-    """When the next try may start: ``now`` without a backoff (reference §8.4)."""
+    """When the next try may start: ``now`` without a backoff (reference §8.4), and at most
+    ``MAX_BACKOFF`` after it."""
     if retries is None or retries.backoff is None:
         return now
     delay = seconds(retries.backoff.delay)
     if retries.backoff.type == "exponential":
-        delay *= 2**prior_attempts
-    return now + timedelta(seconds=delay)
+        delay *= 2.0 ** min(prior_attempts, 128)
+    return now + timedelta(seconds=min(delay, MAX_BACKOFF.total_seconds()))
 
 
 def task_max_retries(task_retries: Retries | None, workflow_retries: Retries | None) -> int:
