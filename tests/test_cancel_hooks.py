@@ -93,3 +93,21 @@ async def test_job_cancelled_from_a_concurrency_key_stores_a_cancelled_job(
     assert (job.status, job.error, job.concurrency_key) == ("cancelled", CANCELLED, None)
     await assert_cancelled(jobs, job.id)
     assert ran == []
+
+
+async def test_any_other_exception_from_on_fail_is_logged_and_the_retry_stands(
+    make_jobs: MakeJobs, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken_hook() -> None:
+        raise RuntimeError("hook broke")
+
+    async def broken() -> None:
+        raise RuntimeError("broken")
+
+    jobs = make_jobs(tasks=[asyncjobs.Task("t", broken, retries=1, on_fail=broken_hook)])
+    job = await jobs.queue(task="t")
+    assert (await jobs.run()).job_status == {job.id: "error"}
+    assert "on_fail of task 't' raised" in caplog.text
+    stored = await jobs.get(job.id)
+    assert stored is not None
+    assert (stored.status, stored.total_tried) == ("queued", 1)
