@@ -41,8 +41,9 @@ class Recovery:
     event: Event
     in_flight: int  # jobs the fault caught unfinished
     recovered_after: float | None  # seconds from ``back`` until the last of them completed
-    # (0 when they all completed before the server went down)
+    # (0 when they all completed before the server went down; None when none completed)
     resumed_after: float | None  # seconds from ``back`` until the first completion
+    never: int = 0  # caught jobs that did not complete (failed for good, or stuck)
 
 
 @dataclass
@@ -142,33 +143,33 @@ def recovery(event: Event, rows: list[JobRow], entries: list[Entry]) -> Recovery
     """How long the jobs a fault caught unfinished took to complete, from when it was over.
 
     A kill caught the jobs its worker had written to the ledger; a restart, every job with a
-    ledger row from before it. Either way, only jobs not yet completed when it struck.
+    ledger row from before the server went down. Either way, only jobs not yet completed when
+    it struck (for a restart: went down, which can be a second after the restart was asked).
     """
+    struck = event.at if event.kind == "kill" else event.down
     if event.kind == "kill":
         touched = {e.job for e in entries if e.worker == event.worker}
     else:
-        touched = {e.job for e in entries if e.at < event.at}
-    caught = [r for r in rows if r.id in touched and not _done_by(r, event.at)]
+        touched = {e.job for e in entries if e.at < struck}
+    caught = [r for r in rows if r.id in touched and not _done_by(r, struck)]
     after = [r.completed_at for r in rows if r.completed_at and r.completed_at >= event.back]
     resumed = min(after) - event.back if after else None
-    if not caught:
-        return Recovery(event, 0, None, resumed)
-    times = [r.completed_at for r in caught]
-    if None in times:
-        return Recovery(event, len(caught), None, resumed)
-    last = max(t for t in times if t is not None)
-    return Recovery(event, len(caught), max(0.0, last - event.back), resumed)
+    times = [r.completed_at for r in caught if r.completed_at is not None]
+    last = max(0.0, max(times) - event.back) if times else None
+    return Recovery(event, len(caught), last, resumed, never=len(caught) - len(times))
 
 
 def _done_by(row: JobRow, moment: float) -> bool:
     return row.completed_at is not None and row.completed_at < moment
 
 
-def recovery_summary(recoveries: list[Recovery], kind: str) -> str:
-    times = [r.recovered_after for r in recoveries if r.event.kind == kind and r.in_flight]
-    if any(t is None for t in times):
-        return "some jobs never recovered"
-    known = [t for t in times if t is not None]
-    if not known:
-        return "n/a"
-    return f"max {max(known):.1f} s, median {statistics.median(known):.1f} s"
+def recovery_summary(recoveries: list[Recovery], kind: str, lease: float) -> str:
+    mine = [r for r in recoveries if r.event.kind == kind]
+    known = [r.recovered_after for r in mine if r.recovered_after is not None]
+    never = sum(r.never for r in mine)
+    text = "n/a"
+    if known:
+        text = (
+            f"max {max(known):.1f} s, median {statistics.median(known):.1f} s (lease {lease:g} s)"
+        )
+    return f"{text}; {never} caught jobs never completed" if never else text

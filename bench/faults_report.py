@@ -59,9 +59,11 @@ def _recovery_line(r: Recovery, t0: float) -> str:
     if not r.in_flight:
         caught = "no job caught"
     elif r.recovered_after is None:
-        caught = f"{r.in_flight} jobs caught, not all of them completed"
+        caught = f"{r.in_flight} jobs caught, none completed"
     else:
-        caught = f"{r.in_flight} jobs caught, all completed after {r.recovered_after:.1f} s"
+        done = "all" if not r.never else f"{r.in_flight - r.never}"
+        caught = f"{r.in_flight} jobs caught, {done} completed after {r.recovered_after:.1f} s"
+        caught += f", {r.never} never" if r.never else ""
     resumed = "none" if r.resumed_after is None else f"after {r.resumed_after:.1f} s"
     return f"{at - t0:6.1f} s  {what}: {caught}; first completion {resumed}"
 
@@ -87,13 +89,10 @@ def summary(
             ("completed without a full ledger trail", str(found.untraced)),
             ("kills / restarts", f"{kills} / {restarts}"),
             ("work shared", _by_worker(found.steps_by_worker)),
-            (
-                "recovery after a kill",
-                f"{recovery_summary(found.recoveries, 'kill')} (lease {lease:g} s)",
-            ),
-            (
-                "recovery after a restart",
-                f"{recovery_summary(found.recoveries, 'restart')} (lease {lease:g} s)",
+            *(
+                (f"recovery after a {kind}", recovery_summary(found.recoveries, kind, lease))
+                for kind, count in (("kill", kills), ("restart", restarts))
+                if count
             ),
             ("drain", f"{drain:.1f} s, {rate:,.0f} jobs/s ({len(done):,} completed)"),
             ("total", f"{time.time() - began:.1f} s"),

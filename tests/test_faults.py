@@ -45,15 +45,28 @@ def test_a_start_after_an_injected_failure_is_no_rerun() -> None:
 
 def test_a_kill_catches_only_its_workers_unfinished_jobs() -> None:
     entries = [entry(1, STARTED, job=1), entry(2, STARTED, job=2), entry(3, STARTED, job=3)]
-    entries.append(entry(4, STARTED, job=4, worker="w2"))
+    entries += [entry(4, STARTED, job=4, worker="w2"), entry(5, STARTED, job=5)]
     rows = [
         JobRow(1, "completed", 4.0, 1, 1),  # done before the kill at 5.0
         JobRow(2, "completed", 8.0, 1, 1),
         JobRow(3, "completed", 9.5, 1, 1),
         JobRow(4, "completed", 20.0, 1, 1),  # another worker's
+        JobRow(5, "failed", None, 1, 1),
     ]
     found = recovery(Event("kill", 5.0, 5.0, "w1"), rows, entries)
-    assert (found.in_flight, found.recovered_after, found.resumed_after) == (2, 4.5, 3.0)
+    assert (found.in_flight, found.recovered_after, found.never) == (3, 4.5, 1)
+    assert found.resumed_after == 3.0
+
+
+def test_a_restart_catches_the_jobs_begun_before_the_server_went_down() -> None:
+    entries = [entry(1, STARTED, job=1), entry(6, STARTED, job=2), entry(8, STARTED, job=3)]
+    rows = [
+        JobRow(1, "completed", 5.5, 1, 1),  # done after the restart was asked, before the outage
+        JobRow(2, "completed", 9.0, 1, 1),
+        JobRow(3, "completed", 9.0, 1, 1),  # begun after the server went down
+    ]
+    found = recovery(Event("restart", 5.0, 8.0, down=7.0), rows, entries)
+    assert (found.in_flight, found.recovered_after) == (1, 1.0)
 
 
 # -- the short run, as real processes ----------------------------------------------------
