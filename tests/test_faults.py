@@ -21,6 +21,7 @@ from faults_figures import Event, JobRow, recovery, step_reruns  # noqa: E402
 from faults_ledger import FAILED, FINISHED, STARTED, Entry  # noqa: E402
 from faults_setup import Server, SetupError  # noqa: E402
 
+RESTART_ENV = "ASYNCJOBS_TEST_POSTGRES_RESTART_COMMAND"  # default: pg_ctlcluster, local cluster
 MUST_BE_ZERO = ("lost", "stuck", "failed", "finished_steps_rerun", "tries_counted", "untraced")
 
 
@@ -127,13 +128,15 @@ def test_a_killed_worker_loses_nothing_and_its_jobs_finish_elsewhere(
 @pytest.mark.timeout(100)
 @pytest.mark.xfail(strict=False, reason="lost connection during a step write")
 def test_a_postgres_restart_loses_nothing_and_costs_no_try(tmp_path: Path) -> None:
-    server = Server(server_url("postgres"))
+    command = os.environ.get(RESTART_ENV)
+    server = Server(server_url("postgres"), command)
     try:
         asyncio.run(server.prepare())
     except SetupError as exc:
-        pytest.skip(f"cannot restart the test server: {exc}")
+        pytest.skip(f"cannot restart the test server ({exc}); {RESTART_ENV} may say how")
+    how = ["--restart-command", command] if command else []
     try:
-        figures = run_faults(tmp_path, "postgres", "--mode", "restart")
+        figures = run_faults(tmp_path, "postgres", "--mode", "restart", *how)
     finally:
         server.touched = True  # whatever happened to the run, leave the server accepting
         asyncio.run(server.ensure_up())
