@@ -33,6 +33,7 @@ from asyncjobs.queueing import prepare_rows
 from asyncjobs.registry import Registry
 from asyncjobs.runner import Runner, RunRequest
 from asyncjobs.storage import Store
+from asyncjobs.urls import driver_url
 
 if TYPE_CHECKING:
     from asyncjobs.http import EndpointsApp
@@ -66,7 +67,9 @@ class Jobs:
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.registry = Registry(tasks, workflows)
-        self.database_url = database_url or os.environ.get(DATABASE_URL_ENV) or DEFAULT_DATABASE_URL
+        if database_url is None:
+            database_url = os.environ.get(DATABASE_URL_ENV) or DEFAULT_DATABASE_URL
+        self.database_url = driver_url(database_url)
         self.auto_run = _check_auto_run(auto_run)
         self.should_auto_run = _check_callable(should_auto_run, "should_auto_run")
         self.delete_job_on_complete = bool(delete_job_on_complete)
