@@ -26,6 +26,7 @@ DEFAULT_QUEUE = "default"
 DEFAULT_LIMIT = 10
 DEFAULT_CRON = "* * * * *"
 DEFAULT_ORDER = "created_at"
+DEFAULT_STOP_TIMEOUT = 10.0  # seconds running jobs get to finish on stop()
 ORDER_FIELDS = frozenset(
     {"created_at", "updated_at", "id", "wait_until", "queue", "total_tried", "completed_at"}
 )

@@ -16,6 +16,7 @@ from asyncjobs.config import (
     DEFAULT_LIMIT,
     DEFAULT_ORDER,
     DEFAULT_QUEUE,
+    DEFAULT_STOP_TIMEOUT,
     Access,
     AutoRun,
     AutoRunLike,
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///asyncjobs.db"
 DATABASE_URL_ENV = "ASYNCJOBS_DATABASE_URL"
-DEFAULT_STOP_TIMEOUT = 10.0
 DEFAULT_FIND_LIMIT = 100
 
 
@@ -141,13 +141,21 @@ class Jobs:
         await self.stop()
 
     @asynccontextmanager
-    async def lifespan(self, auto_run: bool = True) -> AsyncIterator[Jobs]:
-        """``start()`` on entry, ``stop()`` on exit: what every framework adapter uses."""
+    async def lifespan(
+        self, auto_run: bool = True, stop_timeout: float = DEFAULT_STOP_TIMEOUT
+    ) -> AsyncIterator[Jobs]:
+        """``start()`` on entry, ``stop(stop_timeout)`` on exit: what every adapter uses.
+
+        Args:
+            auto_run: install the autoRun timers.
+            stop_timeout: seconds running jobs get to finish on exit before they are
+                handed back.
+        """
         await self.start(auto_run=auto_run)
         try:
             yield self
         finally:
-            await self.stop()
+            await self.stop(timeout=stop_timeout)
 
     async def _ready(self) -> None:
         if self.store.is_open:

@@ -7,12 +7,11 @@ from typing import Any, NoReturn
 
 from asyncjobs import cron
 from asyncjobs.cli.errors import UsageError
-from asyncjobs.config import DEFAULT_LIMIT, DEFAULT_QUEUE
+from asyncjobs.config import DEFAULT_LIMIT, DEFAULT_QUEUE, DEFAULT_STOP_TIMEOUT
 from asyncjobs.storage.filters import STATUSES
 
 APP_ENV = "ASYNCJOBS_APP"
 DEFAULT_LIST_LIMIT = 50
-DEFAULT_STOP_TIMEOUT = 10.0
 DEFAULT_DEMO_PORT = 8000
 
 DESCRIPTION = """\
