@@ -6,7 +6,7 @@ import ast
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
@@ -25,6 +25,7 @@ AFTER_SCHEDULE_ARGS = frozenset({"status", "job", "error", "jobs", "slug", "queu
 DEFAULT_QUEUE = "default"
 DEFAULT_LIMIT = 10
 DEFAULT_CRON = "* * * * *"
+DEFAULT_TIMEZONE = "UTC"
 DEFAULT_ORDER = "created_at"
 DEFAULT_STOP_TIMEOUT = 10.0  # seconds running jobs get to finish on stop()
 ORDER_FIELDS = frozenset(
@@ -216,27 +217,44 @@ def as_concurrency(value: Concurrency | Callable[..., str | None] | None) -> Con
 
 @dataclass(frozen=True)
 class Schedule:
-    """Enqueue the task or workflow on ``queue`` at every tick of ``cron``."""
+    """Enqueue the task or workflow on ``queue`` at every tick of ``cron``.
+
+    ``cron`` is read in ``timezone``'s wall-clock time (an IANA name such as
+    ``"Europe/Berlin"``): a time skipped when clocks spring forward does not fire that day,
+    and one repeated when they fall back fires once, at its first occurrence.
+    """
 
     cron: str
     queue: str = DEFAULT_QUEUE
     before_schedule: Callable[..., Any] | None = None
     after_schedule: Callable[..., Any] | None = None
+    timezone: str = DEFAULT_TIMEZONE
 
     def __post_init__(self) -> None:
-        from asyncjobs.cron import parse
+        from asyncjobs.cron import parse, zone
 
         parse(self.cron)
+        zone(self.timezone)
         check_queue(self.queue)
         if self.before_schedule is not None:
             check_injectable(self.before_schedule, BEFORE_SCHEDULE_ARGS, "before_schedule")
         if self.after_schedule is not None:
             check_injectable(self.after_schedule, AFTER_SCHEDULE_ARGS, "after_schedule")
 
+    @property
+    def zone(self) -> tzinfo:
+        """The ``tzinfo`` of ``timezone``."""
+        from asyncjobs.cron import zone
+
+        return zone(self.timezone)
+
 
 @dataclass(frozen=True, kw_only=True)
 class AutoRun:
-    """A cron entry that, inside the host event loop, handles schedules and runs due jobs."""
+    """A cron entry that, inside the host event loop, handles schedules and runs due jobs.
+
+    ``cron`` is read in ``timezone``'s wall-clock time, as for :class:`Schedule`.
+    """
 
     cron: str = DEFAULT_CRON
     queue: str = DEFAULT_QUEUE
@@ -245,13 +263,22 @@ class AutoRun:
     disable_scheduling: bool = False
     silent: bool | Mapping[str, bool] = False
     wake_on_queue: bool = True
+    timezone: str = DEFAULT_TIMEZONE
 
     def __post_init__(self) -> None:
-        from asyncjobs.cron import parse
+        from asyncjobs.cron import parse, zone
 
         parse(self.cron)
+        zone(self.timezone)
         if not isinstance(self.limit, int) or self.limit < 1:
             raise ValueError(f"AutoRun limit must be a positive int, got {self.limit!r}")
+
+    @property
+    def zone(self) -> tzinfo:
+        """The ``tzinfo`` of ``timezone``."""
+        from asyncjobs.cron import zone
+
+        return zone(self.timezone)
 
 
 AutoRunLike = Sequence[AutoRun] | Callable[["Jobs"], Any] | None
