@@ -28,6 +28,21 @@ def test_first_job_example_runs(tmp_path: Path) -> None:
     assert "('send-email', 'welcome', 'succeeded')" in result.stdout
 
 
+@pytest.mark.timeout(60)
+def test_testing_example_passes_under_pytest(tmp_path: Path) -> None:
+    script = tmp_path / "test_billing.py"
+    script.write_text(section_code("Testing your jobs"))
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(script)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=50,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout
+
+
 def test_readme_starts_with_the_two_commands() -> None:
     lines = README.read_text().splitlines()
     block = lines[lines.index("```bash") + 1 : lines.index("```")]

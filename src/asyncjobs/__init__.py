@@ -1,5 +1,6 @@
 """asyncjobs: durable jobs, workflows and schedules inside your app's own event loop."""
 
+from asyncjobs import testing
 from asyncjobs.config import (
     Access,
     AutoRun,
@@ -49,5 +50,6 @@ __all__ = [
     "ValidationError",
     "Workflow",
     "task",
+    "testing",
     "workflow",
 ]
