@@ -12,9 +12,8 @@ from asyncjobs.config import (
     Schedule,
     Task,
     Workflow,
-    task,
-    workflow,
 )
+from asyncjobs.decorators import task, workflow
 from asyncjobs.errors import (
     AsyncJobsError,
     Forbidden,

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///asyncjobs.db"
 DATABASE_URL_ENV = "ASYNCJOBS_DATABASE_URL"
 DEFAULT_FIND_LIMIT = 100
+InputT = TypeVar("InputT")  # a Task's or Workflow's input type, checked against queue(input=)
 
 
 def utcnow() -> datetime:
@@ -194,9 +195,9 @@ class Jobs:
     async def queue(
         self,
         *,
-        task: str | Task | None = None,
-        workflow: str | Workflow | None = None,
-        input: Any = None,
+        task: str | Task[InputT, Any] | None = None,
+        workflow: str | Workflow[InputT, Any] | None = None,
+        input: InputT | None = None,
         queue: str | None = None,
         wait_until: datetime | None = None,
         meta: Mapping[str, Any] | None = None,
@@ -204,6 +205,10 @@ class Jobs:
         request: Any = None,
     ) -> Job:
         """Store one job.
+
+        ``task`` / ``workflow`` is a slug or the ``Task`` / ``Workflow`` object (registered
+        with this ``Jobs``). With an object, a type checker checks ``input`` against its
+        ``input_schema`` model; at run time a dict is validated as well.
 
         Raises:
             ValueError: both or neither of ``task``/``workflow``, or a bad argument.
