@@ -8,6 +8,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from asyncjobs.cli.errors import describe
 from tests.test_cli import BROKEN_MODULE, MISSING_ATTR, NOT_JOBS, Cli, make_cli
 from tests.test_cli_queue import SCHEMA_APP
 
@@ -120,3 +121,9 @@ async def test_every_error_is_one_line_with_a_non_zero_exit(
             tg.start_soon(check, args, code, message)
     assert problems == []
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_an_error_is_described_on_one_line_even_inside_a_group() -> None:
+    group = ExceptionGroup("in a task group", [ValueError("bad\n  value")])
+    assert describe(group) == "ValueError: bad value"
+    assert describe(KeyError()) == "KeyError"

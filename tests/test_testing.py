@@ -55,6 +55,10 @@ def test_clock_refuses_naive_moments_and_going_backwards_by_advance(call: Any) -
         call()
 
 
+def test_clock_shows_its_moment() -> None:
+    assert repr(Clock(START)) == "Clock(2026-03-01T09:00:00+00:00)"
+
+
 def test_clock_refuses_what_is_not_a_moment_or_a_duration() -> None:
     with pytest.raises(TypeError):
         Clock(START).advance("1 minute")  # type: ignore[arg-type]
