@@ -1,5 +1,6 @@
 """asyncjobs: durable jobs, workflows and schedules inside your app's own event loop."""
 
+from asyncjobs import testing
 from asyncjobs.config import (
     Access,
     AutoRun,
@@ -11,9 +12,8 @@ from asyncjobs.config import (
     Schedule,
     Task,
     Workflow,
-    task,
-    workflow,
 )
+from asyncjobs.decorators import task, workflow
 from asyncjobs.errors import (
     AsyncJobsError,
     Forbidden,
@@ -49,5 +49,6 @@ __all__ = [
     "ValidationError",
     "Workflow",
     "task",
+    "testing",
     "workflow",
 ]

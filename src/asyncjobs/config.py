@@ -8,15 +8,18 @@ import math
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from datetime import timedelta, tzinfo
+from typing import TYPE_CHECKING, Any, Generic, Literal, overload
 
 from pydantic import BaseModel
+from typing_extensions import TypeVar
 
+from asyncjobs import injection
 from asyncjobs.injection import check_injectable
 
 if TYPE_CHECKING:
     from asyncjobs.jobs import Jobs
+    from asyncjobs.models import Job
 
 HANDLER_ARGS = frozenset({"input", "job", "tasks", "inline_task", "jobs"})
 HOOK_ARGS = frozenset({"input", "job", "task_status"})
@@ -27,7 +30,9 @@ AFTER_SCHEDULE_ARGS = frozenset({"status", "job", "error", "jobs", "slug", "queu
 DEFAULT_QUEUE = "default"
 DEFAULT_LIMIT = 10
 DEFAULT_CRON = "* * * * *"
+DEFAULT_TIMEZONE = "UTC"
 DEFAULT_ORDER = "created_at"
+DEFAULT_STOP_TIMEOUT = 10.0  # seconds running jobs get to finish on stop()
 ORDER_FIELDS = frozenset(
     {"created_at", "updated_at", "id", "wait_until", "queue", "total_tried", "completed_at"}
 )
@@ -35,6 +40,15 @@ _IMPORT_STRING = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 Seconds = float | timedelta
 Handler = Callable[..., Any] | str
+KeyFunction = Callable[..., str | None]
+Hook = Callable[..., Any]
+
+# What a Task or Workflow takes as input (its input_schema, else anything) and returns. Only
+# outputs a job can store are allowed, which also keeps async handlers (returning awaitables)
+# from matching the overloads meant for sync ones.
+Output = Mapping[str, object] | BaseModel | None
+In = TypeVar("In", default=Any)
+Out = TypeVar("Out", bound=Output, default=Any)
 
 
 def seconds(value: Seconds) -> float:
@@ -227,27 +241,44 @@ def as_concurrency(value: Concurrency | Callable[..., str | None] | None) -> Con
 
 @dataclass(frozen=True)
 class Schedule:
-    """Enqueue the task or workflow on ``queue`` at every tick of ``cron``."""
+    """Enqueue the task or workflow on ``queue`` at every tick of ``cron``.
+
+    ``cron`` is read in ``timezone``'s wall-clock time (an IANA name such as
+    ``"Europe/Berlin"``): a time skipped when clocks spring forward does not fire that day,
+    and one repeated when they fall back fires once, at its first occurrence.
+    """
 
     cron: str
     queue: str = DEFAULT_QUEUE
     before_schedule: Callable[..., Any] | None = None
     after_schedule: Callable[..., Any] | None = None
+    timezone: str = DEFAULT_TIMEZONE
 
     def __post_init__(self) -> None:
-        from asyncjobs.cron import parse
+        from asyncjobs.cron import parse, zone
 
         parse(self.cron)
+        zone(self.timezone)
         check_queue(self.queue)
         if self.before_schedule is not None:
             check_injectable(self.before_schedule, BEFORE_SCHEDULE_ARGS, "before_schedule")
         if self.after_schedule is not None:
             check_injectable(self.after_schedule, AFTER_SCHEDULE_ARGS, "after_schedule")
 
+    @property
+    def zone(self) -> tzinfo:
+        """The ``tzinfo`` of ``timezone``."""
+        from asyncjobs.cron import zone
+
+        return zone(self.timezone)
+
 
 @dataclass(frozen=True, kw_only=True)
 class AutoRun:
-    """A cron entry that, inside the host event loop, handles schedules and runs due jobs."""
+    """A cron entry that, inside the host event loop, handles schedules and runs due jobs.
+
+    ``cron`` is read in ``timezone``'s wall-clock time, as for :class:`Schedule`.
+    """
 
     cron: str = DEFAULT_CRON
     queue: str = DEFAULT_QUEUE
@@ -256,14 +287,23 @@ class AutoRun:
     disable_scheduling: bool = False
     silent: bool | Mapping[str, bool] = False
     wake_on_queue: bool = True
+    timezone: str = DEFAULT_TIMEZONE
 
     def __post_init__(self) -> None:
-        from asyncjobs.cron import parse
+        from asyncjobs.cron import parse, zone
 
         parse(self.cron)
         check_queue(self.queue)
+        zone(self.timezone)
         if not isinstance(self.limit, int) or isinstance(self.limit, bool) or self.limit < 1:
             raise ValueError(f"AutoRun limit must be a positive int, got {self.limit!r}")
+
+    @property
+    def zone(self) -> tzinfo:
+        """The ``tzinfo`` of ``timezone``."""
+        from asyncjobs.cron import zone
+
+        return zone(self.timezone)
 
 
 AutoRunLike = Sequence[AutoRun] | Callable[["Jobs"], Any] | None
@@ -290,8 +330,13 @@ def _schedules(value: Schedule | Sequence[Schedule]) -> tuple[Schedule, ...]:
 
 
 @dataclass(frozen=True, init=False)
-class Task:
-    """One function, retried on failure; queued on its own or called as a workflow step."""
+class Task(Generic[In, Out]):
+    """One function, retried on failure; queued on its own or called as a workflow step.
+
+    ``Task[In, Out]`` is generic in its input (the ``input_schema`` model, else ``Any``) and
+    its output (what the handler returns), so a type checker checks ``await task(input=...)``
+    and ``jobs.queue(task=task, input=...)``.
+    """
 
     slug: str
     handler: Handler
@@ -300,23 +345,55 @@ class Task:
     retries: Retries | None
     label: str | None
     schedule: tuple[Schedule, ...]
-    on_success: Callable[..., Any] | None
-    on_fail: Callable[..., Any] | None
+    on_success: Hook | None
+    on_fail: Hook | None
     concurrency: Concurrency | None
+
+    @overload
+    def __init__(
+        self,
+        slug: str,
+        handler: Callable[..., Awaitable[Out]],
+        *,
+        input_schema: type[In] | None = None,
+        output_schema: type[BaseModel] | None = None,
+        retries: RetriesLike = None,
+        label: str | None = None,
+        schedule: Schedule | Sequence[Schedule] = (),
+        on_success: Hook | None = None,
+        on_fail: Hook | None = None,
+        concurrency: Concurrency | KeyFunction | None = None,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        slug: str,
+        handler: Callable[..., Out] | str,
+        *,
+        input_schema: type[In] | None = None,
+        output_schema: type[BaseModel] | None = None,
+        retries: RetriesLike = None,
+        label: str | None = None,
+        schedule: Schedule | Sequence[Schedule] = (),
+        on_success: Hook | None = None,
+        on_fail: Hook | None = None,
+        concurrency: Concurrency | KeyFunction | None = None,
+    ) -> None: ...
 
     def __init__(
         self,
         slug: str,
         handler: Handler,
         *,
-        input_schema: type[BaseModel] | None = None,
+        input_schema: type[Any] | None = None,
         output_schema: type[BaseModel] | None = None,
         retries: RetriesLike = None,
         label: str | None = None,
         schedule: Schedule | Sequence[Schedule] = (),
-        on_success: Callable[..., Any] | None = None,
-        on_fail: Callable[..., Any] | None = None,
-        concurrency: Concurrency | Callable[..., str | None] | None = None,
+        on_success: Hook | None = None,
+        on_fail: Hook | None = None,
+        concurrency: Concurrency | KeyFunction | None = None,
     ) -> None:
         what = f"task {slug!r}"
         _check_handler(handler, HANDLER_ARGS, what)
@@ -340,10 +417,39 @@ class Task:
         for name, value in values.items():
             object.__setattr__(self, name, value)
 
+    async def __call__(
+        self,
+        *,
+        input: In | None = None,
+        job: Job | None = None,
+        tasks: Any = None,
+        inline_task: Any = None,
+        jobs: Jobs | None = None,
+    ) -> Out:
+        """Call the handler directly, as a unit test does: nothing is queued or stored.
+
+        The handler receives, of the arguments given here, the ones it declares. ``input`` is
+        passed as given (not validated); a sync handler runs on the calling thread. Always
+        awaited, whether the handler is async or not.
+        """
+        given = {"input": input, "job": job, "tasks": tasks, "inline_task": inline_task}
+        available = {k: v for k, v in {**given, "jobs": jobs}.items() if v is not None}
+        handler = self.handler
+        if isinstance(handler, str):
+            from asyncjobs.registry import import_handler
+
+            handler = import_handler(handler, f"task {self.slug!r}")
+        output: Out = await injection.call(handler, available)
+        return output
+
 
 @dataclass(frozen=True, init=False)
-class Workflow:
-    """A handler that calls tasks as memoized steps; a retry skips the steps that succeeded."""
+class Workflow(Generic[In, Out]):
+    """A handler that calls tasks as memoized steps; a retry skips the steps that succeeded.
+
+    ``Workflow[In, Out]`` is generic like :class:`Task`: its input is the ``input_schema``
+    model (else ``Any``), its output what an async handler returns (else ``Any``).
+    """
 
     slug: str
     handler: Handler | tuple[Mapping[str, Any], ...]
@@ -354,17 +460,45 @@ class Workflow:
     schedule: tuple[Schedule, ...]
     concurrency: Concurrency | None
 
+    @overload
+    def __init__(
+        self,
+        slug: str,
+        handler: Callable[..., Awaitable[Out]],
+        *,
+        input_schema: type[In] | None = None,
+        queue: str | None = None,
+        retries: RetriesLike = None,
+        label: str | None = None,
+        schedule: Schedule | Sequence[Schedule] = (),
+        concurrency: Concurrency | KeyFunction | None = None,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        slug: str,
+        handler: Callable[..., Out] | str | Sequence[Mapping[str, Any]],
+        *,
+        input_schema: type[In] | None = None,
+        queue: str | None = None,
+        retries: RetriesLike = None,
+        label: str | None = None,
+        schedule: Schedule | Sequence[Schedule] = (),
+        concurrency: Concurrency | KeyFunction | None = None,
+    ) -> None: ...
+
     def __init__(
         self,
         slug: str,
         handler: Handler | Sequence[Mapping[str, Any]],
         *,
-        input_schema: type[BaseModel] | None = None,
+        input_schema: type[Any] | None = None,
         queue: str | None = None,
         retries: RetriesLike = None,
         label: str | None = None,
         schedule: Schedule | Sequence[Schedule] = (),
-        concurrency: Concurrency | Callable[..., str | None] | None = None,
+        concurrency: Concurrency | KeyFunction | None = None,
     ) -> None:
         what = f"workflow {slug!r}"
         if isinstance(handler, list | tuple):
@@ -386,21 +520,3 @@ class Workflow:
         }
         for name, value in values.items():
             object.__setattr__(self, name, value)
-
-
-def task(slug: str, **options: Any) -> Callable[[Callable[..., Any]], Task]:
-    """Decorator form of :class:`Task`: ``@task("send-email", retries=3)``."""
-
-    def decorate(fn: Callable[..., Any]) -> Task:
-        return Task(slug, fn, **options)
-
-    return decorate
-
-
-def workflow(slug: str, **options: Any) -> Callable[[Callable[..., Any]], Workflow]:
-    """Decorator form of :class:`Workflow`: ``@workflow("onboard-user", queue="q")``."""
-
-    def decorate(fn: Callable[..., Any]) -> Workflow:
-        return Workflow(slug, fn, **options)
-
-    return decorate

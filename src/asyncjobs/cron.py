@@ -1,4 +1,4 @@
-"""Crontab parsing and fire-time computation (pure, clock-free, UTC)."""
+"""Crontab parsing and fire-time computation (pure, clock-free; UTC or a zone's wall clock)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import functools
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import MAXYEAR, MINYEAR, UTC, datetime
+from datetime import MAXYEAR, MINYEAR, UTC, datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = ["Cron", "parse"]
+__all__ = ["Cron", "parse", "zone"]
 
 # The Gregorian calendar repeats exactly every 400 years (146097 days, a whole number of
 # weeks), so a pattern that has no fire time in that window never fires at all.
@@ -52,13 +53,17 @@ _SPECS = (_SECOND, _MINUTE, _HOUR, _DOM, _MONTH, _DOW)
 
 
 class Cron:
-    """A parsed crontab expression, evaluated in UTC.
+    """A parsed crontab expression, evaluated in UTC or in a time zone's wall clock.
 
     Accepts the 5-field form ``minute hour day-of-month month day-of-week`` (fires at second
     0), the 6-field form with a leading seconds field, and the nicknames ``@yearly``,
     ``@annually``, ``@monthly``, ``@weekly``, ``@daily``, ``@midnight`` and ``@hourly``.
     Day-of-month and day-of-week combine as in Vixie cron: when both are restricted (neither
     starts with ``*``) a day matches if either matches, otherwise both must match.
+
+    With a ``zone``, the fields are read in that zone's wall-clock time: a wall time that does
+    not exist (the hour skipped when clocks spring forward) never fires, and one that occurs
+    twice (clocks falling back) fires once, at its first occurrence. Results are always UTC.
 
     Attributes:
         expr: The expression exactly as given.
@@ -103,11 +108,12 @@ class Cron:
             for first in range(7)
         )
 
-    def next_after(self, moment: datetime) -> datetime:
+    def next_after(self, moment: datetime, zone: tzinfo | None = None) -> datetime:
         """Return the first fire time strictly after ``moment``.
 
         Args:
             moment: A timezone-aware datetime; any zone is accepted and converted to UTC.
+            zone: The zone whose wall clock the fields are read in; ``None`` means UTC.
 
         Returns:
             An aware UTC datetime with zero microseconds.
@@ -116,6 +122,8 @@ class Cron:
             ValueError: ``moment`` is naive, or the expression never fires after it.
         """
         start = _as_utc(moment)
+        if zone is not None and zone is not UTC:
+            return self._next_in_zone(start, zone)
         # Fire times are whole seconds, so "strictly after" is ">= the next whole second";
         # a seconds floor of 60 carries into the next minute inside the search.
         floor = (start.hour, start.minute, start.second + 1)
@@ -124,11 +132,12 @@ class Cron:
             raise ValueError(f"cron expression {self.expr!r} never fires after {moment}")
         return found
 
-    def latest_not_after(self, moment: datetime) -> datetime:
+    def latest_not_after(self, moment: datetime, zone: tzinfo | None = None) -> datetime:
         """Return the latest fire time at or before ``moment``.
 
         Args:
             moment: A timezone-aware datetime; any zone is accepted and converted to UTC.
+            zone: The zone whose wall clock the fields are read in; ``None`` means UTC.
 
         Returns:
             An aware UTC datetime with zero microseconds.
@@ -137,11 +146,36 @@ class Cron:
             ValueError: ``moment`` is naive, or the expression never fired up to it.
         """
         end = _as_utc(moment)
+        if zone is not None and zone is not UTC:
+            return self._latest_in_zone(end, zone)
         ceiling = (end.hour, end.minute, end.second)
         found = self._backward(end.year, end.month, end.day, ceiling)
         if found is None:
             raise ValueError(f"cron expression {self.expr!r} never fires at or before {moment}")
         return found
+
+    def _next_in_zone(self, moment: datetime, zone: tzinfo) -> datetime:
+        # Search wall-clock times (labelled UTC) and keep the first that happens after moment.
+        # Skipped candidates are a gap's times or a repeated hour's already past: at most an
+        # hour of them, once or twice a year.
+        wall = _wall_clock(moment, zone)
+        while True:
+            wall = self.next_after(wall)
+            fired = _first_occurrence(wall, zone)
+            if fired is not None and fired > moment:
+                return fired
+
+    def _latest_in_zone(self, moment: datetime, zone: tzinfo) -> datetime:
+        # In the second pass of a repeated hour, later wall times of that hour already fired
+        # in the first pass: start from the wall time under the first pass's offset.
+        first_pass_offset = moment.astimezone(zone).replace(fold=0).utcoffset()
+        wall = (moment + (first_pass_offset or timedelta(0))).replace(tzinfo=UTC)
+        while True:
+            wall = self.latest_not_after(wall)
+            fired = _first_occurrence(wall, zone)
+            if fired is not None and fired <= moment:
+                return fired
+            wall -= timedelta(seconds=1)
 
     def __repr__(self) -> str:
         return f"Cron({self.expr!r})"
@@ -210,6 +244,39 @@ def parse(expr: str) -> Cron:
         ValueError: ``expr`` is malformed.
     """
     return Cron(expr)
+
+
+def zone(name: str) -> tzinfo:
+    """The IANA time zone ``name`` (``"UTC"``, ``"Europe/Berlin"``), as ``zoneinfo`` knows it.
+
+    Raises:
+        TypeError: ``name`` is not a string.
+        ValueError: no such zone.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"timezone must be an IANA zone name (str), got {name!r}")
+    if name == "UTC":
+        return UTC  # needs no time zone database
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {name!r}: use an IANA name such as 'Europe/Berlin' or 'UTC'"
+        ) from None
+
+
+def _wall_clock(moment: datetime, zone: tzinfo) -> datetime:
+    """The wall-clock time ``moment`` shows in ``zone``, labelled UTC for the search."""
+    return moment.astimezone(zone).replace(tzinfo=UTC, fold=0)
+
+
+def _first_occurrence(wall: datetime, zone: tzinfo) -> datetime | None:
+    """When the wall-clock time ``wall`` (labelled UTC) first happens in ``zone``, in UTC.
+
+    ``None`` when it never happens (skipped as clocks spring forward).
+    """
+    fired = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    return fired if _wall_clock(fired, zone) == wall else None
 
 
 def _as_utc(moment: datetime) -> datetime:

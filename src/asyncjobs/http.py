@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import parse_qsl
 
 from asyncjobs import injection
-from asyncjobs.config import DEFAULT_LIMIT, DEFAULT_QUEUE
+from asyncjobs.config import DEFAULT_LIMIT, DEFAULT_QUEUE, DEFAULT_STOP_TIMEOUT
 
 if TYPE_CHECKING:
     from asyncjobs.jobs import Jobs
@@ -277,12 +277,14 @@ async def _denied(jobs: Jobs, request: Request) -> Response | None:
     return Response(401, {"message": UNAUTHORIZED}, (("www-authenticate", "Bearer"),))
 
 
-async def serve_lifespan(jobs: Jobs, receive: Receive, send: Send) -> None:
+async def serve_lifespan(
+    jobs: Jobs, receive: Receive, send: Send, *, stop_timeout: float = DEFAULT_STOP_TIMEOUT
+) -> None:
     """Answer the ASGI lifespan protocol: start ``jobs`` at startup, stop it at shutdown."""
     started = False
     await receive()
     try:
-        async with jobs.lifespan():
+        async with jobs.lifespan(stop_timeout=stop_timeout):
             await send({"type": "lifespan.startup.complete"})
             started = True
             await receive()

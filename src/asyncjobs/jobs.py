@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
@@ -16,6 +16,7 @@ from asyncjobs.config import (
     DEFAULT_LIMIT,
     DEFAULT_ORDER,
     DEFAULT_QUEUE,
+    DEFAULT_STOP_TIMEOUT,
     Access,
     AutoRun,
     AutoRunLike,
@@ -34,14 +35,15 @@ from asyncjobs.queueing import check_items, prepare_rows
 from asyncjobs.registry import Registry
 from asyncjobs.runner import Runner, RunRequest
 from asyncjobs.storage import Store
+from asyncjobs.urls import driver_url
 
 if TYPE_CHECKING:
     from asyncjobs.http import EndpointsApp
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///asyncjobs.db"
 DATABASE_URL_ENV = "ASYNCJOBS_DATABASE_URL"
-DEFAULT_STOP_TIMEOUT = 10.0
 DEFAULT_FIND_LIMIT = 100
+InputT = TypeVar("InputT")  # a Task's or Workflow's input type, checked against queue(input=)
 
 
 def utcnow() -> datetime:
@@ -67,7 +69,9 @@ class Jobs:
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.registry = Registry(tasks, workflows)
-        self.database_url = database_url or os.environ.get(DATABASE_URL_ENV) or DEFAULT_DATABASE_URL
+        if database_url is None:
+            database_url = os.environ.get(DATABASE_URL_ENV) or DEFAULT_DATABASE_URL
+        self.database_url = driver_url(database_url)
         self.auto_run = _check_auto_run(auto_run)
         self.should_auto_run = _check_callable(should_auto_run, "should_auto_run")
         self.delete_job_on_complete = bool(delete_job_on_complete)
@@ -139,13 +143,21 @@ class Jobs:
         await self.stop()
 
     @asynccontextmanager
-    async def lifespan(self, auto_run: bool = True) -> AsyncIterator[Jobs]:
-        """``start()`` on entry, ``stop()`` on exit: what every framework adapter uses."""
+    async def lifespan(
+        self, auto_run: bool = True, stop_timeout: float = DEFAULT_STOP_TIMEOUT
+    ) -> AsyncIterator[Jobs]:
+        """``start()`` on entry, ``stop(stop_timeout)`` on exit: what every adapter uses.
+
+        Args:
+            auto_run: install the autoRun timers.
+            stop_timeout: seconds running jobs get to finish on exit before they are
+                handed back.
+        """
         await self.start(auto_run=auto_run)
         try:
             yield self
         finally:
-            await self.stop()
+            await self.stop(timeout=stop_timeout)
 
     async def _ready(self) -> None:
         if self.store.is_open:
@@ -184,9 +196,9 @@ class Jobs:
     async def queue(
         self,
         *,
-        task: str | Task | None = None,
-        workflow: str | Workflow | None = None,
-        input: Any = None,
+        task: str | Task[InputT, Any] | None = None,
+        workflow: str | Workflow[InputT, Any] | None = None,
+        input: InputT | None = None,
         queue: str | None = None,
         wait_until: datetime | None = None,
         meta: Mapping[str, Any] | None = None,
@@ -194,6 +206,10 @@ class Jobs:
         request: Any = None,
     ) -> Job:
         """Store one job.
+
+        ``task`` / ``workflow`` is a slug or the ``Task`` / ``Workflow`` object (registered
+        with this ``Jobs``). With an object, a type checker checks ``input`` against its
+        ``input_schema`` model; at run time a dict is validated as well.
 
         Raises:
             ValueError: both or neither of ``task``/``workflow``, or a bad argument.

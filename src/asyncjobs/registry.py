@@ -78,11 +78,16 @@ class Registry:
         if not isinstance(target, str):
             return target
         if target not in self._imported:
-            self._imported[target] = _import(target, what)
+            self._imported[target] = import_handler(target, what)
         return self._imported[target]
 
 
-def _import(path: str, what: str) -> Callable[..., Any]:
+def import_handler(path: str, what: str) -> Callable[..., Any]:
+    """Import the handler named by ``"package.module:attr"`` (a Task's or Workflow's own, too).
+
+    Raises:
+        HandlerImportError: naming ``path`` and why.
+    """
     module_name, _, attr = path.partition(":")
     try:
         value: Any = importlib.import_module(module_name)

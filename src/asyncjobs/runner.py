@@ -81,7 +81,10 @@ class Runner:
                 return RunResult(no_jobs_remaining=True)
             fresh = sum(1 for r in rows if r["total_tried"] == 0)
             logs.info(
-                "Running %d jobs.", len(rows), extra={"new": fresh, "retrying": len(rows) - fresh}
+                "Running %d %s.",
+                len(rows),
+                "job" if len(rows) == 1 else "jobs",
+                extra={"new": fresh, "retrying": len(rows) - fresh},
             )
             attempts = [self._attempt(row, token) for row in rows]
             statuses = await self._run_batch(attempts, token, request.sequential)

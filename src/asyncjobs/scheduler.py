@@ -13,7 +13,7 @@ import heapq
 import logging
 import math
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -44,10 +44,10 @@ class CronTrigger(BaseTrigger):  # type: ignore[misc]
     day-of-week, so crontab expressions would fire on the wrong days.
     """
 
-    __slots__ = ("cron",)
+    __slots__ = ("cron", "zone")
 
-    def __init__(self, cron: Cron) -> None:
-        self.cron = cron
+    def __init__(self, cron: Cron, zone: tzinfo | None = None) -> None:
+        self.cron, self.zone = cron, zone
 
     def get_next_fire_time(
         self, previous_fire_time: datetime | None, now: datetime
@@ -59,7 +59,7 @@ class CronTrigger(BaseTrigger):  # type: ignore[misc]
         """
         after = now if previous_fire_time is None else max(previous_fire_time, now)
         try:
-            return self.cron.next_after(after)
+            return self.cron.next_after(after, self.zone)
         except ValueError:  # the expression never fires again
             return None
 
@@ -189,7 +189,7 @@ class AutoRunner:
         for lane in self._lanes:
             timers.add_job(
                 lane.fire,
-                CronTrigger(parse(lane.entry.cron)),
+                CronTrigger(parse(lane.entry.cron), lane.entry.zone),
                 id=lane.name,
                 name=lane.name,
                 coalesce=True,

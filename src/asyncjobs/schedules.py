@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any, Literal
 
 from asyncjobs import injection, logs
@@ -75,14 +75,16 @@ def collect(jobs: Jobs, *, queue: str, all_queues: bool) -> list[Scheduled]:
     ]
 
 
-def propose(cron: str, last: datetime | None, now: datetime) -> datetime:
+def propose(
+    cron: str, last: datetime | None, now: datetime, zone: tzinfo | None = None
+) -> datetime:
     """The first cron time after ``last`` (or ``now``); the latest one due if that is past.
 
     After downtime this yields one catch-up tick, not one per missed tick.
     """
     expr = parse(cron)
-    tick = expr.next_after(last or now)
-    return expr.latest_not_after(now) if tick < now else tick
+    tick = expr.next_after(last or now, zone)
+    return expr.latest_not_after(now, zone) if tick < now else tick
 
 
 async def schedule_tick(jobs: Jobs, item: Scheduled, last: datetime | None) -> Outcome:
@@ -90,7 +92,7 @@ async def schedule_tick(jobs: Jobs, item: Scheduled, last: datetime | None) -> O
     args = item.hook_args(jobs)
     tick: datetime | None = None
     try:
-        tick = propose(item.schedule.cron, last, jobs.clock())
+        tick = propose(item.schedule.cron, last, jobs.clock(), item.schedule.zone)
         job = await _enqueue(jobs, item, tick, args)
     except JobCancelled:  # the hook cancelled the job before it existed: nothing to enqueue
         job = None

@@ -24,7 +24,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from asyncjobs.http import Receive, Scope, Send, route_path
+from asyncjobs.config import DEFAULT_STOP_TIMEOUT
+from asyncjobs.http import Receive, Scope, Send, route_path, serve_lifespan
 from asyncjobs.jobs import Jobs
 
 DEFAULT_PREFIX = "/api/jobs"
@@ -62,15 +63,18 @@ def _settings() -> dict[str, Any]:
 class JobsASGI:
     """Answers the lifespan protocol with ``jobs``, serves its endpoints, passes on the rest."""
 
-    def __init__(self, jobs: Jobs, django_app: Any, prefix: str) -> None:
+    def __init__(
+        self, jobs: Jobs, django_app: Any, prefix: str, stop_timeout: float = DEFAULT_STOP_TIMEOUT
+    ) -> None:
         if not prefix.startswith("/") or prefix == "/":
             raise ValueError(f"prefix must be a path like '/api/jobs', got {prefix!r}")
         self.jobs, self.django_app, self.prefix = jobs, django_app, prefix.rstrip("/")
+        self.stop_timeout = stop_timeout
         self.endpoints = jobs.asgi_app()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await self.endpoints(scope, receive, send)
+            await serve_lifespan(self.jobs, receive, send, stop_timeout=self.stop_timeout)
         elif scope["type"] == "http" and self._ours(route_path(scope)):
             root = scope.get("root_path", "") + self.prefix
             await self.endpoints({**scope, "root_path": root}, receive, send)
@@ -81,7 +85,13 @@ class JobsASGI:
         return path == self.prefix or path.startswith(self.prefix + "/")
 
 
-def asgi(jobs: Jobs | None = None, django_app: Any = None, prefix: str | None = None) -> JobsASGI:
+def asgi(
+    jobs: Jobs | None = None,
+    django_app: Any = None,
+    prefix: str | None = None,
+    *,
+    stop_timeout: float = DEFAULT_STOP_TIMEOUT,
+) -> JobsASGI:
     """The ASGI application to serve: Django, plus ``jobs`` started and stopped on lifespan.
 
     Args:
@@ -89,6 +99,8 @@ def asgi(jobs: Jobs | None = None, django_app: Any = None, prefix: str | None = 
         django_app: the Django ASGI app; ``None`` means ``get_asgi_application()``.
         prefix: where the endpoints are served; ``None`` means ``settings.ASYNCJOBS["PREFIX"]``,
             else ``/api/jobs``.
+        stop_timeout: seconds running jobs get to finish at shutdown before they are handed
+            back (``Jobs.stop(timeout=...)``).
     """
     if django_app is None:
         from django.core.asgi import get_asgi_application
@@ -96,4 +108,4 @@ def asgi(jobs: Jobs | None = None, django_app: Any = None, prefix: str | None = 
         django_app = get_asgi_application()
     if prefix is None:
         prefix = str(_settings().get("PREFIX", DEFAULT_PREFIX))
-    return JobsASGI(jobs if jobs is not None else get_jobs(), django_app, prefix)
+    return JobsASGI(jobs if jobs is not None else get_jobs(), django_app, prefix, stop_timeout)

@@ -17,6 +17,7 @@ from typing import Any, cast
 
 from quart import Blueprint, Quart, Response, request
 
+from asyncjobs.config import DEFAULT_STOP_TIMEOUT
 from asyncjobs.http import ENDPOINTS, Request, respond
 from asyncjobs.jobs import Jobs
 
@@ -26,20 +27,32 @@ EXTENSION = "asyncjobs"
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
-def init_app(app: Quart, jobs: Jobs, prefix: str = DEFAULT_PREFIX) -> Blueprint:
+def init_app(
+    app: Quart,
+    jobs: Jobs,
+    prefix: str = DEFAULT_PREFIX,
+    *,
+    stop_timeout: float = DEFAULT_STOP_TIMEOUT,
+) -> Blueprint:
     """Start ``jobs`` before serving, stop it after serving, and register the endpoints.
 
     Args:
         app: the Quart app.
         jobs: the ``Jobs`` object; also set as ``app.extensions["asyncjobs"]``.
         prefix: where ``GET /run`` and ``GET /handle-schedules`` are served.
+        stop_timeout: seconds running jobs get to finish after serving before they are
+            handed back (``Jobs.stop(timeout=...)``).
 
     Returns:
         The registered blueprint.
     """
     app.extensions[EXTENSION] = jobs
     app.before_serving(jobs.start)
-    app.after_serving(jobs.stop)
+
+    async def stop() -> None:
+        await jobs.stop(timeout=stop_timeout)
+
+    app.after_serving(stop)
     endpoints = blueprint(jobs)
     app.register_blueprint(endpoints, url_prefix=prefix)
     return endpoints
