@@ -13,8 +13,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 import asyncjobs
+from asyncjobs.json_values import MAX_DEPTH
 from tests.conftest import run_until_idle
 
 MakeJobs = Callable[..., asyncjobs.Jobs]
@@ -47,6 +49,56 @@ async def test_values_postgresql_cannot_store_are_refused_on_both_backends(
     assert await jobs.find() == []
 
 
+def nested(levels: int, *, kind: type = dict) -> Any:
+    """A value whose lists or dicts nest ``levels`` deep, built without recursion."""
+    value: Any = kind()
+    for _ in range(levels - 1):
+        value = {"a": value} if kind is dict else [value]
+    return value
+
+
+DEPTH_PROBLEM = f"deeper than {MAX_DEPTH} levels"
+
+
+class Tree(BaseModel):
+    tree: dict[str, Any]
+
+
+@asyncjobs.task("schema", input_schema=Tree)
+async def schema() -> None:
+    return None
+
+
+@pytest.mark.parametrize("levels", [MAX_DEPTH + 1, 5_000, 50_000])
+@pytest.mark.parametrize("kind", [dict, list])
+async def test_a_value_nested_too_deep_is_refused_naming_the_limit(
+    make_jobs: MakeJobs, levels: int, kind: type
+) -> None:
+    jobs = make_jobs(tasks=[plain, schema])
+    deep = nested(levels, kind=kind)
+    with pytest.raises(asyncjobs.ValidationError, match=f"^input must .*{DEPTH_PROBLEM}"):
+        await jobs.queue(task="plain", input={"x": deep})
+    with pytest.raises(asyncjobs.ValidationError, match=DEPTH_PROBLEM):
+        await jobs.queue(task="schema", input={"tree": {"x": deep}})
+    with pytest.raises(asyncjobs.ValidationError, match=f"^meta must .*{DEPTH_PROBLEM}"):
+        await jobs.queue(task="plain", meta={"x": deep})
+    assert await jobs.find() == []
+
+
+async def test_a_value_at_the_depth_limit_is_stored(make_jobs: MakeJobs) -> None:
+    jobs = make_jobs(tasks=[plain])
+    job = await jobs.queue(task="plain", input=nested(MAX_DEPTH))
+    stored = await jobs.get(job.id)
+    assert stored is not None and stored.input == nested(MAX_DEPTH)
+
+
+async def test_a_model_too_deep_to_dump_is_refused(make_jobs: MakeJobs) -> None:
+    jobs = make_jobs(tasks=[schema])
+    with pytest.raises(asyncjobs.ValidationError, match=r"^input cannot be stored as JSON"):
+        await jobs.queue(task="schema", input=Tree(tree=nested(5_000)))
+    assert await jobs.find() == []
+
+
 RETURNED: list[Any] = []
 
 
@@ -62,6 +114,8 @@ async def returns() -> Any:
         ({"ratio": math.nan}, "Out of range float values"),
         ({"text": "a\x00b"}, "NUL character"),
         ({"text": "a\ud800b"}, "surrogate"),
+        ({"deep": nested(MAX_DEPTH)}, DEPTH_PROBLEM),
+        ({"deep": nested(5_000, kind=list)}, DEPTH_PROBLEM),
     ],
 )
 async def test_an_output_json_cannot_hold_fails_the_task(
