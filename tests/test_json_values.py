@@ -8,6 +8,7 @@ fails where it made the call.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -69,6 +70,27 @@ async def schema() -> None:
     return None
 
 
+@pytest.mark.parametrize(
+    ("value", "key"),
+    [
+        ({1: "a", "1": "b"}, "int key 1"),
+        ({"x": [{"ok": 1, (1, 2): 3}]}, "tuple key (1, 2)"),
+        ({"x": {None: 1}}, "NoneType key None"),
+        ({"x": {10**5000: 1}}, "int key (too long to show)"),
+    ],
+)
+async def test_a_key_that_is_not_a_string_is_refused_not_converted(
+    make_jobs: MakeJobs, value: dict[Any, Any], key: str
+) -> None:
+    jobs = make_jobs(tasks=[plain])
+    problem = f"must have string keys (JSON keys are strings), got the {key}"
+    with pytest.raises(asyncjobs.ValidationError, match=re.escape(f"input {problem}")):
+        await jobs.queue(task="plain", input=value)
+    with pytest.raises(asyncjobs.ValidationError, match=re.escape(f"meta {problem}")):
+        await jobs.queue(task="plain", meta=value)
+    assert await jobs.find() == []
+
+
 @pytest.mark.parametrize("levels", [MAX_DEPTH + 1, 5_000, 50_000])
 @pytest.mark.parametrize("kind", [dict, list])
 async def test_a_value_nested_too_deep_is_refused_naming_the_limit(
@@ -116,6 +138,7 @@ async def returns() -> Any:
         ({"text": "a\ud800b"}, "surrogate"),
         ({"deep": nested(MAX_DEPTH)}, DEPTH_PROBLEM),
         ({"deep": nested(5_000, kind=list)}, DEPTH_PROBLEM),
+        ({1: "one", "1": "uno"}, "must have string keys"),
     ],
 )
 async def test_an_output_json_cannot_hold_fails_the_task(

@@ -98,26 +98,29 @@ def _nested(depth: int) -> dict:
     return value
 
 
+JSON_REFUSES = "be JSON-serialisable"
+
+
 @pytest.mark.parametrize(
-    "value",
+    ("value", "problem"),
     [
-        {"s": {1, 2}},
-        {"b": b"x"},
-        {"o": object()},
-        {"when": datetime(2030, 1, 1)},
-        {"big": 10**5000},
-        {"deep": [{"set": {3}}]},
-        {(1, 2): "tuple key"},
-        _circular(),
+        ({"s": {1, 2}}, JSON_REFUSES),
+        ({"b": b"x"}, JSON_REFUSES),
+        ({"o": object()}, JSON_REFUSES),
+        ({"when": datetime(2030, 1, 1)}, JSON_REFUSES),
+        ({"big": 10**5000}, JSON_REFUSES),
+        ({"deep": [{"set": {3}}]}, JSON_REFUSES),
+        ({(1, 2): "tuple key"}, "have string keys"),
+        (_circular(), "not nest lists and dicts deeper than"),
     ],
 )
 async def test_input_and_meta_that_json_refuses_store_nothing(
-    make_jobs: MakeJobs, value: dict
+    make_jobs: MakeJobs, value: dict, problem: str
 ) -> None:
     jobs = _jobs(make_jobs)
-    with pytest.raises(asyncjobs.ValidationError, match="input must be JSON-serialisable"):
+    with pytest.raises(asyncjobs.ValidationError, match=f"^input must {problem}"):
         await jobs.queue(task="plain", input=value)
-    with pytest.raises(asyncjobs.ValidationError, match="item 1: meta must be JSON"):
+    with pytest.raises(asyncjobs.ValidationError, match=f"^item 1: meta must {problem}"):
         await jobs.queue_many([{"task": "plain"}, {"task": "plain", "meta": value}])
     assert await jobs.find() == []
 
@@ -126,7 +129,6 @@ async def test_values_json_accepts_are_stored_as_json_reads_them(make_jobs: Make
     jobs = _jobs(make_jobs)
     value = {
         "t": (1, "a"),
-        "k": {1: True, None: 2.5},
         "s": Text("sub"),
         "big": 2**70,
         "d": _nested(40),
@@ -134,7 +136,6 @@ async def test_values_json_accepts_are_stored_as_json_reads_them(make_jobs: Make
     job = await jobs.queue(task="plain", input=value, meta=value)
     expected = {
         "t": [1, "a"],
-        "k": {"1": True, "null": 2.5},
         "s": "sub",
         "big": 2**70,
         "d": _nested(40),

@@ -3,7 +3,8 @@
 Inputs, meta and step inputs and outputs are stored as JSON on both backends. What
 ``json.dumps`` refuses fails the call that made it, with a message naming the value; so do NaN
 and infinities, the NUL character and unpaired surrogates, which SQLite would store but
-PostgreSQL's ``jsonb`` refuses, so that a value behaves the same on either backend.
+PostgreSQL's ``jsonb`` refuses, and keys that are not strings, which ``json.dumps`` would
+silently turn into strings (``{1: "a", "1": "b"}`` would lose a value).
 
 :data:`MAX_DEPTH` (read on every check, so it may be changed at startup) is how deeply lists
 and dicts may nest, the value itself being level 1: a deeper value would break every
@@ -25,6 +26,7 @@ MAX_DEPTH = 100
 
 _CONTAINERS = (dict, list, tuple)
 _SCALARS = frozenset({str, int, float, bool, type(None)})
+_STR = frozenset({str})
 _SCAN = 16
 # NUL as json.dumps escapes it: "\\u0000" preceded by an even number of backslashes
 _NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
@@ -36,7 +38,7 @@ def checked(value: T, what: str) -> T:
     Raises:
         ValidationError: naming ``what`` and the problem.
     """
-    check_shape(value, what)
+    check_shape(value, what, keys=True)
     try:
         text = json.dumps(value, allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError, RecursionError) as exc:
@@ -48,9 +50,10 @@ def checked(value: T, what: str) -> T:
     return value
 
 
-def check_shape(value: Any, what: str) -> None:
+def check_shape(value: Any, what: str, *, keys: bool = False) -> None:
     """Refuse ``value`` if it nests deeper than :data:`MAX_DEPTH`, walking its containers
-    only, level by level, without recursion, and stopping as soon as the limit is passed.
+    only, level by level, without recursion, and stopping as soon as the limit is passed; with
+    ``keys``, also if a dict has a key that is not a string.
 
     Raises:
         ValidationError: naming ``what`` and the limit.
@@ -66,7 +69,11 @@ def check_shape(value: Any, what: str) -> None:
             )
         below: list[Any] = []
         for node in level:
-            below += _containers(node.values() if isinstance(node, dict) else node)
+            if isinstance(node, dict):
+                if keys:
+                    _check_keys(node, what)
+                node = node.values()
+            below += _containers(node)
         level = below
 
 
@@ -74,6 +81,25 @@ def _containers(items: Collection[Any]) -> Iterable[Any]:
     if len(items) > _SCAN and _SCALARS.issuperset(map(type, items)):
         return ()  # a long run of scalars: one pass in C instead of one check per item
     return [item for item in items if isinstance(item, _CONTAINERS)]
+
+
+def _check_keys(node: dict[Any, Any], what: str) -> None:
+    if _STR.issuperset(map(type, node)):
+        return
+    for key in node:
+        if not isinstance(key, str):
+            raise ValidationError(
+                f"{what} must have string keys (JSON keys are strings), "
+                f"got the {type(key).__name__} key {_brief(key)}"
+            )
+
+
+def _brief(value: Any) -> str:
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long to print
+        return "(too long to show)"
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _utf8(text: str, what: str) -> bytes:
