@@ -17,7 +17,8 @@ import pytest
 from pydantic import BaseModel
 
 import asyncjobs
-from asyncjobs.json_values import MAX_DEPTH
+from asyncjobs import json_values
+from asyncjobs.json_values import MAX_BYTES, MAX_DEPTH
 from tests.conftest import run_until_idle
 
 MakeJobs = Callable[..., asyncjobs.Jobs]
@@ -121,6 +122,49 @@ async def test_a_model_too_deep_to_dump_is_refused(make_jobs: MakeJobs) -> None:
     assert await jobs.find() == []
 
 
+SIZE_PROBLEM = f"must not be larger than {MAX_BYTES:,} bytes as JSON"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"text": "x" * MAX_BYTES},
+        {"text": "\u00e9" * (MAX_BYTES // 2)},  # two bytes each in UTF-8
+        {"numbers": [7] * (MAX_BYTES // 3)},  # "7, " each
+        {"rows": [{"id": n, "name": "Ada"} for n in range(MAX_BYTES // 20)]},
+        {"numbers": [0] * (10 * MAX_BYTES)},  # refused before its JSON is written
+    ],
+    ids=["string", "utf-8", "numbers", "records", "huge"],
+)
+async def test_a_value_larger_than_the_size_limit_is_refused_naming_it(
+    make_jobs: MakeJobs, value: dict[str, Any]
+) -> None:
+    jobs = make_jobs(tasks=[plain])
+    with pytest.raises(asyncjobs.ValidationError, match=f"^input {SIZE_PROBLEM}"):
+        await jobs.queue(task="plain", input=value)
+    with pytest.raises(asyncjobs.ValidationError, match=f"^meta {SIZE_PROBLEM}"):
+        await jobs.queue(task="plain", meta=value)
+    assert await jobs.find() == []
+
+
+async def test_a_value_just_below_the_size_limit_is_stored(make_jobs: MakeJobs) -> None:
+    jobs = make_jobs(tasks=[plain])
+    value = {"text": "x" * (MAX_BYTES - len('{"text": ""}'))}
+    job = await jobs.queue(task="plain", input=value)
+    stored = await jobs.get(job.id)
+    assert stored is not None and stored.input == value
+
+
+async def test_the_size_limit_can_be_changed_at_startup(
+    make_jobs: MakeJobs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(json_values, "MAX_BYTES", 100)
+    jobs = make_jobs(tasks=[plain])
+    with pytest.raises(asyncjobs.ValidationError, match="larger than 100 bytes"):
+        await jobs.queue(task="plain", input={"text": "x" * 100})
+    await jobs.queue(task="plain", input={"text": "x" * 80})
+
+
 RETURNED: list[Any] = []
 
 
@@ -139,6 +183,7 @@ async def returns() -> Any:
         ({"deep": nested(MAX_DEPTH)}, DEPTH_PROBLEM),
         ({"deep": nested(5_000, kind=list)}, DEPTH_PROBLEM),
         ({1: "one", "1": "uno"}, "must have string keys"),
+        ({"big": "x" * MAX_BYTES}, SIZE_PROBLEM),
     ],
 )
 async def test_an_output_json_cannot_hold_fails_the_task(

@@ -6,9 +6,11 @@ and infinities, the NUL character and unpaired surrogates, which SQLite would st
 PostgreSQL's ``jsonb`` refuses, and keys that are not strings, which ``json.dumps`` would
 silently turn into strings (``{1: "a", "1": "b"}`` would lose a value).
 
-:data:`MAX_DEPTH` (read on every check, so it may be changed at startup) is how deeply lists
-and dicts may nest, the value itself being level 1: a deeper value would break every
-recursive reader of it, from ``json`` to the engine recording a result.
+Two limits keep one value from breaking the engine or stalling the host's event loop, and may
+be changed at startup (they are read on every check):
+
+- :data:`MAX_DEPTH`: how deeply lists and dicts may nest (the value itself is level 1);
+- :data:`MAX_BYTES`: how long the value's JSON text may be, in UTF-8 bytes.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from asyncjobs.errors import ValidationError
 T = TypeVar("T")
 
 MAX_DEPTH = 100
+MAX_BYTES = 1_000_000
 
 _CONTAINERS = (dict, list, tuple)
 _SCALARS = frozenset({str, int, float, bool, type(None)})
@@ -45,20 +48,23 @@ def checked(value: T, what: str) -> T:
         raise ValidationError(f"{what} must be JSON-serialisable: {exc}") from None
     if "\\u0000" in text and _NUL.search(text):  # the plain search first: it is much faster
         raise ValidationError(f"{what} must not contain the NUL character (\\u0000)")
-    if not text.isascii():
-        _utf8(text, what)
+    size = len(text) if text.isascii() else len(_utf8(text, what))
+    if size > MAX_BYTES:
+        raise _too_big(what)
     return value
 
 
 def check_shape(value: Any, what: str, *, keys: bool = False) -> None:
-    """Refuse ``value`` if it nests deeper than :data:`MAX_DEPTH`, walking its containers
-    only, level by level, without recursion, and stopping as soon as the limit is passed; with
-    ``keys``, also if a dict has a key that is not a string.
+    """Refuse ``value`` if it nests deeper than :data:`MAX_DEPTH` or surely exceeds
+    :data:`MAX_BYTES`, walking its containers only, level by level, without recursion, and
+    stopping as soon as a limit is passed; with ``keys``, also if a dict has a key that is not
+    a string.
 
     Raises:
         ValidationError: naming ``what`` and the limit.
     """
-    level = [value] if isinstance(value, _CONTAINERS) else []
+    budget = MAX_BYTES  # a lower bound of the JSON text: two bytes per item, five per entry
+    level: list[Any] = [value] if isinstance(value, _CONTAINERS) else []
     depth = 0
     while level:
         depth += 1
@@ -69,10 +75,14 @@ def check_shape(value: Any, what: str, *, keys: bool = False) -> None:
             )
         below: list[Any] = []
         for node in level:
+            budget -= 2 * len(node) + 2
             if isinstance(node, dict):
                 if keys:
                     _check_keys(node, what)
+                budget -= 3 * len(node)  # a key's quotes and colon
                 node = node.values()
+            if budget < 0:
+                raise _too_big(what)
             below += _containers(node)
         level = below
 
@@ -109,3 +119,9 @@ def _utf8(text: str, what: str) -> bytes:
         raise ValidationError(
             f"{what} must not contain an unpaired surrogate (\\ud800-\\udfff)"
         ) from None
+
+
+def _too_big(what: str) -> ValidationError:
+    return ValidationError(
+        f"{what} must not be larger than {MAX_BYTES:,} bytes as JSON (the limit of a stored value)"
+    )
