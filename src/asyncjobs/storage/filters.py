@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, or_, true
-from sqlalchemy.sql.elements import UnaryExpression
+from sqlalchemy import Boolean, ColumnElement, String, and_, bindparam, false, or_, true
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.elements import BindParameter, UnaryExpression
 
 from asyncjobs.storage.tables import jobs
 
@@ -44,26 +46,71 @@ def _condition(key: str, value: Any, now: datetime) -> ColumnElement[bool]:
     if key == "status":
         return status_clause(value, now)
     if key.startswith("input.") and len(key) > len("input."):
-        return _input_condition(key[len("input.") :], value)
+        return InputEquals(key[len("input.") :], _input_value(key, value))
     raise ValueError(
         f"cannot filter jobs on {key!r}; use {', '.join(WHERE_COLUMNS)}, status or input.<key>"
     )
 
 
-def _input_condition(field: str, value: Any) -> ColumnElement[bool]:
-    element = jobs.c.input[field]
-    condition: ColumnElement[bool] | None = None
+def _input_value(key: str, value: Any) -> str | int | float | bool:
+    if isinstance(value, str | int | float):  # bool is an int
+        return value
+    raise ValueError(f"{key} filters take a str, int, float or bool, got {value!r}")
+
+
+class InputEquals(ColumnElement[bool]):
+    """``input[key]`` equals ``value`` as JSON: of the same JSON type and equal, or false.
+
+    A row holding another type there never matches and never breaks the statement, and
+    ``key`` is one literal top-level key on both backends (no path syntax).
+    """
+
+    type = Boolean()
+    inherit_cache = False  # built per call from user values, like the rest of a where filter
+
+    def __init__(self, key: str, value: str | int | float | bool) -> None:
+        self.field: BindParameter[str] = bindparam(None, key, String())
+        self.kind = _json_kind(value)
+        self.value: BindParameter[Any] = bindparam(None, value)
+        self.json: BindParameter[str] = bindparam(None, json.dumps(value), String())
+
+
+def _json_kind(value: str | int | float | bool) -> str:
     if isinstance(value, bool):
-        condition = element.as_boolean() == value
-    elif isinstance(value, int):
-        condition = element.as_integer() == value
-    elif isinstance(value, float):
-        condition = element.as_float() == value
-    elif isinstance(value, str):
-        condition = element.as_string() == value
-    if condition is not None:
-        return condition
-    raise ValueError(f"input.{field} filters take a str, int, float or bool, got {value!r}")
+        return "true" if value else "false"
+    return "text" if isinstance(value, str) else "number"
+
+
+_SQLITE_MATCH = {
+    "text": "{each}.type = 'text' AND {each}.atom = {value}",
+    # SQLite reads an integer beyond 64 bits as a rounded real: it never matches
+    "number": "({each}.type = 'real' OR ({each}.type = 'integer'"
+    " AND typeof({each}.atom) = 'integer')) AND {each}.atom = {value}",
+    "true": "{each}.type = 'true'",
+    "false": "{each}.type = 'false'",
+}
+
+
+@compiles(InputEquals, "postgresql")
+def _postgres_input_equals(element: InputEquals, compiler: Any, **kw: Any) -> str:
+    # jsonb equality compares type and value (numbers numerically) and never casts a row.
+    column = compiler.process(jobs.c.input, **kw)
+    key, value = compiler.process(element.field, **kw), compiler.process(element.json, **kw)
+    return f"(({column} -> {key}) = CAST({value} AS JSONB))"
+
+
+@compiles(InputEquals, "sqlite")
+def _sqlite_input_equals(element: InputEquals, compiler: Any, **kw: Any) -> str:
+    # json_each reads the top-level key literally; a JSON path would parse '"' and '.'.
+    column = compiler.process(jobs.c.input, **kw)
+    key = compiler.process(element.field, **kw)
+    match = _SQLITE_MATCH[element.kind].format(
+        each="input_entry", value=compiler.process(element.value, **kw)
+    )
+    return (
+        f"EXISTS (SELECT 1 FROM json_each({column}) AS input_entry"
+        f" WHERE input_entry.key = {key} AND {match})"
+    )
 
 
 def status_clause(status: str, now: datetime) -> ColumnElement[bool]:
