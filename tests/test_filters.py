@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -77,3 +78,57 @@ async def test_an_input_key_is_one_literal_top_level_key(make_jobs: MakeJobs, ke
     )
     assert await found(jobs, {f"input.{key}": 1}) == [literal]
     assert nested
+
+
+BAD_WHERE: list[tuple[Any, str]] = [
+    ({1: "x"}, "where keys must be strings, got 1"),
+    ({"id": 2**64}, r"where\['id'\] must fit in 64 bits"),
+    ({"id": "5"}, r"where\['id'\] must be an int"),
+    ({"id": True}, r"where\['id'\] must be an int"),
+    ({"queue": "a\x00"}, r"where\['queue'\] must not contain the NUL"),
+    ({"task_slug": "\ud800"}, r"where\['task_slug'\] must not contain an unpaired surrogate"),
+    ({"queue": 5}, r"where\['queue'\] must be a str"),
+    ({"input.k": "a\x00b"}, r"where\['input.k'\] must not contain the NUL"),
+    ({"input.k": "\udc80"}, r"where\['input.k'\] must not contain an unpaired surrogate"),
+    ({"input.k\x00": 1}, "where key must not contain the NUL"),
+    ({"input.k": 2**64}, r"where\['input.k'\] must fit in 64 bits"),
+    ({"input.k": math.nan}, "finite float"),
+    ({"input.k": None}, "takes a str, int, finite float or bool"),
+    ({"input.k": [1]}, "takes a str, int, finite float or bool"),
+    ({"status": ["queued"]}, "unknown job status"),
+    ({"input": 1}, "cannot filter jobs on 'input'"),
+]
+
+
+@pytest.mark.parametrize(("where", "problem"), BAD_WHERE)
+async def test_a_bad_where_is_refused_naming_it_and_changes_nothing(
+    make_jobs: MakeJobs, where: Any, problem: str
+) -> None:
+    jobs = make_jobs(tasks=[plain])
+    (job_id,) = await queue_inputs(jobs, {"k": 1})
+    with pytest.raises(ValueError, match=problem):
+        await jobs.find(where=where)
+    with pytest.raises(ValueError, match=problem):
+        await jobs.run(where=where)
+    with pytest.raises(ValueError, match=problem):
+        await jobs.cancel(where=where)
+    stored = await jobs.get(job_id)
+    assert stored is not None and stored.status == "queued" and stored.total_tried == 0
+
+
+@pytest.mark.parametrize("job_id", [2**63, -(2**63) - 1, 10**30])
+async def test_an_id_beyond_64_bits_is_refused_naming_it(make_jobs: MakeJobs, job_id: int) -> None:
+    jobs = make_jobs(tasks=[plain])
+    (queued,) = await queue_inputs(jobs, {})
+    calls = (jobs.get, jobs.run_by_id, jobs.cancel_by_id, jobs.retry_by_id)
+    for call in calls:
+        with pytest.raises(ValueError, match="job id must fit in 64 bits"):
+            await call(job_id)
+    stored = await jobs.get(queued)
+    assert stored is not None and stored.status == "queued"
+
+
+async def test_the_largest_64_bit_id_is_simply_missing(make_jobs: MakeJobs) -> None:
+    jobs = make_jobs(tasks=[plain])
+    assert await jobs.get(2**63 - 1) is None
+    assert await jobs.find(where={"id": 2**63 - 1}) == []

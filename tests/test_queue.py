@@ -269,3 +269,38 @@ def test_definitions_with_names_longer_than_the_columns_are_refused() -> None:
         asyncjobs.Workflow("w", plain.handler, queue="q" * 201)
     with pytest.raises(ValueError, match="queue is 201 characters long"):
         asyncjobs.Schedule("* * * * *", queue="q" * 201)
+
+
+NUL = "must not contain the NUL character"
+SURROGATE = "must not contain an unpaired surrogate"
+
+
+@pytest.mark.parametrize(("name", "problem"), [("a\x00b", NUL), ("\ud800", SURROGATE)])
+async def test_names_postgresql_cannot_store_are_refused_on_both_backends(
+    make_jobs: MakeJobs, name: str, problem: str
+) -> None:
+    keyed = asyncjobs.Task("keyed", plain.handler, concurrency=lambda input: input["key"])
+    jobs = make_jobs(tasks=[plain, keyed])
+    with pytest.raises(ValueError, match=f"^queue {problem}"):
+        await jobs.queue(task="plain", queue=name)
+    with pytest.raises(ValueError, match=f"^item 1: queue {problem}"):
+        await jobs.queue_many([{"task": "plain"}, {"task": "plain", "queue": name}])
+    with pytest.raises(ValueError, match=f"^the concurrency key of 'keyed' {problem}"):
+        await jobs.queue(task="keyed", input={"key": name})
+    assert await jobs.find() == []
+    with pytest.raises(ValueError, match=f"^queue {problem}"):
+        await jobs.run(queue=name)
+    with pytest.raises(ValueError, match=f"^queue {problem}"):
+        await jobs.cancel(queue=name)
+
+
+@pytest.mark.parametrize(("name", "problem"), [("a\x00b", NUL), ("\udfff", SURROGATE)])
+def test_definitions_with_names_postgresql_cannot_store_are_refused(
+    name: str, problem: str
+) -> None:
+    with pytest.raises(ValueError, match=f"^task slug {problem}"):
+        asyncjobs.Task(name, plain.handler)
+    with pytest.raises(ValueError, match=f"^queue {problem}"):
+        asyncjobs.Workflow("w", plain.handler, queue=name)
+    with pytest.raises(ValueError, match=f"^queue {problem}"):
+        asyncjobs.Schedule("* * * * *", queue=name)

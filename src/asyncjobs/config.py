@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel
 
 from asyncjobs.injection import check_injectable
+from asyncjobs.json_values import text_problem
 
 if TYPE_CHECKING:
     from asyncjobs.jobs import Jobs
@@ -42,6 +43,7 @@ def seconds(value: Seconds) -> float:
 
 MAX_NAME_LENGTH = 200  # slugs and queue names, as stored
 MAX_KEY_LENGTH = 500  # concurrency keys, as stored
+MIN_ID, MAX_ID = -(2**63), 2**63 - 1  # job ids: BIGINT on PostgreSQL, INTEGER on SQLite
 
 
 def check_slug(slug: object, what: str) -> str:
@@ -58,10 +60,25 @@ def check_queue(queue: object) -> str:
 
 
 def check_length(value: str, limit: int, what: str) -> str:
-    """Refuse what one backend would store and the other refuse (SQLite ignores lengths)."""
+    """Refuse text one backend would store and the other refuse: longer than its column
+    (SQLite ignores lengths), or holding NUL or an unpaired surrogate (PostgreSQL refuses)."""
     if len(value) > limit:
         raise ValueError(f"{what} is {len(value)} characters long; the limit is {limit}")
+    problem = text_problem(value)
+    if problem is not None:
+        raise ValueError(f"{what} {problem}, got {value!r}")
     return value
+
+
+def check_id(value: Any, what: str = "job id") -> int:
+    """``int(value)``, once it is an id both backends can hold (a signed 64-bit int)."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be an int, got {value!r:.40}") from None
+    if not MIN_ID <= number <= MAX_ID:
+        raise ValueError(f"{what} must fit in 64 bits, got an int of {number.bit_length()} bits")
+    return number
 
 
 def check_import_string(value: str, what: str) -> None:

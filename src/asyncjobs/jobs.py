@@ -24,7 +24,9 @@ from asyncjobs.config import (
     ProcessingOrder,
     Task,
     Workflow,
+    check_id,
     check_order,
+    check_queue,
 )
 from asyncjobs.errors import Forbidden
 from asyncjobs.logs import Silent, check_silent
@@ -253,6 +255,7 @@ class Jobs:
         """Claim up to ``limit`` runnable jobs and run them (in parallel unless ``sequential``)."""
         await self._check_access("run", override_access, request)
         _check_limit(limit)
+        check_queue(queue)
         check_silent(silent)
         order = self._order(processing_order, queue, all_queues, locals())
         await self._ready()
@@ -274,7 +277,7 @@ class Jobs:
         await self._check_access("run", override_access, request)
         await self._ready()
         return await self.runner.run(
-            RunRequest(limit=1, order=DEFAULT_ORDER, job_id=int(id), silent=silent)
+            RunRequest(limit=1, order=DEFAULT_ORDER, job_id=check_id(id), silent=silent)
         )
 
     async def cancel(
@@ -288,6 +291,8 @@ class Jobs:
         """Cancel the matching jobs that are not finished; return how many."""
         if not where and queue is None:
             raise ValueError("cancel() needs where or queue; cancelling every job is not allowed")
+        if queue is not None:
+            check_queue(queue)
         await self._check_access("cancel", override_access, request)
         return len(await self._cancel(where, queue))
 
@@ -296,7 +301,7 @@ class Jobs:
     ) -> bool:
         """Cancel one job; ``False`` when it is missing or already finished."""
         await self._check_access("cancel", override_access, request)
-        return bool(await self._cancel({"id": int(id)}, None))
+        return bool(await self._cancel({"id": check_id(id)}, None))
 
     async def retry_by_id(self, id: int) -> bool:
         """Make a failed or cancelled job runnable again; its succeeded steps are kept.
@@ -306,7 +311,7 @@ class Jobs:
         """
         await self._ready()
         now = self.clock()
-        row = await self.store.retry(int(id), now=now)
+        row = await self.store.retry(check_id(id), now=now)
         if row is None:
             return False
         # Runnable again, like a new job: wake_on_queue listeners may run it at once.
@@ -331,7 +336,7 @@ class Jobs:
 
     async def get(self, id: int) -> Job | None:
         await self._ready()
-        row = await self.store.get(int(id))
+        row = await self.store.get(check_id(id))
         return None if row is None else make_job(row, self.clock())
 
     async def find(

@@ -125,3 +125,15 @@ def _too_big(what: str) -> ValidationError:
     return ValidationError(
         f"{what} must not be larger than {MAX_BYTES:,} bytes as JSON (the limit of a stored value)"
     )
+
+
+def text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be stored alike on both backends as text, or ``None``."""
+    if "\x00" in value:
+        return "must not contain the NUL character (\\u0000)"
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "must not contain an unpaired surrogate (\\ud800-\\udfff)"
+    return None
