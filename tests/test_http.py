@@ -151,6 +151,17 @@ async def test_async_access_run_refusal_gets_401(make_jobs: MakeJobs) -> None:
     assert await statuses(jobs) == ["queued"]
 
 
+@pytest.mark.parametrize("answer", ["false", "yes", 1, {"allowed": False}, [True], None])
+async def test_access_run_approves_only_with_true(make_jobs: MakeJobs, answer: Any) -> None:
+    async def check() -> Any:
+        return answer
+
+    jobs = make_jobs(tasks=[add], access=asyncjobs.Access(run=check))
+    await jobs.queue(task="add", input={"a": 1, "b": 2})
+    assert (await get(jobs, "/run")).status_code == 401
+    assert await statuses(jobs) == ["queued"]
+
+
 async def test_secret_allows_when_access_run_refuses(make_jobs: MakeJobs) -> None:
     jobs = make_jobs(tasks=[add], secret=SECRET, access=asyncjobs.Access(run=lambda: False))
     assert (await get(jobs, "/run", headers=AUTH)).status_code == 200

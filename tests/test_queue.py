@@ -239,6 +239,25 @@ async def test_access_refused_changes_nothing(make_jobs: MakeJobs) -> None:
     assert seen
 
 
+@pytest.mark.parametrize("answer", ["false", 1, {"allowed": False}])
+async def test_an_access_answer_other_than_true_refuses(
+    make_jobs: MakeJobs, answer: object
+) -> None:
+    def check() -> object:
+        return answer
+
+    access = asyncjobs.Access(queue=check, run=check, cancel=check)
+    jobs = _jobs(make_jobs, access=access)
+    with pytest.raises(asyncjobs.Forbidden):
+        await jobs.queue(task="plain", override_access=False)
+    job = await jobs.queue(task="plain")
+    with pytest.raises(asyncjobs.Forbidden):
+        await jobs.run(override_access=False)
+    with pytest.raises(asyncjobs.Forbidden):
+        await jobs.cancel_by_id(job.id, override_access=False)
+    assert [j.status for j in await jobs.find()] == ["queued"]
+
+
 async def test_without_access_configured_checked_calls_are_refused(make_jobs: MakeJobs) -> None:
     jobs = _jobs(make_jobs)
     with pytest.raises(asyncjobs.Forbidden):

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
-from asyncjobs.injection import check_injectable
+from asyncjobs.injection import call, check_injectable
 from asyncjobs.json_values import text_problem
 
 if TYPE_CHECKING:
@@ -183,7 +183,11 @@ AccessCheck = Callable[..., bool | Awaitable[bool]]
 
 @dataclass(frozen=True, kw_only=True)
 class Access:
-    """Callables ``(request) -> bool`` asked for calls made with ``override_access=False``."""
+    """Callables ``(request) -> bool`` asked for calls made with ``override_access=False``.
+
+    Only ``True`` (or an awaitable resolving to ``True``) approves: ``"false"``, ``1`` or
+    ``{"allowed": False}`` refuse, like ``False`` and ``None``.
+    """
 
     run: AccessCheck | None = None
     queue: AccessCheck | None = None
@@ -194,6 +198,11 @@ class Access:
             fn = getattr(self, name)
             if fn is not None:
                 check_injectable(fn, {"request"}, f"Access.{name}")
+
+    async def approves(self, kind: str, request: Any) -> bool:
+        """Whether the ``kind`` callable (``"run"``, ``"queue"``...) answers ``True``."""
+        check = getattr(self, kind, None)
+        return check is not None and await call(check, {"request": request}) is True
 
 
 @dataclass(frozen=True, kw_only=True)

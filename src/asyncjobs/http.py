@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import parse_qsl
 
-from asyncjobs import injection
 from asyncjobs.config import DEFAULT_LIMIT, DEFAULT_QUEUE, check_queue
 
 if TYPE_CHECKING:
@@ -203,11 +202,11 @@ def _flag(given: Mapping[str, str], name: str) -> bool:
 
 
 async def allowed(jobs: Jobs, request: Request) -> bool:
-    """True when the request carries the secret as a bearer token or ``Access.run`` says yes."""
+    """True when the request carries the secret as a bearer token or ``Access.run`` says
+    ``True``."""
     if jobs.secret and _bearer_matches(request.headers.get("authorization", ""), jobs.secret):
         return True
-    check = jobs.access.run if jobs.access is not None else None
-    return check is not None and bool(await injection.call(check, {"request": request}))
+    return jobs.access is not None and await jobs.access.approves("run", request)
 
 
 def _bearer_matches(header: str, secret: str) -> bool:

@@ -359,8 +359,7 @@ class Jobs:
     async def _check_access(self, kind: str, override_access: bool, request: Any) -> None:
         if override_access:
             return
-        check = getattr(self.access, kind, None) if self.access else None
-        if check is None or not await injection.call(check, {"request": request}):
+        if self.access is None or not await self.access.approves(kind, request):
             raise Forbidden(f"access to {kind} was refused")
 
     def _order(
