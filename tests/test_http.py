@@ -115,6 +115,24 @@ async def test_the_401_says_which_credentials_are_expected(
     assert message.startswith("Unauthorized: ") and expected in message
 
 
+@pytest.mark.parametrize(
+    ("secret", "error", "problem"),
+    [
+        (" s3cret", ValueError, "must not start or end with whitespace"),
+        ("s3cret\n", ValueError, "must not start or end with whitespace"),
+        ("s3c\x00ret", ValueError, "printable characters only"),
+        ("s3c\nret", ValueError, "printable characters only"),
+        ("s3cr\ud800t", ValueError, "printable characters only"),
+        (b"s3cret", TypeError, "secret must be a str or None"),
+    ],
+)
+def test_a_secret_no_request_could_carry_is_refused(
+    secret: Any, error: type[Exception], problem: str
+) -> None:
+    with pytest.raises(error, match=problem):
+        asyncjobs.Jobs(tasks=[add], secret=secret)
+
+
 async def test_empty_secret_counts_as_no_secret(make_jobs: MakeJobs) -> None:
     jobs = make_jobs(tasks=[add], secret="")
     response = await get(jobs, "/run", headers={"Authorization": "Bearer "})

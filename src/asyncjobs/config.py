@@ -205,6 +205,22 @@ class Access:
         return check is not None and await call(check, {"request": request}) is True
 
 
+def check_secret(secret: object) -> str | None:
+    """The bearer secret of the endpoints, refused when no request could ever carry it."""
+    if secret is None or secret == "":
+        return None  # no secret: only Access.run can approve a request
+    if not isinstance(secret, str):
+        raise TypeError(f"secret must be a str or None, got {type(secret).__name__}")
+    if secret != secret.strip():
+        raise ValueError(
+            "secret must not start or end with whitespace: a bearer token never does, "
+            "so it could never match"
+        )
+    if not secret.isprintable() or text_problem(secret) is not None:
+        raise ValueError("secret must hold printable characters only, as an HTTP header does")
+    return secret
+
+
 @dataclass(frozen=True, kw_only=True)
 class ProcessingOrder:
     """Claim order: ``default`` for every queue unless ``queues`` names one."""

@@ -27,6 +27,7 @@ from asyncjobs.config import (
     check_id,
     check_order,
     check_queue,
+    check_secret,
 )
 from asyncjobs.errors import Forbidden
 from asyncjobs.logs import Silent, check_silent
@@ -74,7 +75,7 @@ class Jobs:
         self.delete_job_on_complete = bool(delete_job_on_complete)
         self.processing_order = _check_processing_order(processing_order)
         self.access = _check_type(access, Access, "access")
-        self.secret = _check_type(secret, str, "secret")
+        self.secret = check_secret(secret)
         self.lease = _check_type(lease, Lease, "lease") or Lease()
         self.clock: Callable[[], datetime] = _check_callable(clock, "clock") or utcnow
         self.store = Store(self.database_url)
