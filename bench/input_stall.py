@@ -4,6 +4,8 @@
 
 A probe task sleeps 1 ms in a loop; the longest gap between its wake-ups while one ``queue()``
 call runs is that call's worst stall. Each shape is built to about the given size of JSON text.
+SQLite runs in a temporary folder; on PostgreSQL the run creates its own database on the
+server and drops it at the end.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from statistics import median
 from typing import Any
@@ -98,6 +102,34 @@ async def measure(url: str, runs: int, sizes: list[float]) -> None:
                 )
 
 
+@asynccontextmanager
+async def postgres_database(server_url: str) -> AsyncIterator[str]:
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    server = make_url(server_url)
+    name = f"asyncjobs_stall_{uuid.uuid4().hex[:10]}"
+    dsn = server.set(drivername="postgresql").render_as_string(hide_password=False)
+    admin = await asyncpg.connect(dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield server.set(database=name).render_as_string(hide_password=False)
+        finally:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+async def run(backend: str, runs: int, sizes: list[float]) -> None:
+    if backend == "postgres":
+        async with postgres_database(POSTGRES_URL) as url:
+            await measure(url, runs, sizes)
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        await measure(f"sqlite+aiosqlite:///{Path(folder) / 'stall.db'}", runs, sizes)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
@@ -105,11 +137,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="0.1,0.5,1,10", help="MB, comma-separated")
     args = parser.parse_args()
     sizes = [float(s) for s in args.sizes.split(",")]
-    with tempfile.TemporaryDirectory() as folder:
-        url = POSTGRES_URL
-        if args.backend == "sqlite":
-            url = f"sqlite+aiosqlite:///{Path(folder) / 'stall.db'}"
-        asyncio.run(measure(url, args.runs, sizes))
+    asyncio.run(run(args.backend, args.runs, sizes))
 
 
 if __name__ == "__main__":
