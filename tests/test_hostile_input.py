@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import math
+import shutil
+import tempfile
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
@@ -12,10 +15,17 @@ from urllib.parse import quote
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 
 import asyncjobs
 
 MakeJobs = Callable[..., asyncjobs.Jobs]
+
+# Hypothesis caches what it reads from the tests' source beside them, once they are collected;
+# a temporary folder, removed at exit, leaves nothing behind.
+_HOME = tempfile.mkdtemp(prefix="asyncjobs-hypothesis-")
+atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
+set_hypothesis_home_dir(_HOME)
 SECRET = "fuzz-secret"
 FUZZ = settings(
     max_examples=60,
