@@ -132,3 +132,11 @@ async def test_the_largest_64_bit_id_is_simply_missing(make_jobs: MakeJobs) -> N
     jobs = make_jobs(tasks=[plain])
     assert await jobs.get(2**63 - 1) is None
     assert await jobs.find(where={"id": 2**63 - 1}) == []
+
+
+async def test_an_id_or_a_where_of_the_wrong_type_is_refused(make_jobs: MakeJobs) -> None:
+    jobs = make_jobs(tasks=[plain])
+    with pytest.raises(ValueError, match="job id must be an int, got 'seven'"):
+        await jobs.get("seven")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="where must be a dict, got 'queue=default'"):
+        await jobs.find(where="queue=default")  # type: ignore[arg-type]

@@ -246,3 +246,13 @@ async def test_a_failure_whose_message_json_cannot_hold_is_still_recorded(
     message = stored.log[0].error["message"]
     assert message == "nul \ufffd and a lone ? surrogate"
     assert stored.error is not None and "\x00" not in stored.error.get("traceback", "")
+
+
+def test_keys_of_a_str_subclass_are_strings() -> None:
+    from asyncjobs.json_values import checked
+
+    class Key(str):
+        pass
+
+    value = {Key("k"): [{Key("nested"): 1}]}
+    assert checked(value, "input") is value
