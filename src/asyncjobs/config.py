@@ -15,7 +15,8 @@ from pydantic import BaseModel
 from typing_extensions import TypeVar
 
 from asyncjobs import injection
-from asyncjobs.injection import check_injectable
+from asyncjobs.injection import call, check_injectable
+from asyncjobs.json_values import text_problem
 
 if TYPE_CHECKING:
     from asyncjobs.jobs import Jobs
@@ -58,6 +59,7 @@ def seconds(value: Seconds) -> float:
 
 MAX_NAME_LENGTH = 200  # slugs and queue names, as stored
 MAX_KEY_LENGTH = 500  # concurrency keys, as stored
+MIN_ID, MAX_ID = -(2**63), 2**63 - 1  # job ids: BIGINT on PostgreSQL, INTEGER on SQLite
 
 
 def check_slug(slug: object, what: str) -> str:
@@ -74,10 +76,28 @@ def check_queue(queue: object) -> str:
 
 
 def check_length(value: str, limit: int, what: str) -> str:
-    """Refuse what one backend would store and the other refuse (SQLite ignores lengths)."""
+    """Refuse text one backend would store and the other refuse: longer than its column
+    (SQLite ignores lengths), or holding NUL or an unpaired surrogate (PostgreSQL refuses)."""
     if len(value) > limit:
         raise ValueError(f"{what} is {len(value)} characters long; the limit is {limit}")
+    problem = text_problem(value)
+    if problem is not None:
+        raise ValueError(f"{what} {problem}, got {value!r}")
     return value
+
+
+def check_id(value: object, what: str = "job id") -> int:
+    """An id both backends can hold (a signed 64-bit int): an int or a string of digits."""
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        number = int(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    else:
+        kind = ValueError if isinstance(value, str) else TypeError
+        raise kind(f"{what} must be an int, got {value!r:.40}")
+    if not MIN_ID <= number <= MAX_ID:
+        raise ValueError(f"{what} must fit in 64 bits, got an int of {number.bit_length()} bits")
+    return number
 
 
 def check_import_string(value: str, what: str) -> None:
@@ -192,7 +212,11 @@ AccessCheck = Callable[..., bool | Awaitable[bool]]
 
 @dataclass(frozen=True, kw_only=True)
 class Access:
-    """Callables ``(request) -> bool`` asked for calls made with ``override_access=False``."""
+    """Callables ``(request) -> bool`` asked for calls made with ``override_access=False``.
+
+    Only ``True`` (or an awaitable resolving to ``True``) approves: ``"false"``, ``1`` or
+    ``{"allowed": False}`` refuse, like ``False`` and ``None``.
+    """
 
     run: AccessCheck | None = None
     queue: AccessCheck | None = None
@@ -203,6 +227,27 @@ class Access:
             fn = getattr(self, name)
             if fn is not None:
                 check_injectable(fn, {"request"}, f"Access.{name}")
+
+    async def approves(self, kind: str, request: Any) -> bool:
+        """Whether the ``kind`` callable (``"run"``, ``"queue"``...) answers ``True``."""
+        check = getattr(self, kind, None)
+        return check is not None and await call(check, {"request": request}) is True
+
+
+def check_secret(secret: object) -> str | None:
+    """The bearer secret of the endpoints, refused when no request could ever carry it."""
+    if secret is None or secret == "":
+        return None  # no secret: only Access.run can approve a request
+    if not isinstance(secret, str):
+        raise TypeError(f"secret must be a str or None, got {type(secret).__name__}")
+    if secret != secret.strip():
+        raise ValueError(
+            "secret must not start or end with whitespace: a bearer token never does, "
+            "so it could never match"
+        )
+    if not secret.isprintable() or text_problem(secret) is not None:
+        raise ValueError("secret must hold printable characters only, as an HTTP header does")
+    return secret
 
 
 @dataclass(frozen=True, kw_only=True)

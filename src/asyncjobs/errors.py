@@ -41,7 +41,15 @@ class Forbidden(AsyncJobsError, PermissionError):
 
 
 class StorageError(AsyncJobsError):
-    """Raised when the database fails; the driver's own exception is the ``__cause__``."""
+    """Raised when the database fails.
+
+    Attributes:
+        driver_error: the driver's or SQLAlchemy's own exception, when there is one. It is not
+            chained as the ``__cause__``, so that a logged traceback never shows the bound
+            values its message may quote.
+    """
+
+    driver_error: BaseException | None = None
 
 
 class JobCancelled(Exception):

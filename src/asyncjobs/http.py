@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import hmac
 import json
 import logging
@@ -10,8 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import parse_qsl
 
-from asyncjobs import injection
-from asyncjobs.config import DEFAULT_LIMIT, DEFAULT_QUEUE, DEFAULT_STOP_TIMEOUT
+from asyncjobs.config import DEFAULT_LIMIT, DEFAULT_QUEUE, DEFAULT_STOP_TIMEOUT, check_queue
 
 if TYPE_CHECKING:
     from asyncjobs.jobs import Jobs
@@ -24,13 +24,21 @@ Send = Callable[[Message], Awaitable[None]]
 logger = logging.getLogger(__name__)
 
 SUCCESS = "Success"
-UNAUTHORIZED = "Unauthorized, you must be logged in to make this request."
+UNAUTHORIZED = "Unauthorized: "
+EXPECTED_CREDENTIALS = {
+    (True, True): "send the secret as 'Authorization: Bearer <secret>', "
+    "or a request that Access.run approves.",
+    (True, False): "send the secret as 'Authorization: Bearer <secret>'.",
+    (False, True): "Access.run did not approve this request.",
+    (False, False): "every request is refused until Jobs(secret=...) or Access(run=...) "
+    "is configured.",
+}
 UNKNOWN_ERROR = "An unknown error has occurred."
 NO_JOBS = "No jobs to run."
 NO_SCHEDULES = "Cannot handle schedules because no tasks or workflows with schedules are defined."
 MAX_LIMIT = 10_000
-TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
-FALSE_WORDS = frozenset({"false", "0", "no", "off"})
+PARAMETERS = ("queue", "limit", "allQueues", "disableScheduling", "silent")
+FLAGS = {"true": True, "false": False}
 
 
 class Address(NamedTuple):
@@ -138,10 +146,12 @@ def parse_params(items: Sequence[tuple[str, str]]) -> Params:
     """Read ``queue``, ``limit``, ``allQueues``, ``disableScheduling`` and ``silent``.
 
     Raises:
-        BadParameter: a value is malformed or a parameter is given twice.
+        BadParameter: a parameter is unknown, malformed or given twice.
     """
     given: dict[str, str] = {}
     for name, value in items:
+        if name not in PARAMETERS:
+            raise BadParameter(_unknown(name))
         if name in given:
             raise BadParameter(f"query parameter {name!r} is given more than once")
         given[name] = value
@@ -154,18 +164,30 @@ def parse_params(items: Sequence[tuple[str, str]]) -> Params:
     )
 
 
+def _unknown(name: str) -> str:
+    lowered = {known.lower(): known for known in PARAMETERS}
+    close = difflib.get_close_matches(name.lower(), lowered, n=1)
+    hint = f" (did you mean {lowered[close[0]]!r}?)" if close else ""
+    return f"unknown query parameter {name!r:.60}{hint}; use {', '.join(PARAMETERS)}"
+
+
 def _queue(value: str) -> str:
     if not value.strip():
         raise BadParameter("query parameter 'queue' must not be empty")
-    return value
+    try:
+        return check_queue(value)
+    except ValueError as exc:
+        raise BadParameter(f"query parameter 'queue': {exc!s:.120}") from None
 
 
 def _limit(value: str | None) -> int:
     if value is None:
         return DEFAULT_LIMIT
-    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_LIMIT:
+    digits = value.isascii() and value.isdigit() and len(value) <= len(str(MAX_LIMIT))
+    if not digits or not 1 <= int(value) <= MAX_LIMIT:
         raise BadParameter(
-            f"query parameter 'limit' must be a whole number from 1 to {MAX_LIMIT}, got {value!r}"
+            f"query parameter 'limit' must be a whole number from 1 to {MAX_LIMIT}, "
+            f"got {value!r:.40}"
         )
     return int(value)
 
@@ -174,18 +196,17 @@ def _flag(given: Mapping[str, str], name: str) -> bool:
     value = given.get(name)
     if value is None:
         return False
-    word = value.strip().lower()
-    if word in TRUE_WORDS or word in FALSE_WORDS:
-        return word in TRUE_WORDS
-    raise BadParameter(f"query parameter {name!r} must be 'true' or 'false', got {value!r}")
+    if value in FLAGS:
+        return FLAGS[value]
+    raise BadParameter(f"query parameter {name!r} must be 'true' or 'false', got {value!r:.40}")
 
 
 async def allowed(jobs: Jobs, request: Request) -> bool:
-    """True when the request carries the secret as a bearer token or ``Access.run`` says yes."""
+    """True when the request carries the secret as a bearer token or ``Access.run`` says
+    ``True``."""
     if jobs.secret and _bearer_matches(request.headers.get("authorization", ""), jobs.secret):
         return True
-    check = jobs.access.run if jobs.access is not None else None
-    return check is not None and bool(await injection.call(check, {"request": request}))
+    return jobs.access is not None and await jobs.access.approves("run", request)
 
 
 def _bearer_matches(header: str, secret: str) -> bool:
@@ -274,7 +295,8 @@ async def _denied(jobs: Jobs, request: Request) -> Response | None:
     except Exception:
         logger.exception("Access.run failed", extra={"path": request.path})
         return Response(500, {"message": UNKNOWN_ERROR})
-    return Response(401, {"message": UNAUTHORIZED}, (("www-authenticate", "Bearer"),))
+    expected = EXPECTED_CREDENTIALS[bool(jobs.secret), bool(jobs.access and jobs.access.run)]
+    return Response(401, {"message": UNAUTHORIZED + expected}, (("www-authenticate", "Bearer"),))
 
 
 async def serve_lifespan(

@@ -25,8 +25,10 @@ from asyncjobs.config import (
     ProcessingOrder,
     Task,
     Workflow,
+    check_id,
     check_order,
     check_queue,
+    check_secret,
 )
 from asyncjobs.errors import Forbidden
 from asyncjobs.logs import Silent, check_silent
@@ -77,7 +79,7 @@ class Jobs:
         self.delete_job_on_complete = bool(delete_job_on_complete)
         self.processing_order = _check_processing_order(processing_order)
         self.access = _check_type(access, Access, "access")
-        self.secret = _check_type(secret, str, "secret")
+        self.secret = check_secret(secret)
         self.lease = _check_type(lease, Lease, "lease") or Lease()
         self.clock: Callable[[], datetime] = _check_callable(clock, "clock") or utcnow
         self.store = Store(self.database_url)
@@ -280,6 +282,7 @@ class Jobs:
         await self._check_access("run", override_access, request)
         check_queue(queue)
         _check_limit(limit)
+        check_queue(queue)
         check_silent(silent)
         order = self._order(processing_order, queue, all_queues, locals())
         await self._ready()
@@ -299,10 +302,9 @@ class Jobs:
     ) -> RunResult:
         """Run that job if it is runnable, whatever its queue; otherwise run nothing."""
         await self._check_access("run", override_access, request)
-        job_id = _check_id(id)
         await self._ready()
         return await self.runner.run(
-            RunRequest(limit=1, order=DEFAULT_ORDER, job_id=job_id, silent=silent)
+            RunRequest(limit=1, order=DEFAULT_ORDER, job_id=check_id(id), silent=silent)
         )
 
     async def cancel(
@@ -316,6 +318,8 @@ class Jobs:
         """Cancel the matching jobs that are not finished; return how many."""
         if not where and queue is None:
             raise ValueError("cancel() needs where or queue; cancelling every job is not allowed")
+        if queue is not None:
+            check_queue(queue)
         await self._check_access("cancel", override_access, request)
         return len(await self._cancel(where, queue))
 
@@ -324,7 +328,7 @@ class Jobs:
     ) -> bool:
         """Cancel one job; ``False`` when it is missing or already finished."""
         await self._check_access("cancel", override_access, request)
-        return bool(await self._cancel({"id": _check_id(id)}, None))
+        return bool(await self._cancel({"id": check_id(id)}, None))
 
     async def retry_by_id(self, id: int) -> bool:
         """Make a failed or cancelled job runnable again; its succeeded steps are kept.
@@ -332,10 +336,9 @@ class Jobs:
         The job keeps its log and ``total_tried``, so a step that used up its retries gets one
         more try. Returns ``False`` when the job is missing or neither failed nor cancelled.
         """
-        job_id = _check_id(id)
         await self._ready()
         now = self.clock()
-        row = await self.store.retry(job_id, now=now)
+        row = await self.store.retry(check_id(id), now=now)
         if row is None:
             return False
         # Runnable again, like a new job: wake_on_queue listeners may run it at once.
@@ -360,9 +363,8 @@ class Jobs:
         return await handle_schedules(self, queue=queue, all_queues=all_queues)
 
     async def get(self, id: int) -> Job | None:
-        job_id = _check_id(id)
         await self._ready()
-        row = await self.store.get(job_id)
+        row = await self.store.get(check_id(id))
         return None if row is None else make_job(row, self.clock())
 
     async def find(
@@ -385,8 +387,7 @@ class Jobs:
     async def _check_access(self, kind: str, override_access: bool, request: Any) -> None:
         if override_access:
             return
-        check = getattr(self.access, kind, None) if self.access else None
-        if check is None or not await injection.call(check, {"request": request}):
+        if self.access is None or not await self.access.approves(kind, request):
             raise Forbidden(f"access to {kind} was refused")
 
     def _order(
@@ -403,15 +404,6 @@ class Jobs:
             return configured.default
         args = {k: v for k, v in run_args.items() if k not in ("self", "request")}
         return check_order(configured(args))
-
-
-def _check_id(value: object) -> int:
-    """A job id: an int, or a string of digits (a URL's path parameter), nothing looser."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        return int(value)
-    raise TypeError(f"job id must be an int, got {value!r}")
 
 
 def _check_limit(limit: object) -> None:

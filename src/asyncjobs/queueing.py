@@ -20,7 +20,7 @@ from asyncjobs.config import (
     check_queue,
 )
 from asyncjobs.errors import JobCancelled, ValidationError
-from asyncjobs.json_values import checked
+from asyncjobs.json_values import check_shape, checked
 from asyncjobs.registry import Registry
 from asyncjobs.storage import cancelled_error
 
@@ -94,9 +94,7 @@ def _row(
         "queue": queue,
         "task_slug": definition.slug if is_task else None,
         "workflow_slug": None if is_task else definition.slug,
-        "input": checked(
-            value.model_dump(mode="json") if isinstance(value, BaseModel) else value, "input"
-        ),
+        "input": checked(_dumped(value) if isinstance(value, BaseModel) else value, "input"),
         "meta": checked(dict(item.get("meta") or {}), "meta"),
         "wait_until": _aware(item.get("wait_until")),
         "concurrency_key": key,
@@ -125,9 +123,10 @@ def validate_input(definition: Task | Workflow, raw: Any) -> Any:
     """
     kind = "task" if isinstance(definition, Task) else "workflow"
     if isinstance(raw, BaseModel):
-        raw = raw.model_dump(mode="json")
+        raw = _dumped(raw)
     if raw is None:
         raw = {}
+    check_shape(raw, "input")  # before a schema walks a value too deep or too big to store
     if definition.input_schema is None:
         if not isinstance(raw, Mapping):
             raise ValidationError(
@@ -145,6 +144,13 @@ def validate_input(definition: Task | Workflow, raw: Any) -> Any:
             f"invalid input for {kind} {definition.slug!r}: {detail}",
             errors=[dict(e) for e in errors],
         ) from None
+
+
+def _dumped(model: BaseModel) -> Any:
+    try:
+        return model.model_dump(mode="json")
+    except (ValueError, RecursionError) as exc:  # pydantic's "Maximum serialization depth"
+        raise ValidationError(f"input cannot be stored as JSON: {exc}") from None
 
 
 def _queue(value: Any, definition: Task | Workflow) -> str:

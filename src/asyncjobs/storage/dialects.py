@@ -41,6 +41,7 @@ def create_engine(url: str, *, name: str = "asyncjobs") -> AsyncEngine:
             max_overflow=10,
             pool_pre_ping=False,
             isolation_level="READ COMMITTED",
+            hide_parameters=True,  # bound values (job inputs) stay out of errors and logs
             connect_args={"server_settings": {"application_name": name}},
         )
     raise ValueError(
@@ -74,7 +75,10 @@ def check_url(url: str) -> None:
 
 
 def _sqlite_engine(url: str, *, in_memory: bool) -> AsyncEngine:
-    options: dict[str, Any] = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}}
+    options: dict[str, Any] = {
+        "connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        "hide_parameters": True,  # bound values (job inputs) stay out of errors and logs
+    }
     if in_memory:
         options["poolclass"] = StaticPool
     engine = create_async_engine(url, **options)

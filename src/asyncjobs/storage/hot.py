@@ -26,6 +26,7 @@ from sqlalchemy.pool import PoolProxiedConnection, StaticPool
 
 from asyncjobs.errors import StorageError
 from asyncjobs.storage.dialects import PG_CLAIM_LOCK
+from asyncjobs.storage.errors import storage_error
 from asyncjobs.storage.tables import jobs
 
 Row = dict[str, Any]
@@ -186,7 +187,7 @@ class HotPath:
                 else:
                     await self._retire(held, exc, lost=lost)
                 if refused:
-                    raise StorageError(f"statement failed: {exc}") from exc
+                    raise storage_error("statement", exc) from None
                 raise
             if self._closed:  # the store has closed and disposed of its pool meanwhile
                 with anyio.CancelScope(shield=True):

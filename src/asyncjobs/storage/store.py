@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from asyncjobs.errors import StorageError
 from asyncjobs.storage import dialects, filters, notify
+from asyncjobs.storage.errors import storage_error
 from asyncjobs.storage.hot import MAX_INSERT_ROWS, HotPath
 from asyncjobs.storage.tables import (
     SCHEMA_VERSION,
@@ -49,7 +50,7 @@ def translated(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
         try:
             return await fn(*args, **kwargs)
         except (SQLAlchemyError, OSError) as exc:
-            raise StorageError(f"{fn.__name__} failed: {exc}") from exc
+            raise storage_error(fn.__name__, exc) from None
 
     return wrapper
 
