@@ -55,11 +55,19 @@ def facts_lines(facts: dict[str, Any], autorun: bool) -> list[str]:
         f"Python {platform.python_version()}; SQLite {sqlite3.sqlite_version}; "
         f"PostgreSQL {facts.get('postgres', 'not measured')}",
         f"{versions}",
-        f"asyncjobs {commit()} from {Path(asyncjobs.__file__).parent}; "
+        f"asyncjobs {commit()} from {_where(Path(asyncjobs.__file__).parent)}; "
         f"autoRun: {'available' if autorun else 'not available'}",
         f"Load average before {load.format(*facts['load_before'])}, "
         f"after {load.format(*facts['load_after'])}; took {facts['seconds']:.0f} s",
     ]
+
+
+def _where(package: Path) -> str:
+    """The measured package: relative to this checkout when it is this checkout's."""
+    try:
+        return str(package.resolve().relative_to(ROOT))
+    except ValueError:
+        return "an installed package" if "site-packages" in package.parts else str(package)
 
 
 def _version(package: str) -> str:
