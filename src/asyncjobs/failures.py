@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any
 
@@ -9,7 +10,7 @@ from asyncjobs import injection, logs
 from asyncjobs.attempt import Attempt, error_json, new_log_entry, released
 from asyncjobs.models import RunStatus
 from asyncjobs.retry import backoff_until, task_max_retries, workflow_verdict
-from asyncjobs.step_runner import StepRunner, TaskFailed
+from asyncjobs.step_runner import StepRunner, TaskFailed, stray
 from asyncjobs.storage import cancelled_values
 
 FINAL: RunStatus = "error-reached-max-retries"
@@ -30,10 +31,7 @@ async def task_failed(attempt: Attempt, steps: StepRunner, failure: TaskFailed) 
     """A step failed and escaped the handler: retry the job or fail it for good."""
     step = failure.step
     if step.task is not None and step.task.on_fail is not None:
-        try:
-            await injection.call(step.task.on_fail, steps.hook_args(step, failure.status))
-        except Exception:
-            logs.error("on_fail of task %r raised", step.slug, extra=_extra(attempt), exc=True)
+        await _on_fail(attempt, steps, failure)
     now = attempt.clock()
     error = error_json(failure.cause)
     entry = new_log_entry(
@@ -64,6 +62,17 @@ async def task_failed(attempt: Attempt, steps: StepRunner, failure: TaskFailed) 
     await attempt.write(values, log_entry=entry)
     _log_failure(attempt, f"task {step.slug!r} ({step.task_id})", final, error)
     return FINAL if final else "error"
+
+
+async def _on_fail(attempt: Attempt, steps: StepRunner, failure: TaskFailed) -> None:
+    step = failure.step
+    assert step.task is not None and step.task.on_fail is not None
+    try:
+        await injection.call(step.task.on_fail, steps.hook_args(step, failure.status))
+    except (Exception, asyncio.CancelledError) as exc:
+        if isinstance(exc, asyncio.CancelledError) and not await stray(exc):
+            raise
+        logs.error("on_fail of task %r raised", step.slug, extra=_extra(attempt), exc=True)
 
 
 async def workflow_failed(attempt: Attempt, exc: BaseException) -> RunStatus:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from asyncjobs.errors import JobCancelled, JobRunAborted, NotRegistered, Storage
 from asyncjobs.finisher import Finisher, unrecorded
 from asyncjobs.models import RunResult, RunStatus
 from asyncjobs.registry import SINGLE_TASK, HandlerImportError, Registry
-from asyncjobs.step_runner import StepRunner, TaskFailed
+from asyncjobs.step_runner import StepRunner, TaskFailed, stray
 from asyncjobs.storage import Claim, Store
 
 if TYPE_CHECKING:
@@ -214,6 +215,10 @@ class Runner:
         except JobRunAborted:
             raise
         except Exception as exc:
+            return await failures.workflow_failed(attempt, exc)
+        except asyncio.CancelledError as exc:
+            if not await stray(exc):
+                raise
             return await failures.workflow_failed(attempt, exc)
         await finisher.finish(attempt)
         return HANDED_OVER

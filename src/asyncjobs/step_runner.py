@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import keyword
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import anyio
+import anyio.lowlevel
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
@@ -40,6 +43,23 @@ def root_cause(exc: BaseException) -> BaseException:
     while isinstance(exc, TaskFailed):
         exc = exc.cause
     return exc
+
+
+async def stray(exc: asyncio.CancelledError) -> bool:
+    """Whether a ``CancelledError`` caught around user code is that code's own failure.
+
+    A handler that awaits a cancelled future, or a library raising ``CancelledError`` of its
+    own, fails like with any other exception. A cancellation of this task (asyncio counts its
+    pending requests, anyio's scopes included) or of a scope around it is ours: when a scope
+    was cancelled but has not delivered yet, the checkpoint raises that cancellation instead.
+    """
+    if anyio.get_cancelled_exc_class() is not asyncio.CancelledError:
+        return True  # another event loop: its own cancellation is not asyncio's
+    task = asyncio.current_task()
+    if task is None or task.cancelling():
+        return False
+    await anyio.lowlevel.checkpoint_if_cancelled()
+    return True
 
 
 @dataclass(frozen=True)
@@ -132,6 +152,10 @@ class StepRunner:
         except (JobCancelled, JobRunAborted, HandlerImportError):
             raise
         except Exception as exc:
+            raise TaskFailed(step, status, exc) from exc
+        except asyncio.CancelledError as exc:
+            if not await stray(exc):
+                raise
             raise TaskFailed(step, status, exc) from exc
         entry = new_log_entry(
             slug=step.slug,
