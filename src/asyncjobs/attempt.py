@@ -119,6 +119,8 @@ class Attempt:
         if self._lock is None:
             self._lock = anyio.Lock()
         async with self._lock:
+            if not self.store.is_open:  # stopped meanwhile: ``stop()`` handed the job back
+                raise JobRunAborted(f"job {self.id} was handed back when its runner stopped")
             now = self.clock()
             update = dict(values)
             if log_entry is not None or self.pending:

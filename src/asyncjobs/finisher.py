@@ -89,6 +89,10 @@ class Finisher:
             self._waiting = []
 
     async def _write(self, batch: list[Attempt]) -> None:
+        if not self.store.is_open:  # stopped meanwhile: ``stop()`` handed the jobs back
+            for attempt in batch:
+                self.settle(attempt, None)
+            return
         now = self.clock()
         unsaved = {attempt.id: attempt.unsaved_log() for attempt in batch}
         try:

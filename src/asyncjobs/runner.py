@@ -300,6 +300,8 @@ class Runner:
                 attempt.cancel()
 
     async def _hand_back(self, unfinished: list[int], token: str) -> None:
+        if not self.store.is_open:  # stop() already handed them back (see ``drain``)
+            return
         try:
             await self.store.release(unfinished, token)
         except StorageError:
@@ -322,7 +324,7 @@ class Runner:
         """Interrupt the handlers of these jobs if they run in this process.
 
         Async handlers are cancelled at their next await; a sync handler's worker thread
-        cannot be interrupted, so its job stops when the call returns (recording nothing).
+        cannot be interrupted, so its call is abandoned and whatever it returns is discarded.
         """
         for job_id in ids:
             attempt = self.running.get(job_id)
@@ -330,13 +332,23 @@ class Runner:
                 attempt.cancel()
 
     async def drain(self, timeout: float) -> None:
-        """Wait up to ``timeout`` for running batches, then cancel them (leases are released)."""
+        """Wait up to ``timeout`` for running batches, then cancel them (leases are released).
+
+        A handler that outlives its cancellation (one that shields itself) has its job handed
+        back all the same: the token it holds no longer matches, so it writes nothing later.
+        """
         with anyio.move_on_after(timeout):
             await self._idle.wait()
         for scope in list(self._batches):
             scope.cancel()
         with anyio.move_on_after(max(timeout, 1.0)):
             await self._idle.wait()
+        outliving: dict[str, list[int]] = {}
+        for attempt in self.running.values():
+            if attempt.result is None:
+                outliving.setdefault(attempt.token, []).append(attempt.id)
+        for token, ids in outliving.items():
+            await self._hand_back(ids, token)
 
 
 def _log_outcome(attempt: Attempt) -> None:
