@@ -7,6 +7,7 @@
     ├── NotRegistered        a task or workflow slug that the Jobs object does not know
     ├── Forbidden            an Access callable refused the call
     └── StorageError         the database failed or could not be reached
+        └── ConnectionLost   the connection broke; the statement may or may not have run
 
     JobCancelled             raised by a handler to cancel its own job (not an error)
 """
@@ -42,6 +43,14 @@ class Forbidden(AsyncJobsError, PermissionError):
 
 class StorageError(AsyncJobsError):
     """Raised when the database fails; the driver's own exception is the ``__cause__``."""
+
+
+class ConnectionLost(StorageError):
+    """Raised when the connection to the database broke or could not be made.
+
+    The statement may or may not have taken effect. Inside a run this is never the job's
+    fault: the job is left to its lease and no try is counted.
+    """
 
 
 class JobCancelled(Exception):

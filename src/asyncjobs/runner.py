@@ -15,7 +15,13 @@ import anyio.lowlevel
 from asyncjobs import failures, injection, logs
 from asyncjobs.attempt import Attempt
 from asyncjobs.config import Lease, Workflow, seconds
-from asyncjobs.errors import JobCancelled, JobRunAborted, NotRegistered, StorageError
+from asyncjobs.errors import (
+    ConnectionLost,
+    JobCancelled,
+    JobRunAborted,
+    NotRegistered,
+    StorageError,
+)
 from asyncjobs.finisher import Finisher, unrecorded
 from asyncjobs.models import RunResult, RunStatus
 from asyncjobs.registry import SINGLE_TASK, HandlerImportError, Registry
@@ -212,8 +218,8 @@ class Runner:
             return await failures.cancelled(attempt, str(exc) or "cancelled by its handler")
         except TaskFailed as failure:
             return await failures.task_failed(attempt, steps, failure)
-        except JobRunAborted:
-            raise
+        except (JobRunAborted, ConnectionLost):
+            raise  # not the job's fault: it is handed back (or left to its lease), no try
         except Exception as exc:
             return await failures.workflow_failed(attempt, exc)
         except asyncio.CancelledError as exc:

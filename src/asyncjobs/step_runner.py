@@ -17,7 +17,7 @@ from pydantic import ValidationError as PydanticValidationError
 from asyncjobs import injection
 from asyncjobs.attempt import Attempt, new_log_entry
 from asyncjobs.config import HANDLER_ARGS, Retries, RetriesLike, Task, as_retries, merge_retries
-from asyncjobs.errors import JobCancelled, JobRunAborted, NotRegistered
+from asyncjobs.errors import ConnectionLost, JobCancelled, JobRunAborted, NotRegistered
 from asyncjobs.json_values import checked
 from asyncjobs.models import TaskStatus
 from asyncjobs.registry import HandlerImportError, Registry
@@ -149,7 +149,7 @@ class StepRunner:
             return typed_output(step.task, status.output)
         try:
             output = await self._execute(step, status)
-        except (JobCancelled, JobRunAborted, HandlerImportError):
+        except (JobCancelled, JobRunAborted, ConnectionLost, HandlerImportError):
             raise
         except Exception as exc:
             raise TaskFailed(step, status, exc) from exc
