@@ -57,5 +57,10 @@ class JobCancelled(Exception):
     """Raise inside a handler to cancel the job: no retry, no log entry, no try counted."""
 
 
+class WriteRefused(Exception):
+    """A write of one job failed for a reason of its own (a value that the encoder or the
+    database refuses): that job's attempt fails, not its batch."""
+
+
 class JobRunAborted(Exception):
     """This worker no longer owns the job (lease lost or job cancelled): write nothing more."""

@@ -7,10 +7,19 @@ from datetime import datetime
 from typing import Any
 
 from asyncjobs import injection, logs
-from asyncjobs.attempt import Attempt, error_json, new_log_entry, released
+from asyncjobs.attempt import (
+    Attempt,
+    error_json,
+    new_log_entry,
+    released,
+    storable,
+    unstorable,
+)
+from asyncjobs.errors import JobRunAborted, StorageError, WriteRefused
+from asyncjobs.finisher import unrecorded
 from asyncjobs.models import RunStatus
 from asyncjobs.retry import backoff_until, task_max_retries, workflow_verdict
-from asyncjobs.step_runner import StepRunner, TaskFailed, stray
+from asyncjobs.step_runner import Step, StepRunner, TaskFailed, stray
 from asyncjobs.storage import cancelled_values
 
 FINAL: RunStatus = "error-reached-max-retries"
@@ -117,8 +126,32 @@ async def failed_for_good(attempt: Attempt, exc: BaseException) -> RunStatus:
 
 async def cancelled(attempt: Attempt, message: str) -> RunStatus:
     """A handler raised ``JobCancelled``: no retry, no log entry, no try counted."""
-    await attempt.write(cancelled_values(attempt.clock(), message))
+    await attempt.write(cancelled_values(attempt.clock(), storable(message)))
     return FINAL
+
+
+async def outcome_refused(attempt: Attempt, steps: StepRunner, exc: Exception) -> RunStatus | None:
+    """The job's outcome could not be written for a reason of its own (say, a step output
+    that cannot be encoded): the attempt fails like with any error, a try counted.
+
+    A single-task job's deferred step fails under its task's retries; otherwise, or when even
+    that cannot be written, the failure is written without a log entry; and when not even
+    that can be, the job is left to its lease.
+    """
+    step: Step | None = attempt.deferred_step
+    attempt.pending.clear()  # what could not be written
+    try:
+        if step is not None:
+            status = attempt.task_status(step.slug, step.task_id)
+            failure = TaskFailed(step, status, unstorable(step.output_name, exc))
+            try:
+                return await task_failed(attempt, steps, failure)
+            except WriteRefused as refused:
+                exc = refused
+        return await workflow_failed(attempt, unstorable(f"the outcome of job {attempt.id}", exc))
+    except (JobRunAborted, StorageError, WriteRefused):
+        unrecorded(attempt)
+        return None
 
 
 def _extra(attempt: Attempt) -> dict[str, Any]:

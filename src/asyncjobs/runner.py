@@ -21,6 +21,7 @@ from asyncjobs.errors import (
     JobRunAborted,
     NotRegistered,
     StorageError,
+    WriteRefused,
 )
 from asyncjobs.finisher import Finisher, unrecorded
 from asyncjobs.models import RunResult, RunStatus
@@ -136,6 +137,7 @@ class Runner:
             self.buffer,
             delete=self.delete_on_complete,
             settle=settle,
+            refused=self._refused,
         )
         self._enter(scope, attempts)
         try:
@@ -185,9 +187,15 @@ class Runner:
             except StorageError:
                 unrecorded(attempt)
                 status = None
+            except WriteRefused as refused:  # recording its failure failed in turn
+                status = await self._refused(attempt, refused)
             if status != HANDED_OVER:
                 finisher.settle(attempt, status)
         attempt.scope = None
+
+    async def _refused(self, attempt: Attempt, exc: Exception) -> RunStatus | None:
+        steps = StepRunner(attempt, self.registry, self.jobs)
+        return await failures.outcome_refused(attempt, steps, exc)
 
     def _settle(
         self, attempt: Attempt, status: RunStatus | None, statuses: dict[int, RunStatus]

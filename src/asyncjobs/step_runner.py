@@ -15,9 +15,15 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from asyncjobs import injection
-from asyncjobs.attempt import Attempt, new_log_entry
+from asyncjobs.attempt import Attempt, new_log_entry, unstorable
 from asyncjobs.config import HANDLER_ARGS, Retries, RetriesLike, Task, as_retries, merge_retries
-from asyncjobs.errors import ConnectionLost, JobCancelled, JobRunAborted, NotRegistered
+from asyncjobs.errors import (
+    ConnectionLost,
+    JobCancelled,
+    JobRunAborted,
+    NotRegistered,
+    WriteRefused,
+)
 from asyncjobs.json_values import checked
 from asyncjobs.models import TaskStatus
 from asyncjobs.registry import HandlerImportError, Registry
@@ -74,6 +80,10 @@ class Step:
     fn: Callable[..., Any] | str
     executed_at: datetime
     parent: dict[str, str] | None
+
+    @property
+    def output_name(self) -> str:
+        return f"output of task {self.slug!r} ({self.task_id})"
 
 
 class StepRunner:
@@ -157,6 +167,10 @@ class StepRunner:
             if not await stray(exc):
                 raise
             raise TaskFailed(step, status, exc) from exc
+        await self._record(step, status, output)
+        return typed_output(step.task, output)
+
+    async def _record(self, step: Step, status: TaskStatus | None, output: Any) -> None:
         entry = new_log_entry(
             slug=step.slug,
             task_id=step.task_id,
@@ -166,8 +180,10 @@ class StepRunner:
             output=output,
             parent=step.parent,
         )
-        await self.attempt.record_step(entry, top_level=step.parent is None)
-        return typed_output(step.task, output)
+        try:
+            await self.attempt.record_step(entry, top_level=step.parent is None, step=step)
+        except WriteRefused as refused:
+            raise TaskFailed(step, status, unstorable(step.output_name, refused)) from refused
 
     async def _restore(self, step: Step, status: TaskStatus) -> bool:
         restore = step.retries.should_restore if step.retries else True
