@@ -51,6 +51,7 @@ class ShieldedHandler:
     """An async task that shields itself from cancellation until the test releases it."""
 
     ends_with_stop = False
+    writes_shielded = False
 
     def __init__(self) -> None:
         self.calls = 0
@@ -58,12 +59,16 @@ class ShieldedHandler:
         self.release = anyio.Event()
         self.returned = anyio.Event()
 
-    async def handler(self) -> dict[str, Any]:
+    async def handler(self, *, inline_task: Any) -> dict[str, Any]:
         self.calls += 1
         self.started.set()
-        with anyio.CancelScope(shield=True):
-            await self.release.wait()
-        self.returned.set()
+        try:
+            with anyio.CancelScope(shield=True):
+                await self.release.wait()
+                if self.writes_shielded:  # a step, written while still shielded
+                    await inline_task("inner", task=lambda: {"inner": True})
+        finally:
+            self.returned.set()
         return {"late": self.calls}
 
     async def wait_started(self) -> None:
@@ -71,6 +76,12 @@ class ShieldedHandler:
 
     async def wait_returned(self) -> None:
         await self.returned.wait()
+
+
+class ShieldedWritingHandler(ShieldedHandler):
+    """Like ``ShieldedHandler``, but it also runs a step before leaving its shield."""
+
+    writes_shielded = True
 
 
 @asynccontextmanager
@@ -93,11 +104,22 @@ async def assert_runnable_and_untouched(jobs: asyncjobs.Jobs, job_id: int) -> No
     assert (job.status, job.processing_until, job.total_tried, job.log) == ("queued", None, 0, [])
 
 
-@pytest.mark.parametrize("kind", [SyncHandler, ShieldedHandler], ids=["thread", "shielded"])
+KINDS = {  # and whether the test reopens the store before the handler's late outcome
+    "thread": (SyncHandler, True),
+    "thread, store closed": (SyncHandler, False),
+    "shielded": (ShieldedHandler, True),
+    "shielded, store closed": (ShieldedHandler, False),
+    "shielded step": (ShieldedWritingHandler, True),
+    "shielded step, store closed": (ShieldedWritingHandler, False),
+}
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
 async def test_stop_hands_back_a_job_whose_handler_outlives_it(
-    make_jobs: MakeJobs, kind: type[SyncHandler] | type[ShieldedHandler]
+    make_jobs: MakeJobs, kind: str
 ) -> None:
-    held = kind()
+    handler, reopen = KINDS[kind]
+    held = handler()
     jobs = make_jobs(tasks=[asyncjobs.Task("held", held.handler)], lease=LEASE)
     job = await jobs.queue(task="held")
     results: list[Any] = []
@@ -108,7 +130,8 @@ async def test_stop_hands_back_a_job_whose_handler_outlives_it(
                 await jobs.stop(timeout=0.05)
             # A thread's call is abandoned; a shielded handler keeps its run() until it returns.
             assert ended.is_set() is held.ends_with_stop
-            await assert_runnable_and_untouched(jobs, job.id)
+            if reopen:
+                await assert_runnable_and_untouched(jobs, job.id)
         finally:
             held.release.set()
         await held.wait_returned()
