@@ -163,6 +163,23 @@ async def cutting(database_url: str, store: Store) -> AsyncIterator[Callable[...
         yield cut
 
 
+async def test_every_held_connection_the_server_closed_is_replaced(
+    make_jobs: MakeJobs, backend: str, database_url: str
+) -> None:
+    @asyncjobs.task("noop")
+    async def noop() -> None:
+        return None
+
+    jobs = make_jobs(tasks=[noop])
+    async with anyio.create_task_group() as tg:  # at once: each holds a connection of its own
+        for _ in range(4):
+            tg.start_soon(lambda: jobs.queue(task="noop"))
+    await drop_connections(jobs, backend, database_url, wait=True)
+    for _ in range(4):
+        await jobs.queue(task="noop")
+    assert len(await jobs.find()) == 8
+
+
 class Steps:
     """A three-step workflow whose second step breaks the write that follows it, once."""
 

@@ -206,7 +206,8 @@ class HotPath:
         idle = self._idle[relaxed]
         if idle and not self._shared and _closed(idle[-1].driver):
             gone = ConnectionLost("the server closed the connection")
-            await self._retire(idle.pop(), gone, lost=True)
+            await self._retire(idle.pop(), gone, lost=True)  # and every other idle one
+            idle = self._idle[relaxed]
         return idle.pop() if idle else await self._borrow(relaxed)
 
     async def _retire(self, held: _Held, exc: BaseException, *, lost: bool) -> None:
