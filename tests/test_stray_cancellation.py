@@ -10,6 +10,7 @@ hands the job back without a try. SQLite and PostgreSQL.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -64,17 +65,30 @@ async def in_handler() -> None:
     await await_a_cancelled_future()
 
 
+@asyncjobs.workflow("after-timeouts")
+async def after_timeouts(*, inline_task: Any) -> None:
+    """Timeouts of the handler's own, handled, leave no pending cancellation behind."""
+    with anyio.move_on_after(0):
+        await anyio.sleep(1)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(0):
+            await asyncio.sleep(1)
+    await inline_task("1", task=await_a_cancelled_future)
+
+
 KINDS = {
     "task": {"task": "stray-sync"},
     "workflow step": {"workflow": "in-step"},
     "inline task": {"workflow": "in-inline-task"},
     "workflow handler": {"workflow": "in-handler"},
+    "after timeouts": {"workflow": "after-timeouts"},
 }
 
 
 def make(make_jobs: MakeJobs) -> asyncjobs.Jobs:
     return make_jobs(
-        tasks=[fine, stray, stray_sync], workflows=[in_step, in_inline_task, in_handler]
+        tasks=[fine, stray, stray_sync],
+        workflows=[in_step, in_inline_task, in_handler, after_timeouts],
     )
 
 
