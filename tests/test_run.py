@@ -11,7 +11,6 @@ import pytest
 import asyncjobs
 from asyncjobs import runner
 from tests.conftest import FakeClock, run_until_idle
-from tests.test_hot_path import _break_held_connections
 
 MakeJobs = Callable[..., asyncjobs.Jobs]
 ran: list[int] = []
@@ -180,22 +179,6 @@ async def test_every_job_of_a_large_batch_runs_at_once(make_jobs: MakeJobs) -> N
     result = await jobs.run(limit=count)
     assert list(result.job_status.values()) == ["success"] * count
     assert started == list(range(count))
-
-
-async def test_a_completion_the_database_refuses_is_logged_and_not_reported(
-    make_jobs: MakeJobs, backend: str, database_url: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    @asyncjobs.task("breaker")
-    async def breaker() -> None:
-        await _break_held_connections(jobs.store, backend, database_url)
-
-    jobs = make_jobs(tasks=[breaker])
-    job = await jobs.queue(task="breaker")
-    assert (await jobs.run()).job_status == {}
-    assert f"Could not record job {job.id}" in caplog.text
-    current = await jobs.get(job.id)
-    assert current is not None
-    assert (current.status, current.total_tried) == ("processing", 0)
 
 
 async def test_delete_job_on_complete_keeps_failed_jobs(make_jobs: MakeJobs) -> None:

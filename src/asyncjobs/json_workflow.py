@@ -10,7 +10,7 @@ import anyio
 
 from asyncjobs import injection
 from asyncjobs.config import HANDLER_ARGS, as_retries
-from asyncjobs.errors import JobCancelled, JobRunAborted
+from asyncjobs.errors import ConnectionLost, JobCancelled, JobRunAborted
 from asyncjobs.step_runner import INLINE, StepRunner, TaskFailed
 
 STEP_KEYS = frozenset(
@@ -115,7 +115,7 @@ def _runner_for(
     return run
 
 
-_PRIORITY = (JobRunAborted, JobCancelled, TaskFailed)
+_PRIORITY = (JobRunAborted, ConnectionLost, JobCancelled, TaskFailed)
 
 
 async def gather(calls: Sequence[Callable[[], Coroutine[Any, Any, Any]]]) -> None:

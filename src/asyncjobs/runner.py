@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -14,11 +15,18 @@ import anyio.lowlevel
 from asyncjobs import failures, injection, logs
 from asyncjobs.attempt import Attempt
 from asyncjobs.config import Lease, Workflow, seconds
-from asyncjobs.errors import JobCancelled, JobRunAborted, NotRegistered, StorageError
+from asyncjobs.errors import (
+    ConnectionLost,
+    JobCancelled,
+    JobRunAborted,
+    NotRegistered,
+    StorageError,
+    WriteRefused,
+)
 from asyncjobs.finisher import Finisher, unrecorded
 from asyncjobs.models import RunResult, RunStatus
 from asyncjobs.registry import SINGLE_TASK, HandlerImportError, Registry
-from asyncjobs.step_runner import StepRunner, TaskFailed
+from asyncjobs.step_runner import StepRunner, TaskFailed, stray
 from asyncjobs.storage import Claim, Store
 
 if TYPE_CHECKING:
@@ -132,6 +140,7 @@ class Runner:
             self.buffer,
             delete=self.delete_on_complete,
             settle=settle,
+            refused=self._refused,
         )
         self._enter(scope, attempts)
         try:
@@ -181,9 +190,15 @@ class Runner:
             except StorageError:
                 unrecorded(attempt)
                 status = None
+            except WriteRefused as refused:  # recording its failure failed in turn
+                status = await self._refused(attempt, refused)
             if status != HANDED_OVER:
                 finisher.settle(attempt, status)
         attempt.scope = None
+
+    async def _refused(self, attempt: Attempt, exc: Exception) -> RunStatus | None:
+        steps = StepRunner(attempt, self.registry, self.jobs)
+        return await failures.outcome_refused(attempt, steps, exc)
 
     def _settle(
         self, attempt: Attempt, status: RunStatus | None, statuses: dict[int, RunStatus]
@@ -214,9 +229,13 @@ class Runner:
             return await failures.cancelled(attempt, str(exc) or "cancelled by its handler")
         except TaskFailed as failure:
             return await failures.task_failed(attempt, steps, failure)
-        except JobRunAborted:
-            raise
+        except (JobRunAborted, ConnectionLost):
+            raise  # not the job's fault: it is handed back (or left to its lease), no try
         except Exception as exc:
+            return await failures.workflow_failed(attempt, exc)
+        except asyncio.CancelledError as exc:
+            if not await stray(exc):
+                raise
             return await failures.workflow_failed(attempt, exc)
         await finisher.finish(attempt)
         return HANDED_OVER
@@ -298,6 +317,8 @@ class Runner:
                 attempt.cancel()
 
     async def _hand_back(self, unfinished: list[int], token: str) -> None:
+        if not self.store.is_open:  # stop() already handed them back (see ``drain``)
+            return
         try:
             await self.store.release(unfinished, token)
         except StorageError:
@@ -320,7 +341,7 @@ class Runner:
         """Interrupt the handlers of these jobs if they run in this process.
 
         Async handlers are cancelled at their next await; a sync handler's worker thread
-        cannot be interrupted, so its job stops when the call returns (recording nothing).
+        cannot be interrupted, so its call is abandoned and whatever it returns is discarded.
         """
         for job_id in ids:
             attempt = self.running.get(job_id)
@@ -328,13 +349,23 @@ class Runner:
                 attempt.cancel()
 
     async def drain(self, timeout: float) -> None:
-        """Wait up to ``timeout`` for running batches, then cancel them (leases are released)."""
+        """Wait up to ``timeout`` for running batches, then cancel them (leases are released).
+
+        A handler that outlives its cancellation (one that shields itself) has its job handed
+        back all the same: the token it holds no longer matches, so it writes nothing later.
+        """
         with anyio.move_on_after(timeout):
             await self._idle.wait()
         for scope in list(self._batches):
             scope.cancel()
         with anyio.move_on_after(max(timeout, 1.0)):
             await self._idle.wait()
+        outliving: dict[str, list[int]] = {}
+        for attempt in self.running.values():
+            if attempt.result is None:
+                outliving.setdefault(attempt.token, []).append(attempt.id)
+        for token, ids in outliving.items():
+            await self._hand_back(ids, token)
 
 
 def _log_outcome(attempt: Attempt) -> None:

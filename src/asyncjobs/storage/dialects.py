@@ -12,6 +12,7 @@ import anyio
 from sqlalchemy import Table, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
@@ -35,7 +36,7 @@ def create_engine(url: str, *, name: str = "asyncjobs") -> AsyncEngine:
         return _sqlite_engine(url, in_memory=parsed.database in (None, "", ":memory:"))
     if parsed.get_backend_name() == "postgresql":
         # Keyed claims rely on each statement taking a fresh snapshot after the claim lock.
-        return create_async_engine(
+        engine = create_async_engine(
             url,
             pool_size=10,
             max_overflow=10,
@@ -44,10 +45,20 @@ def create_engine(url: str, *, name: str = "asyncjobs") -> AsyncEngine:
             hide_parameters=True,  # bound values (job inputs) stay out of errors and logs
             connect_args={"server_settings": {"application_name": name}},
         )
+        event.listen(engine.sync_engine, "checkout", _replace_closed)
+        return engine
     raise ValueError(
         f"unsupported database URL {parsed.render_as_string(hide_password=True)!r}: "
         "use sqlite+aiosqlite:///path.db or postgresql+asyncpg://user@host/db"
     )
+
+
+def _replace_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Replace a pooled connection the server closed meanwhile (a restart, a terminated
+    backend) before it is used: asyncpg already knows, so this costs no round trip, and the
+    statement about to be sent goes to a live connection instead of failing."""
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the server closed this connection")
 
 
 def write_gate(url: str) -> AbstractAsyncContextManager[Any]:

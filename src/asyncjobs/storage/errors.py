@@ -13,11 +13,13 @@ from __future__ import annotations
 from asyncjobs.errors import StorageError
 
 
-def storage_error(operation: str, exc: BaseException) -> StorageError:
-    """The :class:`StorageError` to raise ``from None`` when ``operation`` failed."""
+def storage_error(
+    operation: str, exc: BaseException, kind: type[StorageError] = StorageError
+) -> StorageError:
+    """The :class:`StorageError` (or ``kind``) to raise ``from None`` when ``operation`` failed."""
     statement = getattr(exc, "statement", None)
-    kind = f" ({statement.split(None, 1)[0].upper()})" if statement else ""
-    error = StorageError(f"{operation} failed{kind}: {_reason(exc)}")
+    what = f" ({statement.split(None, 1)[0].upper()})" if statement else ""
+    error = kind(f"{operation} failed{what}: {_reason(exc)}")
     error.driver_error = exc
     return error
 

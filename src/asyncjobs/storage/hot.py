@@ -21,10 +21,11 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import anyio
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection, StaticPool
 
-from asyncjobs.errors import StorageError
+from asyncjobs.errors import ConnectionLost
 from asyncjobs.storage.dialects import PG_CLAIM_LOCK
 from asyncjobs.storage.errors import storage_error
 from asyncjobs.storage.tables import jobs
@@ -173,8 +174,7 @@ class HotPath:
     async def _connection(self, *, relaxed: bool = False) -> AsyncIterator[Any]:
         relaxed = relaxed and not self.codec.sqlite
         async with self._slots[relaxed]:
-            idle = self._idle[relaxed]
-            held = idle.pop() if idle else await self._borrow(relaxed)
+            held = await self._take(relaxed)
             try:
                 yield held.driver
             except BaseException as exc:
@@ -186,6 +186,8 @@ class HotPath:
                     self._idle[relaxed].append(held)
                 else:
                     await self._retire(held, exc, lost=lost)
+                if lost:
+                    raise storage_error("statement", exc, ConnectionLost) from None
                 if refused:
                     raise storage_error("statement", exc) from None
                 raise
@@ -194,6 +196,20 @@ class HotPath:
                     await _discard(held)
             else:
                 self._idle[relaxed].append(held)
+
+    async def _take(self, relaxed: bool) -> _Held:
+        """An idle held connection, or a new one when there is none or the server closed it.
+
+        A connection the server closed while it sat idle (a restart, ``pg_terminate_backend``)
+        is known to be closed before anything is sent on it, so it is replaced at no risk:
+        this is what lets the first statement after a restart succeed.
+        """
+        idle = self._idle[relaxed]
+        if idle and not self._shared and _closed(idle[-1].driver):
+            gone = ConnectionLost("the server closed the connection")
+            await self._retire(idle.pop(), gone, lost=True)  # and every other idle one
+            idle = self._idle[relaxed]
+        return idle.pop() if idle else await self._borrow(relaxed)
 
     async def _retire(self, held: _Held, exc: BaseException, *, lost: bool) -> None:
         """Drop a connection whose state is unknown (a call failed or was cut off).
@@ -214,7 +230,11 @@ class HotPath:
                 await _discard(connection)
 
     async def _borrow(self, relaxed: bool) -> _Held:
-        return await _unbroken(self._connect(relaxed))
+        failed: Errors = (SQLAlchemyError, *self._errors)
+        try:
+            return await _unbroken(self._connect(relaxed))
+        except failed as exc:
+            raise ConnectionLost(f"could not connect to the database: {exc}") from exc
 
     async def _connect(self, relaxed: bool) -> _Held:
         conn = await self.engine.connect()
@@ -229,12 +249,26 @@ class HotPath:
             raise
 
     async def fetch(
-        self, sql: str, args: Sequence[Any], *, relaxed: bool = False
+        self, sql: str, args: Sequence[Any], *, relaxed: bool = False, fenced: bool = False
     ) -> list[Sequence[Any]]:
         """Run one statement in autocommit; its rows.
 
         ``relaxed``: on PostgreSQL, the commit does not wait for the WAL flush (see ``claim``).
+        ``fenced``: the statement writes only rows its lease token still holds, so running it
+        twice is harmless (it writes the same values again, or, once the first run cleared the
+        token, nothing): when its connection breaks mid-way (it may or may not have committed),
+        it is sent once more on a fresh connection.
         """
+        try:
+            return await self._fetch_once(sql, args, relaxed)
+        except ConnectionLost:
+            if not fenced:
+                raise
+        return await self._fetch_once(sql, args, relaxed)
+
+    async def _fetch_once(
+        self, sql: str, args: Sequence[Any], relaxed: bool
+    ) -> list[Sequence[Any]]:
         async with self._connection(relaxed=relaxed) as driver:
             if self.codec.sqlite:
                 return list(await _unbroken(driver.execute_fetchall(sql, args)))
@@ -276,7 +310,7 @@ class HotPath:
     ) -> set[int]:
         sql = _delete_sql(self.dialect)
         args = [self._ids(ids), token, self.codec.time(live_after)]
-        return {r[0] for r in await self.fetch(sql, args)}
+        return {r[0] for r in await self.fetch(sql, args, fenced=True)}
 
     async def complete_owned(
         self,
@@ -293,7 +327,7 @@ class HotPath:
         else:
             new_logs = [list(changed), [json.dumps(v) for v in changed.values()]]
         args = [self._ids(logs), token, self.codec.time(live_after), stamp, *new_logs]
-        return {r[0] for r in await self.fetch(_complete_sql(self.dialect), args)}
+        return {r[0] for r in await self.fetch(_complete_sql(self.dialect), args, fenced=True)}
 
     async def update_owned(
         self, job_id: int, token: str, *, live_after: datetime, values: Mapping[str, Any]
@@ -303,7 +337,7 @@ class HotPath:
         sql = _update_sql(self.dialect, names)
         args = [self.codec.encode(name, values[name]) for name in names]
         args += [job_id, token, self.codec.time(live_after)]
-        return bool(await self.fetch(sql, args))
+        return bool(await self.fetch(sql, args, fenced=True))
 
     async def insert(self, rows: Sequence[Row]) -> list[Row]:
         """Insert ``rows`` in one statement; rows come back in id (insertion) order."""
@@ -361,7 +395,15 @@ async def _unbroken(call: Awaitable[T]) -> T:
     """
     with anyio.move_on_after(STATEMENT_GRACE, shield=True):
         return await call
-    raise StorageError(f"a statement took longer than {STATEMENT_GRACE:g} s")
+    raise ConnectionLost(f"a statement took longer than {STATEMENT_GRACE:g} s")
+
+
+def _closed(driver: Any) -> bool:
+    """Whether the driver already knows its connection is closed (nothing sent to learn it)."""
+    is_closed = getattr(driver, "is_closed", None)  # asyncpg
+    if is_closed is not None:
+        return bool(is_closed())
+    return getattr(driver, "_connection", True) is None  # aiosqlite, once closed
 
 
 async def _release(held: _Held) -> None:

@@ -21,10 +21,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from asyncjobs.errors import StorageError
+from asyncjobs.errors import ConnectionLost, StorageError
 from asyncjobs.storage import dialects, filters, notify
 from asyncjobs.storage.errors import storage_error
 from asyncjobs.storage.hot import MAX_INSERT_ROWS, HotPath
@@ -43,16 +43,28 @@ Row = dict[str, Any]
 
 
 def translated(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
-    """Map driver and SQLAlchemy errors to :class:`StorageError` at the boundary."""
+    """Map driver and SQLAlchemy errors to :class:`StorageError` at the boundary
+    (:class:`ConnectionLost` when the connection broke)."""
 
     @functools.wraps(fn)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return await fn(*args, **kwargs)
         except (SQLAlchemyError, OSError) as exc:
-            raise storage_error(fn.__name__, exc) from None
+            kind = ConnectionLost if _lost(exc) else StorageError
+            raise storage_error(fn.__name__, exc, kind) from None
 
     return wrapper
+
+
+def _lost(exc: BaseException) -> bool:
+    """Whether the connection broke (or could not be made), rather than a statement refused."""
+    if isinstance(exc, OSError | DisconnectionError):
+        return True
+    # No statement: it failed connecting (or beginning, or committing).
+    return isinstance(exc, DBAPIError) and (
+        exc.connection_invalidated or exc.statement is None or isinstance(exc.orig, OSError)
+    )
 
 
 class Store:
