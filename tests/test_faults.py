@@ -126,7 +126,6 @@ def test_a_killed_worker_loses_nothing_and_its_jobs_finish_elsewhere(
 @pytest.mark.postgres
 @pytest.mark.slow
 @pytest.mark.timeout(100)
-@pytest.mark.xfail(strict=False, reason="lost connection during a step write")
 def test_a_postgres_restart_loses_nothing_and_costs_no_try(tmp_path: Path) -> None:
     command = os.environ.get(RESTART_ENV)
     server = Server(server_url("postgres"), command)
