@@ -8,7 +8,7 @@ import pytest
 from pydantic import BaseModel
 
 import asyncjobs
-from asyncjobs.config import merge_retries
+from asyncjobs.retry import merge_retries
 
 
 async def noop(*, input: dict) -> None:

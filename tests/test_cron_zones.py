@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 import asyncjobs
+from asyncjobs.autorun import CronTrigger
 from asyncjobs.cron import Cron, zone
-from asyncjobs.scheduler import CronTrigger
 from tests.conftest import FakeClock
 
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -9,8 +9,14 @@ from typing import Any
 import pytest
 
 import asyncjobs
-from asyncjobs.config import Backoff, Retries
-from asyncjobs.retry import MAX_BACKOFF, backoff_until, task_max_retries, workflow_verdict
+from asyncjobs.retry import (
+    MAX_BACKOFF,
+    Backoff,
+    Retries,
+    backoff_until,
+    task_max_retries,
+    workflow_verdict,
+)
 from tests.conftest import T0, FakeClock
 
 MakeJobs = Callable[..., asyncjobs.Jobs]

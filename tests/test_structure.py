@@ -123,7 +123,6 @@ def test_no_dialect_branch_outside_storage() -> None:
     assert not found, "\n".join(found)
 
 
-@pytest.mark.xfail(strict=True)
 def test_sqlalchemy_only_under_storage_and_apscheduler_only_in_autorun() -> None:
     found = []
     for module, path in modules(SRC, PACKAGE).items():

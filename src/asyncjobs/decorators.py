@@ -7,17 +7,9 @@ from typing import Any, Generic, TypeVar, overload
 
 from pydantic import BaseModel
 
-from asyncjobs.config import (
-    Concurrency,
-    Hook,
-    In,
-    KeyFunction,
-    Output,
-    RetriesLike,
-    Schedule,
-    Task,
-    Workflow,
-)
+from asyncjobs.config import Hook, In, KeyFunction, Output, Schedule, Task, Workflow
+from asyncjobs.policies import Concurrency
+from asyncjobs.retry import RetriesLike
 
 R = TypeVar("R", bound=Output)  # what the decorated function returns (awaited, if async)
 

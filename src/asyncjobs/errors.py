@@ -72,3 +72,7 @@ class WriteRefused(Exception):
 
 class JobRunAborted(Exception):
     """This worker no longer owns the job (lease lost or job cancelled): write nothing more."""
+
+
+class HandlerImportError(Exception):
+    """An import-string handler could not be imported: the job fails for good."""

@@ -12,27 +12,30 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 
 from asyncjobs import injection
+from asyncjobs.checks import (
+    check_callable,
+    check_id,
+    check_limit,
+    check_order,
+    check_queue,
+    check_secret,
+    check_type,
+)
 from asyncjobs.config import (
     DEFAULT_LIMIT,
-    DEFAULT_ORDER,
     DEFAULT_QUEUE,
     DEFAULT_STOP_TIMEOUT,
     Access,
     AutoRun,
-    AutoRunLike,
-    Lease,
-    OrderLike,
-    ProcessingOrder,
     Task,
     Workflow,
-    check_id,
-    check_order,
-    check_queue,
-    check_secret,
+    as_auto_run,
+    auto_run_list,
 )
 from asyncjobs.errors import Forbidden
 from asyncjobs.logs import Silent, check_silent
 from asyncjobs.models import Job, RunResult, ScheduleResult, make_job
+from asyncjobs.policies import DEFAULT_ORDER, Lease, OrderLike, as_processing_order, order_for
 from asyncjobs.queueing import check_items, prepare_rows
 from asyncjobs.registry import Registry
 from asyncjobs.runner import Runner, RunRequest
@@ -50,6 +53,9 @@ InputT = TypeVar("InputT")  # a Task's or Workflow's input type, checked against
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+AutoRunLike = Sequence[AutoRun] | Callable[["Jobs"], Any] | None
 
 
 class Jobs:
@@ -74,14 +80,14 @@ class Jobs:
         if database_url is None:
             database_url = os.environ.get(DATABASE_URL_ENV) or DEFAULT_DATABASE_URL
         self.database_url = driver_url(database_url)
-        self.auto_run = _check_auto_run(auto_run)
-        self.should_auto_run = _check_callable(should_auto_run, "should_auto_run")
+        self.auto_run = as_auto_run(auto_run)
+        self.should_auto_run = check_callable(should_auto_run, "should_auto_run")
         self.delete_job_on_complete = bool(delete_job_on_complete)
-        self.processing_order = _check_processing_order(processing_order)
-        self.access = _check_type(access, Access, "access")
+        self.processing_order = as_processing_order(processing_order)
+        self.access = check_type(access, Access, "access")
         self.secret = check_secret(secret)
-        self.lease = _check_type(lease, Lease, "lease") or Lease()
-        self.clock: Callable[[], datetime] = _check_callable(clock, "clock") or utcnow
+        self.lease = check_type(lease, Lease, "lease") or Lease()
+        self.clock: Callable[[], datetime] = check_callable(clock, "clock") or utcnow
         self.store = Store(self.database_url)
         self.runner = Runner(
             store=self.store,
@@ -116,7 +122,7 @@ class Jobs:
             return
         entries = await self.auto_run_entries()
         if entries:
-            from asyncjobs.scheduler import AutoRunner
+            from asyncjobs.autorun import AutoRunner
 
             timers = AutoRunner(self)
             await timers.start(entries)
@@ -176,7 +182,7 @@ class Jobs:
         entries = self.auto_run
         if callable(entries):
             entries = await injection.call_positional(entries, self)
-        return _check_auto_run_list(entries)
+        return auto_run_list(entries)
 
     def on_queued(self, listener: Callable[[Sequence[Job]], None]) -> Callable[[], None]:
         """Call ``listener`` with the jobs after every successful queue; returns an unsubscribe."""
@@ -281,10 +287,9 @@ class Jobs:
         """Claim up to ``limit`` runnable jobs and run them (in parallel unless ``sequential``)."""
         await self._check_access("run", override_access, request)
         check_queue(queue)
-        _check_limit(limit)
-        check_queue(queue)
+        check_limit(limit)
         check_silent(silent)
-        order = self._order(processing_order, queue, all_queues, locals())
+        order = order_for(self.processing_order, processing_order, queue, all_queues, locals())
         await self._ready()
         return await self.runner.run(
             RunRequest(
@@ -375,7 +380,7 @@ class Jobs:
         order: str = "-created_at",
     ) -> list[Job]:
         """Jobs matching ``where`` (the ``run()`` keys plus ``status``), newest first."""
-        _check_limit(limit)
+        check_limit(limit)
         check_order(order)
         await self._ready()
         now = self.clock()
@@ -389,59 +394,3 @@ class Jobs:
             return
         if self.access is None or not await self.access.approves(kind, request):
             raise Forbidden(f"access to {kind} was refused")
-
-    def _order(
-        self, explicit: str | None, queue: str, all_queues: bool, run_args: Mapping[str, Any]
-    ) -> str:
-        if explicit is not None:
-            return check_order(explicit)
-        configured = self.processing_order
-        if isinstance(configured, str):
-            return configured
-        if isinstance(configured, ProcessingOrder):
-            if not all_queues and queue in configured.queues:
-                return configured.queues[queue]
-            return configured.default
-        args = {k: v for k, v in run_args.items() if k not in ("self", "request")}
-        return check_order(configured(args))
-
-
-def _check_limit(limit: object) -> None:
-    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-        raise ValueError(f"limit must be a positive int, got {limit!r}")
-
-
-def _check_type(value: Any, kind: type, name: str) -> Any:
-    if value is not None and not isinstance(value, kind):
-        raise TypeError(f"{name} must be {kind.__name__} or None, got {value!r}")
-    return value
-
-
-def _check_callable(value: Any, name: str) -> Any:
-    if value is not None and not callable(value):
-        raise TypeError(f"{name} must be callable or None, got {value!r}")
-    return value
-
-
-def _check_processing_order(value: OrderLike) -> OrderLike:
-    if isinstance(value, str):
-        return check_order(value)
-    if isinstance(value, ProcessingOrder) or callable(value):
-        return value
-    raise TypeError(f"processing_order must be a str, ProcessingOrder or callable, got {value!r}")
-
-
-def _check_auto_run(value: AutoRunLike) -> Sequence[AutoRun] | Callable[[Jobs], Any]:
-    if value is None:
-        return [AutoRun()]
-    if callable(value):
-        return value
-    return _check_auto_run_list(value)
-
-
-def _check_auto_run_list(value: Any) -> list[AutoRun]:
-    entries = list(value)
-    for entry in entries:
-        if not isinstance(entry, AutoRun):
-            raise TypeError(f"auto_run entries must be AutoRun objects, got {entry!r}")
-    return entries

@@ -10,17 +10,11 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from asyncjobs import injection
-from asyncjobs.config import (
-    DEFAULT_QUEUE,
-    MAX_KEY_LENGTH,
-    Concurrency,
-    Task,
-    Workflow,
-    check_length,
-    check_queue,
-)
+from asyncjobs.checks import MAX_KEY_LENGTH, check_length, check_queue
+from asyncjobs.config import DEFAULT_QUEUE, Task, Workflow
 from asyncjobs.errors import JobCancelled, ValidationError
 from asyncjobs.json_values import check_shape, checked
+from asyncjobs.policies import Concurrency
 from asyncjobs.registry import Registry
 from asyncjobs.storage import cancelled_error
 

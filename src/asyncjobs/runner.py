@@ -14,9 +14,11 @@ import anyio.lowlevel
 
 from asyncjobs import failures, injection, logs
 from asyncjobs.attempt import Attempt
-from asyncjobs.config import Lease, Workflow, seconds
+from asyncjobs.checks import seconds
+from asyncjobs.config import Workflow
 from asyncjobs.errors import (
     ConnectionLost,
+    HandlerImportError,
     JobCancelled,
     JobRunAborted,
     NotRegistered,
@@ -25,7 +27,8 @@ from asyncjobs.errors import (
 )
 from asyncjobs.finisher import Finisher, unrecorded
 from asyncjobs.models import RunResult, RunStatus
-from asyncjobs.registry import SINGLE_TASK, HandlerImportError, Registry
+from asyncjobs.policies import Lease
+from asyncjobs.registry import SINGLE_TASK, Registry
 from asyncjobs.step_runner import StepRunner, TaskFailed, stray
 from asyncjobs.storage import Claim, Store
 

@@ -16,9 +16,11 @@ from pydantic import ValidationError as PydanticValidationError
 
 from asyncjobs import injection
 from asyncjobs.attempt import Attempt, new_log_entry, unstorable
-from asyncjobs.config import HANDLER_ARGS, Retries, RetriesLike, Task, as_retries, merge_retries
+from asyncjobs.checks import HANDLER_ARGS
+from asyncjobs.config import Task
 from asyncjobs.errors import (
     ConnectionLost,
+    HandlerImportError,
     JobCancelled,
     JobRunAborted,
     NotRegistered,
@@ -26,7 +28,8 @@ from asyncjobs.errors import (
 )
 from asyncjobs.json_values import checked
 from asyncjobs.models import TaskStatus
-from asyncjobs.registry import HandlerImportError, Registry
+from asyncjobs.registry import Registry
+from asyncjobs.retry import Retries, RetriesLike, as_retries, merge_retries
 
 if TYPE_CHECKING:
     from asyncjobs.jobs import Jobs

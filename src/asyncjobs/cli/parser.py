@@ -8,8 +8,9 @@ from datetime import datetime
 from typing import Any, NoReturn
 
 from asyncjobs import cron
+from asyncjobs.checks import check_queue
 from asyncjobs.cli.errors import UsageError
-from asyncjobs.config import DEFAULT_LIMIT, DEFAULT_QUEUE, DEFAULT_STOP_TIMEOUT, check_queue
+from asyncjobs.config import DEFAULT_LIMIT, DEFAULT_QUEUE, DEFAULT_STOP_TIMEOUT
 from asyncjobs.storage.filters import STATUSES
 
 APP_ENV = "ASYNCJOBS_APP"

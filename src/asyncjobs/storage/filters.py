@@ -12,7 +12,7 @@ from sqlalchemy import Boolean, ColumnElement, String, and_, bindparam, false, o
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import BindParameter, UnaryExpression
 
-from asyncjobs.config import check_id
+from asyncjobs.checks import check_id
 from asyncjobs.json_values import text_problem
 from asyncjobs.storage.tables import jobs
 

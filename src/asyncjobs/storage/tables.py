@@ -23,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
-from asyncjobs.config import MAX_KEY_LENGTH, MAX_NAME_LENGTH
+from asyncjobs.checks import MAX_KEY_LENGTH, MAX_NAME_LENGTH
 
 SCHEMA_VERSION = 1
 

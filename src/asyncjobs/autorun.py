@@ -30,7 +30,10 @@ from asyncjobs.models import Job, RunResult
 if TYPE_CHECKING:
     from asyncjobs.jobs import Jobs
 
-logger = logging.getLogger(__name__)
+# The logger keeps the name it had before the module was renamed: handlers configured for it
+# keep working.
+LOGGER_NAME = "asyncjobs.scheduler"
+logger = logging.getLogger(LOGGER_NAME)
 TICK_ERROR = "Error in job queue cron job handler"
 MAX_DUE_TIMES = 10_000  # due times a lane remembers; later ones wait for a cron tick
 CLOSE_GRACE = 1.0  # how long close() lets a tick finish its last writes before cancelling it
@@ -182,7 +185,7 @@ class AutoRunner:
     def _install_timers(self) -> AsyncIOScheduler:
         timers = AsyncIOScheduler(
             timezone=UTC,
-            logger=logging.getLogger(f"{__name__}.timers"),
+            logger=logging.getLogger(f"{LOGGER_NAME}.timers"),
             executors={"default": _Immediate()},
         )
         timers.start()

@@ -13,8 +13,8 @@ import anyio.lowlevel
 import pytest
 
 import asyncjobs
+from asyncjobs.autorun import CLOSE_GRACE, TICK_ERROR
 from asyncjobs.jobs import utcnow
-from asyncjobs.scheduler import CLOSE_GRACE, TICK_ERROR
 from tests.conftest import FakeClock
 
 MakeJobs = Callable[..., asyncjobs.Jobs]
