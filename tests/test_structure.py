@@ -85,7 +85,6 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-@pytest.mark.xfail(strict=True)
 def test_no_import_cycle_among_the_package_modules() -> None:
     cycle = find_cycle(import_graph(SRC, PACKAGE))
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])

@@ -15,7 +15,7 @@ import math
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, tzinfo
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 from apscheduler.executors.base import BaseExecutor
@@ -25,10 +25,12 @@ from apscheduler.triggers.base import BaseTrigger
 from asyncjobs import logs
 from asyncjobs.config import AutoRun
 from asyncjobs.cron import Cron, parse
+from asyncjobs.logs import Silent
 from asyncjobs.models import Job, RunResult
 
 if TYPE_CHECKING:
-    from asyncjobs.jobs import Jobs
+    from asyncjobs.runner import Runner
+    from asyncjobs.storage import Store
 
 # The logger keeps the name it had before the module was renamed: handlers configured for it
 # keep working.
@@ -143,6 +145,30 @@ class _Lane:
             self.wake() if due is None else self.wake_at(due)
 
 
+class TickHost(Protocol):
+    """What the timers need from the ``Jobs`` they serve: its clock, store and runner (to
+    hear of new and retried jobs), and the three calls a tick makes."""
+
+    @property
+    def clock(self) -> Callable[[], datetime]: ...
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def runner(self) -> Runner: ...
+
+    def on_queued(self, listener: Callable[[Sequence[Job]], None]) -> Callable[[], None]: ...
+
+    async def auto_run_allowed(self) -> bool: ...
+
+    async def handle_schedules(self, *, queue: str, all_queues: bool) -> Any: ...
+
+    async def run(
+        self, *, queue: str, limit: int, all_queues: bool, silent: Silent
+    ) -> RunResult: ...
+
+
 class AutoRunner:
     """The autoRun entries of one ``Jobs``: timers plus one tick loop per entry.
 
@@ -150,7 +176,7 @@ class AutoRunner:
     left to ``Jobs.stop()``'s drain, and ``close()`` then waits for the loops to end.
     """
 
-    def __init__(self, jobs: Jobs) -> None:
+    def __init__(self, jobs: TickHost) -> None:
         self.jobs = jobs
         self._lanes: list[_Lane] = []
         self._timers: AsyncIOScheduler | None = None

@@ -7,15 +7,17 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from urllib.parse import parse_qsl
 
 from asyncjobs.checks import check_queue
 from asyncjobs.config import DEFAULT_LIMIT, DEFAULT_QUEUE, DEFAULT_STOP_TIMEOUT
 
 if TYPE_CHECKING:
-    from asyncjobs.jobs import Jobs
+    from asyncjobs.config import Access, Task, Workflow
+    from asyncjobs.models import RunResult, ScheduleResult
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -23,6 +25,31 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 logger = logging.getLogger(__name__)
+
+
+class EndpointsHost(Protocol):
+    """What the endpoints need from the ``Jobs`` they serve."""
+
+    @property
+    def secret(self) -> str | None: ...
+
+    @property
+    def access(self) -> Access | None: ...
+
+    @property
+    def tasks(self) -> Mapping[str, Task]: ...
+
+    @property
+    def workflows(self) -> Mapping[str, Workflow]: ...
+
+    async def handle_schedules(self, *, queue: str, all_queues: bool) -> ScheduleResult: ...
+
+    async def run(self, *, queue: str, limit: int, all_queues: bool, silent: Any) -> RunResult: ...
+
+    def lifespan(
+        self, auto_run: bool = True, stop_timeout: float = DEFAULT_STOP_TIMEOUT
+    ) -> AbstractAsyncContextManager[Any]: ...
+
 
 SUCCESS = "Success"
 UNAUTHORIZED = "Unauthorized: "
@@ -202,7 +229,7 @@ def _flag(given: Mapping[str, str], name: str) -> bool:
     raise BadParameter(f"query parameter {name!r} must be 'true' or 'false', got {value!r:.40}")
 
 
-async def allowed(jobs: Jobs, request: Request) -> bool:
+async def allowed(jobs: EndpointsHost, request: Request) -> bool:
     """True when the request carries the secret as a bearer token or ``Access.run`` says
     ``True``."""
     if jobs.secret and _bearer_matches(request.headers.get("authorization", ""), jobs.secret):
@@ -218,13 +245,13 @@ def _bearer_matches(header: str, secret: str) -> bool:
     return hmac.compare_digest(token.strip().encode("latin-1"), secret.encode())
 
 
-def has_schedules(jobs: Jobs) -> bool:
+def has_schedules(jobs: EndpointsHost) -> bool:
     """Whether any task or workflow declares a schedule (the reference's ``jobs.scheduling``)."""
     tasks = any(task.schedule for task in jobs.tasks.values())
     return tasks or any(flow.schedule for flow in jobs.workflows.values())
 
 
-async def run_jobs(jobs: Jobs, params: Params) -> Response:
+async def run_jobs(jobs: EndpointsHost, params: Params) -> Response:
     """``GET /run``: handle schedules (unless disabled), then run due jobs."""
     if not jobs.tasks and not jobs.workflows:
         return Response(200, {"message": NO_JOBS})
@@ -251,7 +278,7 @@ async def run_jobs(jobs: Jobs, params: Params) -> Response:
     )
 
 
-async def handle_schedules(jobs: Jobs, params: Params) -> Response:
+async def handle_schedules(jobs: EndpointsHost, params: Params) -> Response:
     """``GET /handle-schedules``: enqueue the due schedule ticks."""
     if not has_schedules(jobs):
         return Response(500, {"message": NO_SCHEDULES})
@@ -267,11 +294,11 @@ async def handle_schedules(jobs: Jobs, params: Params) -> Response:
     return Response(200, {"message": SUCCESS, **outcomes})
 
 
-Endpoint = Callable[["Jobs", Params], Awaitable[Response]]
+Endpoint = Callable[["EndpointsHost", Params], Awaitable[Response]]
 ENDPOINTS: dict[str, Endpoint] = {"/run": run_jobs, "/handle-schedules": handle_schedules}
 
 
-async def respond(jobs: Jobs, request: Request) -> Response:
+async def respond(jobs: EndpointsHost, request: Request) -> Response:
     """Answer one request: 404, 405, 401 (nothing runs), 400, or the endpoint's answer."""
     endpoint = ENDPOINTS.get(request.path)
     if endpoint is None:
@@ -289,7 +316,7 @@ async def respond(jobs: Jobs, request: Request) -> Response:
     return await endpoint(jobs, params)
 
 
-async def _denied(jobs: Jobs, request: Request) -> Response | None:
+async def _denied(jobs: EndpointsHost, request: Request) -> Response | None:
     try:
         if await allowed(jobs, request):
             return None
@@ -301,7 +328,7 @@ async def _denied(jobs: Jobs, request: Request) -> Response | None:
 
 
 async def serve_lifespan(
-    jobs: Jobs, receive: Receive, send: Send, *, stop_timeout: float = DEFAULT_STOP_TIMEOUT
+    jobs: EndpointsHost, receive: Receive, send: Send, *, stop_timeout: float = DEFAULT_STOP_TIMEOUT
 ) -> None:
     """Answer the ASGI lifespan protocol: start ``jobs`` at startup, stop it at shutdown."""
     started = False
@@ -326,7 +353,7 @@ class EndpointsApp:
     own. Mounted inside a framework (which keeps the lifespan to itself), it only serves.
     """
 
-    def __init__(self, jobs: Jobs) -> None:
+    def __init__(self, jobs: EndpointsHost) -> None:
         self.jobs = jobs
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -92,7 +92,7 @@ class Jobs:
         self.runner = Runner(
             store=self.store,
             registry=self.registry,
-            jobs=self,
+            host=self,
             lease=self.lease,
             clock=self.clock,
             delete_on_complete=self.delete_job_on_complete,

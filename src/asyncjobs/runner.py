@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Any, Final, Literal
 
 import anyio
 import anyio.lowlevel
@@ -31,9 +31,6 @@ from asyncjobs.policies import Lease
 from asyncjobs.registry import SINGLE_TASK, Registry
 from asyncjobs.step_runner import StepRunner, TaskFailed, stray
 from asyncjobs.storage import Claim, Store
-
-if TYPE_CHECKING:
-    from asyncjobs.jobs import Jobs
 
 MIN_HEARTBEAT = 0.05
 CANCEL_CHECK_INTERVAL = 0.5  # seconds between checks for jobs cancelled elsewhere
@@ -66,12 +63,12 @@ class Runner:
         *,
         store: Store,
         registry: Registry,
-        jobs: Jobs,
+        host: object,
         lease: Lease,
         clock: Callable[[], datetime],
         delete_on_complete: bool,
     ) -> None:
-        self.store, self.registry, self.jobs, self.clock = store, registry, jobs, clock
+        self.store, self.registry, self.host, self.clock = store, registry, host, clock
         self.duration = timedelta(seconds=seconds(lease.duration))
         self.buffer = timedelta(seconds=seconds(lease.safety_buffer))
         self.delete_on_complete = delete_on_complete
@@ -200,7 +197,7 @@ class Runner:
         attempt.scope = None
 
     async def _refused(self, attempt: Attempt, exc: Exception) -> RunStatus | None:
-        steps = StepRunner(attempt, self.registry, self.jobs)
+        steps = StepRunner(attempt, self.registry, self.host)
         return await failures.outcome_refused(attempt, steps, exc)
 
     def _settle(
@@ -223,7 +220,7 @@ class Runner:
             attempt.definition = self._definition(attempt.row)
         except NotRegistered as exc:
             return await failures.failed_for_good(attempt, exc)
-        steps = StepRunner(attempt, self.registry, self.jobs)
+        steps = StepRunner(attempt, self.registry, self.host)
         try:
             await self._call_handler(attempt, steps)
         except HandlerImportError as exc:

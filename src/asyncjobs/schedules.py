@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from asyncjobs import injection, logs
 from asyncjobs.config import Schedule, Task, Workflow
@@ -17,12 +17,27 @@ from asyncjobs.queueing import prepare_rows
 from asyncjobs.storage import schedules as state
 
 if TYPE_CHECKING:
-    from asyncjobs.jobs import Jobs
+    from asyncjobs.registry import Registry
+    from asyncjobs.storage import Store
 
 logger = logging.getLogger(__name__)
 
 Outcome = Literal["success", "skipped", "error"]
 DECISION_KEYS = frozenset({"should_schedule", "input", "wait_until"})
+
+
+class ScheduleHost(Protocol):
+    """What handling schedules needs from its caller (``Jobs``), which hooks receive as
+    ``jobs``."""
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def registry(self) -> Registry: ...
+
+    @property
+    def clock(self) -> Callable[[], datetime]: ...
 
 
 @dataclass(frozen=True)
@@ -41,12 +56,12 @@ class Scheduled:
         """Names the schedule's state row; it follows the cron, not the schedule's position."""
         return f"{self.schedule.queue}:{self.kind}:{self.definition.slug}:{self.schedule.cron}"
 
-    def hook_args(self, jobs: Jobs) -> dict[str, Any]:
+    def hook_args(self, jobs: ScheduleHost) -> dict[str, Any]:
         slug, queue = self.definition.slug, self.schedule.queue
         return {"jobs": jobs, "slug": slug, "queue": queue, "schedule": self.schedule}
 
 
-async def handle_schedules(jobs: Jobs, *, queue: str, all_queues: bool) -> ScheduleResult:
+async def handle_schedules(jobs: ScheduleHost, *, queue: str, all_queues: bool) -> ScheduleResult:
     """Propose one tick per schedule on ``queue`` (or every queue) and enqueue it at most once.
 
     Returns:
@@ -65,7 +80,7 @@ async def handle_schedules(jobs: Jobs, *, queue: str, all_queues: bool) -> Sched
     )
 
 
-def collect(jobs: Jobs, *, queue: str, all_queues: bool) -> list[Scheduled]:
+def collect(jobs: ScheduleHost, *, queue: str, all_queues: bool) -> list[Scheduled]:
     """Every schedule whose jobs go to ``queue`` (all of them with ``all_queues``)."""
     return [
         Scheduled(definition, schedule)
@@ -87,7 +102,7 @@ def propose(
     return expr.latest_not_after(now, zone) if tick < now else tick
 
 
-async def schedule_tick(jobs: Jobs, item: Scheduled, last: datetime | None) -> Outcome:
+async def schedule_tick(jobs: ScheduleHost, item: Scheduled, last: datetime | None) -> Outcome:
     """Ask ``before_schedule``, enqueue the tick unless taken, then tell ``after_schedule``."""
     args = item.hook_args(jobs)
     tick: datetime | None = None
@@ -113,7 +128,9 @@ async def schedule_tick(jobs: Jobs, item: Scheduled, last: datetime | None) -> O
     return outcome
 
 
-async def _enqueue(jobs: Jobs, item: Scheduled, tick: datetime, args: dict[str, Any]) -> Job | None:
+async def _enqueue(
+    jobs: ScheduleHost, item: Scheduled, tick: datetime, args: dict[str, Any]
+) -> Job | None:
     decision, by_default = await _before(item, {**args, "wait_until": tick})
     if not decision.get("should_schedule", True):
         return None
@@ -152,7 +169,7 @@ async def _enqueue(jobs: Jobs, item: Scheduled, tick: datetime, args: dict[str, 
 
 
 async def default_before_schedule(
-    *, jobs: Jobs, slug: str, queue: str, wait_until: datetime, **_: Any
+    *, jobs: ScheduleHost, slug: str, queue: str, wait_until: datetime, **_: Any
 ) -> dict[str, Any]:
     """Schedule unless a scheduled job of ``slug`` on ``queue`` is still unfinished.
 

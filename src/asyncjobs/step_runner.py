@@ -7,7 +7,7 @@ import keyword
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -30,9 +30,6 @@ from asyncjobs.json_values import checked
 from asyncjobs.models import TaskStatus
 from asyncjobs.registry import Registry
 from asyncjobs.retry import Retries, RetriesLike, as_retries, merge_retries
-
-if TYPE_CHECKING:
-    from asyncjobs.jobs import Jobs
 
 INLINE = "inline"
 
@@ -90,14 +87,22 @@ class Step:
 
 
 class StepRunner:
-    """Builds the ``tasks`` and ``inline_task`` a handler receives, for one attempt."""
+    """Builds the ``tasks`` and ``inline_task`` a handler receives, for one attempt.
+
+    ``host`` is what handlers receive as ``jobs`` (the facade that runs them); the engine
+    only hands it on.
+    """
 
     def __init__(
-        self, attempt: Attempt, registry: Registry, jobs: Jobs, parent: dict[str, str] | None = None
+        self,
+        attempt: Attempt,
+        registry: Registry,
+        host: object,
+        parent: dict[str, str] | None = None,
     ) -> None:
         self.attempt = attempt
         self.registry = registry
-        self.jobs = jobs
+        self.host = host
         self.parent = parent
 
     @property
@@ -110,7 +115,7 @@ class StepRunner:
         return StepRunner(
             self.attempt,
             self.registry,
-            self.jobs,
+            self.host,
             {"task_slug": step.slug, "task_id": step.task_id},
         )
 
@@ -120,7 +125,7 @@ class StepRunner:
             "job": injection.Lazy(self.attempt.snapshot),
             "tasks": self.tasks,
             "inline_task": self.inline_task,
-            "jobs": self.jobs,
+            "jobs": self.host,
         }
 
     async def call_task(self, slug: str, task_id: object, input: Any, retries: RetriesLike) -> Any:
