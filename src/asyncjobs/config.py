@@ -22,7 +22,7 @@ from asyncjobs.checks import (
     check_slug,
 )
 from asyncjobs.cron import parse, zone
-from asyncjobs.errors import HandlerImportError
+from asyncjobs.errors import Forbidden, HandlerImportError
 from asyncjobs.injection import call, check_injectable
 from asyncjobs.policies import Concurrency, as_concurrency
 from asyncjobs.retry import Retries, RetriesLike, as_retries
@@ -75,6 +75,20 @@ class Access:
         """Whether the ``kind`` callable (``"run"``, ``"queue"``...) answers ``True``."""
         check = getattr(self, kind, None)
         return check is not None and await call(check, {"request": request}) is True
+
+
+async def check_access(
+    access: Access | None, kind: str, override_access: bool, request: Any
+) -> None:
+    """Refuse a call made with ``override_access=False`` unless ``access`` approves it.
+
+    Raises:
+        Forbidden: naming ``kind``.
+    """
+    if override_access:
+        return
+    if access is None or not await access.approves(kind, request):
+        raise Forbidden(f"access to {kind} was refused")
 
 
 @dataclass(frozen=True)

@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import anyio
-
-from asyncjobs import injection
 from asyncjobs.checks import (
     check_callable,
     check_id,
@@ -24,21 +19,21 @@ from asyncjobs.checks import (
 from asyncjobs.config import (
     DEFAULT_LIMIT,
     DEFAULT_QUEUE,
-    DEFAULT_STOP_TIMEOUT,
     Access,
     AutoRun,
     Task,
     Workflow,
     as_auto_run,
-    auto_run_list,
+    check_access,
 )
-from asyncjobs.errors import Forbidden
+from asyncjobs.lifecycle import Lifecycle
 from asyncjobs.logs import Silent, check_silent
 from asyncjobs.models import Job, RunResult, ScheduleResult, make_job
 from asyncjobs.policies import DEFAULT_ORDER, Lease, OrderLike, as_processing_order, order_for
-from asyncjobs.queueing import check_items, prepare_rows
+from asyncjobs.queueing import check_items, check_items_access, queue_items
 from asyncjobs.registry import Registry
 from asyncjobs.runner import Runner, RunRequest
+from asyncjobs.schedules import handle_schedules
 from asyncjobs.storage import Store
 from asyncjobs.urls import driver_url
 
@@ -58,7 +53,7 @@ def utcnow() -> datetime:
 AutoRunLike = Sequence[AutoRun] | Callable[["Jobs"], Any] | None
 
 
-class Jobs:
+class Jobs(Lifecycle):
     """Tasks, workflows and their jobs on one database; start it with the host app."""
 
     def __init__(
@@ -97,9 +92,7 @@ class Jobs:
             clock=self.clock,
             delete_on_complete=self.delete_job_on_complete,
         )
-        self._open_lock = anyio.Lock()
-        self._timers: Any = None
-        self._queued_listeners: list[Callable[[Sequence[Job]], None]] = []
+        super().__init__()
 
     def __repr__(self) -> str:
         slugs = [*self.registry.tasks, *self.registry.workflows]
@@ -112,82 +105,6 @@ class Jobs:
     @property
     def workflows(self) -> Mapping[str, Workflow]:
         return self.registry.workflows
-
-    # -- lifecycle -------------------------------------------------------------------------
-
-    async def start(self, auto_run: bool = True) -> None:
-        """Open the database (creating the schema) and, if asked, install the autoRun timers."""
-        await self._ready()
-        if not auto_run or self._timers is not None or not await self.auto_run_allowed():
-            return
-        entries = await self.auto_run_entries()
-        if entries:
-            from asyncjobs.autorun import AutoRunner
-
-            timers = AutoRunner(self)
-            await timers.start(entries)
-            self._timers = timers
-
-    async def stop(self, timeout: float = DEFAULT_STOP_TIMEOUT) -> None:
-        """Stop the timers, let running jobs finish within ``timeout``, release the rest."""
-        timers, self._timers = self._timers, None
-        if timers is not None:
-            await timers.stop()
-        await self.runner.drain(timeout)
-        if timers is not None:
-            await timers.close()  # after the drain, so a tick's last writes precede store.close()
-        await self.store.close()
-
-    async def __aenter__(self) -> Jobs:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    @asynccontextmanager
-    async def lifespan(
-        self, auto_run: bool = True, stop_timeout: float = DEFAULT_STOP_TIMEOUT
-    ) -> AsyncIterator[Jobs]:
-        """``start()`` on entry, ``stop(stop_timeout)`` on exit: what every adapter uses.
-
-        Args:
-            auto_run: install the autoRun timers.
-            stop_timeout: seconds running jobs get to finish on exit before they are
-                handed back.
-        """
-        await self.start(auto_run=auto_run)
-        try:
-            yield self
-        finally:
-            await self.stop(timeout=stop_timeout)
-
-    async def _ready(self) -> None:
-        if self.store.is_open:
-            return  # the common case, without the lock's yield to the loop
-        async with self._open_lock:
-            await self.store.open()
-
-    async def auto_run_allowed(self) -> bool:
-        if self.should_auto_run is None:
-            return True
-        return bool(await injection.call_positional(self.should_auto_run, self))
-
-    async def auto_run_entries(self) -> list[AutoRun]:
-        entries = self.auto_run
-        if callable(entries):
-            entries = await injection.call_positional(entries, self)
-        return auto_run_list(entries)
-
-    def on_queued(self, listener: Callable[[Sequence[Job]], None]) -> Callable[[], None]:
-        """Call ``listener`` with the jobs after every successful queue; returns an unsubscribe."""
-        self._queued_listeners.append(listener)
-        return lambda: self._queued_listeners.remove(listener)
 
     def asgi_app(self) -> EndpointsApp:
         """An ASGI app serving ``GET /run`` and ``GET /handle-schedules`` (``asyncjobs.http``).
@@ -250,25 +167,13 @@ class Jobs:
         self, items: Sequence[Mapping[str, Any]], override_access: bool, request: Any
     ) -> list[Job]:
         items = check_items(items)
-        if not override_access:
-            await self._check_access("queue", override_access, request)
-        for index, item in enumerate(items):
-            if not item.get("override_access", True):  # an item's own queue() arguments
-                try:
-                    await self._check_access("queue", False, item.get("request", request))
-                except Forbidden as exc:
-                    raise Forbidden(f"item {index}: {exc}") from None
+        await check_access(self.access, "queue", override_access, request)
+        await check_items_access(items, self.access, request)
         if not items:
             return []
-        now = self.clock()
-        rows, supersede = await prepare_rows(self.registry, items, now)
-        if not self.store.is_open:
-            await self._ready()
-        stored = await self.store.insert_jobs(rows, supersede=supersede, now=now)
-        created = [make_job(row, now) for row in stored]
-        if self._queued_listeners:
-            for listener in list(self._queued_listeners):
-                listener(created)
+        await self._ready()
+        created = await queue_items(self.store, self.registry, items, self.clock())
+        self._announce(created)
         return created
 
     async def run(
@@ -285,7 +190,7 @@ class Jobs:
         request: Any = None,
     ) -> RunResult:
         """Claim up to ``limit`` runnable jobs and run them (in parallel unless ``sequential``)."""
-        await self._check_access("run", override_access, request)
+        await check_access(self.access, "run", override_access, request)
         check_queue(queue)
         check_limit(limit)
         check_silent(silent)
@@ -306,7 +211,7 @@ class Jobs:
         self, id: int, *, override_access: bool = True, request: Any = None, silent: Silent = False
     ) -> RunResult:
         """Run that job if it is runnable, whatever its queue; otherwise run nothing."""
-        await self._check_access("run", override_access, request)
+        await check_access(self.access, "run", override_access, request)
         await self._ready()
         return await self.runner.run(
             RunRequest(limit=1, order=DEFAULT_ORDER, job_id=check_id(id), silent=silent)
@@ -325,14 +230,14 @@ class Jobs:
             raise ValueError("cancel() needs where or queue; cancelling every job is not allowed")
         if queue is not None:
             check_queue(queue)
-        await self._check_access("cancel", override_access, request)
+        await check_access(self.access, "cancel", override_access, request)
         return len(await self._cancel(where, queue))
 
     async def cancel_by_id(
         self, id: int, *, override_access: bool = True, request: Any = None
     ) -> bool:
         """Cancel one job; ``False`` when it is missing or already finished."""
-        await self._check_access("cancel", override_access, request)
+        await check_access(self.access, "cancel", override_access, request)
         return bool(await self._cancel({"id": check_id(id)}, None))
 
     async def retry_by_id(self, id: int) -> bool:
@@ -346,9 +251,7 @@ class Jobs:
         row = await self.store.retry(check_id(id), now=now)
         if row is None:
             return False
-        # Runnable again, like a new job: wake_on_queue listeners may run it at once.
-        for listener in list(self._queued_listeners):
-            listener([make_job(row, now)])
+        self._announce([make_job(row, now)])  # runnable again: wake_on_queue may run it now
         return True
 
     async def _cancel(self, where: Mapping[str, Any] | None, queue: str | None) -> list[int]:
@@ -361,8 +264,6 @@ class Jobs:
         self, *, queue: str = DEFAULT_QUEUE, all_queues: bool = False
     ) -> ScheduleResult:
         """Enqueue one job per due schedule tick (at most once per tick, across instances)."""
-        from asyncjobs.schedules import handle_schedules
-
         check_queue(queue)
         await self._ready()
         return await handle_schedules(self, queue=queue, all_queues=all_queues)
@@ -386,11 +287,3 @@ class Jobs:
         now = self.clock()
         rows = await self.store.find(where, limit=limit, order=order, now=now)
         return [make_job(row, now) for row in rows]
-
-    # -- helpers ---------------------------------------------------------------------------
-
-    async def _check_access(self, kind: str, override_access: bool, request: Any) -> None:
-        if override_access:
-            return
-        if self.access is None or not await self.access.approves(kind, request):
-            raise Forbidden(f"access to {kind} was refused")

@@ -11,15 +11,40 @@ from pydantic import ValidationError as PydanticValidationError
 
 from asyncjobs import injection
 from asyncjobs.checks import MAX_KEY_LENGTH, check_length, check_queue
-from asyncjobs.config import DEFAULT_QUEUE, Task, Workflow
-from asyncjobs.errors import JobCancelled, ValidationError
+from asyncjobs.config import DEFAULT_QUEUE, Access, Task, Workflow, check_access
+from asyncjobs.errors import Forbidden, JobCancelled, ValidationError
 from asyncjobs.json_values import check_shape, checked
+from asyncjobs.models import Job, make_job
 from asyncjobs.policies import Concurrency
 from asyncjobs.registry import Registry
-from asyncjobs.storage import cancelled_error
+from asyncjobs.storage import Store, cancelled_error
 
 QUEUE_KEYS = frozenset({"task", "workflow", "input", "queue", "wait_until", "meta"})
 ITEM_KEYS = QUEUE_KEYS | {"override_access", "request"}  # what a queue_many() item may hold
+
+
+async def queue_items(
+    store: Store,
+    registry: Registry,
+    items: Sequence[Mapping[str, Any]],
+    now: datetime,
+) -> list[Job]:
+    """Validate every item, then insert all of them in one transaction (all or nothing)."""
+    rows, supersede = await prepare_rows(registry, items, now)
+    stored = await store.insert_jobs(rows, supersede=supersede, now=now)
+    return [make_job(row, now) for row in stored]
+
+
+async def check_items_access(
+    items: Sequence[Mapping[str, Any]], access: Access | None, request: Any
+) -> None:
+    """Each item queued with its own ``override_access=False`` (and ``request``) is asked."""
+    for index, item in enumerate(items):
+        if not item.get("override_access", True):
+            try:
+                await check_access(access, "queue", False, item.get("request", request))
+            except Forbidden as exc:
+                raise Forbidden(f"item {index}: {exc}") from None
 
 
 def check_items(items: Any) -> list[Mapping[str, Any]]:
