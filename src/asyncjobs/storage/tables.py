@@ -118,3 +118,8 @@ schema_version = Table(
 def row_values(row: Any) -> dict[str, Any]:
     """A result row of ``jobs`` as a plain dict."""
     return dict(row._mapping)
+
+
+# The jobs columns by name, in table order; what an INSERT sets (the database makes the id).
+COLUMNS: tuple[str, ...] = tuple(c.name for c in jobs.c)
+INSERT_COLUMNS: tuple[str, ...] = tuple(name for name in COLUMNS if name != "id")
