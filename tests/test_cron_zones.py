@@ -11,7 +11,8 @@ import pytest
 
 import asyncjobs
 from asyncjobs.autorun import CronTrigger
-from asyncjobs.cron import Cron, zone
+from asyncjobs.cron import Cron
+from asyncjobs.timezones import zone
 from tests.conftest import FakeClock
 
 BERLIN = ZoneInfo("Europe/Berlin")

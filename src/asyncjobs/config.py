@@ -21,12 +21,13 @@ from asyncjobs.checks import (
     check_queue,
     check_slug,
 )
-from asyncjobs.cron import parse, zone
+from asyncjobs.cron import parse
 from asyncjobs.errors import Forbidden, HandlerImportError
 from asyncjobs.injection import call, check_injectable
 from asyncjobs.policies import Concurrency, as_concurrency
 from asyncjobs.retry import Retries, RetriesLike, as_retries
 from asyncjobs.steplist import check_steps
+from asyncjobs.timezones import zone
 
 if TYPE_CHECKING:
     from asyncjobs.models import Job

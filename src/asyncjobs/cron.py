@@ -8,7 +8,8 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import MAXYEAR, MINYEAR, UTC, datetime, timedelta, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from asyncjobs.timezones import as_utc, first_occurrence, wall_clock, zone
 
 __all__ = ["Cron", "parse", "zone"]
 
@@ -121,7 +122,7 @@ class Cron:
         Raises:
             ValueError: ``moment`` is naive, or the expression never fires after it.
         """
-        start = _as_utc(moment)
+        start = as_utc(moment)
         if zone is not None and zone is not UTC:
             return self._next_in_zone(start, zone)
         # Fire times are whole seconds, so "strictly after" is ">= the next whole second";
@@ -145,7 +146,7 @@ class Cron:
         Raises:
             ValueError: ``moment`` is naive, or the expression never fired up to it.
         """
-        end = _as_utc(moment)
+        end = as_utc(moment)
         if zone is not None and zone is not UTC:
             return self._latest_in_zone(end, zone)
         ceiling = (end.hour, end.minute, end.second)
@@ -158,10 +159,10 @@ class Cron:
         # Search wall-clock times (labelled UTC) and keep the first that happens after moment.
         # Skipped candidates are a gap's times or a repeated hour's already past: at most an
         # hour of them, once or twice a year.
-        wall = _wall_clock(moment, zone)
+        wall = wall_clock(moment, zone)
         while True:
             wall = self.next_after(wall)
-            fired = _first_occurrence(wall, zone)
+            fired = first_occurrence(wall, zone)
             if fired is not None and fired > moment:
                 return fired
 
@@ -172,7 +173,7 @@ class Cron:
         wall = (moment + (first_pass_offset or timedelta(0))).replace(tzinfo=UTC)
         while True:
             wall = self.latest_not_after(wall)
-            fired = _first_occurrence(wall, zone)
+            fired = first_occurrence(wall, zone)
             if fired is not None and fired <= moment:
                 return fired
             wall -= timedelta(seconds=1)
@@ -244,45 +245,6 @@ def parse(expr: str) -> Cron:
         ValueError: ``expr`` is malformed.
     """
     return Cron(expr)
-
-
-def zone(name: str) -> tzinfo:
-    """The IANA time zone ``name`` (``"UTC"``, ``"Europe/Berlin"``), as ``zoneinfo`` knows it.
-
-    Raises:
-        TypeError: ``name`` is not a string.
-        ValueError: no such zone.
-    """
-    if not isinstance(name, str):
-        raise TypeError(f"timezone must be an IANA zone name (str), got {name!r}")
-    if name == "UTC":
-        return UTC  # needs no time zone database
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(
-            f"unknown time zone {name!r}: use an IANA name such as 'Europe/Berlin' or 'UTC'"
-        ) from None
-
-
-def _wall_clock(moment: datetime, zone: tzinfo) -> datetime:
-    """The wall-clock time ``moment`` shows in ``zone``, labelled UTC for the search."""
-    return moment.astimezone(zone).replace(tzinfo=UTC, fold=0)
-
-
-def _first_occurrence(wall: datetime, zone: tzinfo) -> datetime | None:
-    """When the wall-clock time ``wall`` (labelled UTC) first happens in ``zone``, in UTC.
-
-    ``None`` when it never happens (skipped as clocks spring forward).
-    """
-    fired = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
-    return fired if _wall_clock(fired, zone) == wall else None
-
-
-def _as_utc(moment: datetime) -> datetime:
-    if moment.utcoffset() is None:
-        raise ValueError(f"cron needs a timezone-aware datetime, got naive {moment}")
-    return moment.astimezone(UTC)
 
 
 def _utc(year: int, month: int, day: int, time: Sequence[int]) -> datetime:
