@@ -7,7 +7,7 @@ admin reads the table through that alias and changes jobs only through the ``Job
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -191,13 +191,14 @@ def jobs_alias() -> str:
     return django_alias(get_jobs().database_url) or "default"
 
 
-def _registered_when_a_django_database(models: Iterable[type]) -> None:
+def register(site: admin.AdminSite) -> bool:
+    """Show the jobs on ``site`` when asyncjobs' database is one of Django's; whether it did."""
     if not _settings().get("JOBS"):
-        return  # no asyncjobs here: nothing to show
+        return False  # no asyncjobs here: nothing to show
     if django_alias(get_jobs().database_url) is None:
-        return  # asyncjobs has a database of its own: Django cannot read it
-    for model in models:
-        admin.site.register(model, JobAdmin)
+        return False  # asyncjobs has a database of its own, which Django cannot read
+    site.register(Job, JobAdmin)
+    return True
 
 
-_registered_when_a_django_database([Job])
+register(admin.site)
