@@ -7,7 +7,6 @@ configuration; each backend has its own ``Jobs`` object on its own database.
 
 from __future__ import annotations
 
-import atexit
 import os
 import tempfile
 import uuid
@@ -119,7 +118,7 @@ class Site:
 
 
 @contextmanager
-def open_site(backend: str) -> Iterator[Site]:
+def open_site(backend: str, config: pytest.Config) -> Iterator[Site]:
     """The project on ``backend``, migrated, its tables empty, ``ASYNCJOBS`` naming its jobs."""
     from django.test import override_settings
 
@@ -128,7 +127,7 @@ def open_site(backend: str) -> Iterator[Site]:
             pytest.fail(f"ASYNCJOBS_REQUIRE_POSTGRES is set but {POSTGRES_ENV} is not")
         pytest.skip(f"PostgreSQL tests skipped: set {POSTGRES_ENV} to run them")
     site = Site(backend, ALIASES[backend], sqlite_jobs if backend == "sqlite" else postgres_jobs)
-    _prepare(site)
+    _prepare(site, config)
     with override_settings(ASYNCJOBS={"JOBS": site.spec, "PREFIX": "/api/jobs"}):
         try:
             yield site
@@ -136,13 +135,13 @@ def open_site(backend: str) -> Iterator[Site]:
             bridge.release(site.jobs)
 
 
-def _prepare(site: Site) -> None:
+def _prepare(site: Site, config: pytest.Config) -> None:
     from django.core.management import call_command
     from django.db import connections
 
     if site.alias not in _prepared:
         if site.backend == "postgres":
-            _create_postgres_database()
+            _create_postgres_database(config)
         call_command("migrate", database=site.alias, verbosity=0)
         _prepared.add(site.alias)
     site.call(site.jobs.get, 1)  # opens the store, which creates asyncjobs' tables
@@ -151,12 +150,12 @@ def _prepare(site: Site) -> None:
             cursor.execute(f"DELETE FROM {table}")
 
 
-def _create_postgres_database() -> None:
+def _create_postgres_database(config: pytest.Config) -> None:
     from tests.conftest import _admin, _in_thread
 
     server = os.environ[POSTGRES_ENV]
     _in_thread(_admin(server, f'CREATE DATABASE "{POSTGRES_NAME}"'))
-    atexit.register(_drop_postgres_database, server)
+    config.add_cleanup(lambda: _drop_postgres_database(server))  # at the session's end
 
 
 def _drop_postgres_database(server: str) -> None:

@@ -22,7 +22,7 @@ CHANGELIST = "/admin/asyncjobs/job/"
 
 @pytest.fixture(params=BACKENDS)
 def site(request: pytest.FixtureRequest) -> Iterator[Site]:
-    with open_site(request.param) as opened:
+    with open_site(request.param, request.config) as opened:
         yield opened
 
 

@@ -33,7 +33,7 @@ object.__setattr__(DELETING, "delete_job_on_complete", True)
 
 @pytest.fixture(params=BACKENDS)
 def site(request: pytest.FixtureRequest) -> Iterator[Site]:
-    with open_site(request.param) as opened:
+    with open_site(request.param, request.config) as opened:
         yield opened
 
 
