@@ -180,3 +180,7 @@ def test_the_command_needs_a_module_path_for_the_jobs(site: Site) -> None:
         asyncjobs_command("jobs", "list")
     url = site.jobs.database_url
     assert "No jobs." in asyncjobs_command("jobs", "list", "--database-url", url)
+    err = StringIO()
+    with pytest.raises(CommandError):
+        call_command("asyncjobs", "--app", "tests.nowhere:jobs", "jobs", "list", stderr=err)
+    assert err.getvalue().startswith("asyncjobs: error: cannot import app module 'tests.nowhere'")

@@ -21,7 +21,8 @@ Settings (all optional when the ``Jobs`` object is passed to :func:`asgi`)::
 
 Views reach the object with :func:`get_jobs`. Async views ``await jobs.queue(...)``; sync
 views, which Django runs in a worker thread, call ``async_to_sync(jobs.queue)(...)`` (from
-``asgiref.sync``), which runs the call on the server's event loop where ``jobs`` lives.
+``asgiref.sync``), which runs the call on the server's event loop where ``jobs`` lives. Django's
+tasks API (``Task.enqueue()``) and the admin work from any view, also under WSGI (:mod:`.bridge`).
 """
 
 from __future__ import annotations

@@ -101,6 +101,9 @@ class TasksBackend(BaseTaskBackend):  # type: ignore[misc]
             )
 
     async def _queue(self, jobs: Jobs, task: Task, args: Any, kwargs: Any) -> Job:
+        # TODO(queue in Django's transaction): once jobs can be inserted through Django's own
+        # connection (``asyncjobs.integrations.django.queue``), enqueue() inside atomic()
+        # commits and rolls back with it; until then the job is stored at once.
         try:
             return await jobs.queue(
                 task=RUNNER_SLUG,

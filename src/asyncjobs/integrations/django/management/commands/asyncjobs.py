@@ -55,13 +55,22 @@ class Command(BaseCommand):  # type: ignore[misc]
         argv = [*default_app(args), *args]
         jobs_spec = argv[1] if argv[:1] == ["--app"] else None
         if jobs_spec:
-            bridge.release(load_jobs(jobs_spec))  # the command line opens it on its own loop
+            _release(jobs_spec)
         out, err = _stream(self.stdout), _stream(self.stderr)
         try:
             with redirect_stdout(out), redirect_stderr(err):
                 return cli.main(argv)
         finally:
             connections.close_all()
+
+
+def _release(spec: str) -> None:
+    """Let the command line open the ``Jobs`` on its own loop, if this process has it open."""
+    try:
+        jobs = load_jobs(spec)
+    except (ValueError, ImportError):
+        return  # not loadable: the command line says why, in one line
+    bridge.release(jobs)
 
 
 def default_app(args: Sequence[str]) -> list[str]:
