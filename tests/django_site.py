@@ -7,7 +7,9 @@ configuration; each backend has its own ``Jobs`` object on its own database.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -23,6 +25,7 @@ from asyncjobs.integrations.django import bridge, task_runner
 
 POSTGRES_ENV = "ASYNCJOBS_TEST_POSTGRES_URL"
 FOLDER = Path(tempfile.mkdtemp(prefix="asyncjobs-django-"))
+atexit.register(shutil.rmtree, FOLDER, ignore_errors=True)
 SQLITE_URL = f"sqlite:///{FOLDER / 'site.sqlite3'}"
 POSTGRES_NAME = f"asyncjobs_django_{uuid.uuid4().hex[:10]}"
 ALIASES = {"sqlite": "default", "postgres": "postgres"}
