@@ -229,16 +229,8 @@ SETTINGS_JOBS = asyncjobs.Jobs(tasks=[noop], auto_run=[], secret=SECRET)
 
 @pytest.fixture(scope="module")
 def django_settings() -> Iterator[None]:
-    from django.conf import settings
+    import tests.django_site  # noqa: F401  (Django's settings are one per process)
 
-    if not settings.configured:
-        settings.configure(
-            ROOT_URLCONF="integrations.django.urls",
-            ALLOWED_HOSTS=["app.test"],
-            INSTALLED_APPS=[],
-            MIDDLEWARE=[],
-            USE_TZ=True,
-        )
     yield
 
 

@@ -1,4 +1,4 @@
-"""Views: queue a greeting from an async or a sync view, and show a job."""
+"""Views: place an order (a Django task confirms it), queue a greeting, show a job."""
 
 from __future__ import annotations
 
@@ -9,10 +9,13 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 import asyncjobs
 from asyncjobs.integrations.django import get_jobs
+from integrations.django.models import Order
+from integrations.django.tasks import send_confirmation
 
 
 def bad_input_is_400(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -39,6 +42,35 @@ def bad_input_is_400(view: Callable[..., Any]) -> Callable[..., Any]:
     return sync_view
 
 
+@csrf_exempt  # an API for the example's curl calls
+@require_POST
+def place_order(request: HttpRequest) -> JsonResponse:
+    order = Order.objects.create(
+        email=request.POST.get("email", "ada@example.com"), item=request.POST.get("item", "tea")
+    )
+    # TODO: inside transaction.atomic(), with asyncjobs.integrations.django.queue(), once jobs
+    # can be queued in Django's own transaction; until then, queued after the order is saved.
+    result = send_confirmation.enqueue(order.pk)
+    order.confirmation = result.id
+    order.save(update_fields=["confirmation"])
+    return JsonResponse({"order": order.pk, "task": result.id}, status=201)
+
+
+@require_GET
+async def show_order(request: HttpRequest, id: int) -> JsonResponse:
+    order = await Order.objects.filter(pk=id).afirst()
+    if order is None:
+        return JsonResponse({"error": "no such order"}, status=404)
+    result = await send_confirmation.aget_result(order.confirmation)
+    task = {"id": result.id, "status": result.status, "attempts": result.attempts}
+    if result.status == "SUCCESSFUL":
+        task["return_value"] = result.return_value
+    return JsonResponse(
+        {"order": order.pk, "confirmed": order.confirmed_at is not None, "task": task}
+    )
+
+
+@csrf_exempt
 @require_POST
 @bad_input_is_400
 async def queue_greeting(request: HttpRequest) -> JsonResponse:
@@ -46,6 +78,7 @@ async def queue_greeting(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"id": job.id, "status": job.status}, status=202)
 
 
+@csrf_exempt
 @require_POST
 @bad_input_is_400
 def queue_greeting_sync(request: HttpRequest) -> JsonResponse:

@@ -20,6 +20,7 @@ from asyncjobs.jobs import DATABASE_URL_ENV, Jobs
 from asyncjobs.urls import hide_password
 
 DEFAULT_ATTR = "jobs"
+DJANGO_SETTINGS_ENV = "DJANGO_SETTINGS_MODULE"
 SQLALCHEMY_BACKGROUND = re.compile(r"\(Background on this error at: [^)]*\)")
 Script = Callable[[Jobs], Awaitable[Any]]
 
@@ -70,6 +71,7 @@ def load_jobs(spec: str) -> Jobs:
     if os.getcwd() not in sys.path:
         # Like `python -m`: the app module usually sits in the directory the command runs in.
         sys.path.insert(0, os.getcwd())
+    setup_django()
     module = _import(module_name)
     value: Any = module
     for part in attr.split("."):
@@ -80,6 +82,25 @@ def load_jobs(spec: str) -> Jobs:
         kind = type(value).__name__
         raise CliError(f"--app {spec} is a {kind}, not an asyncjobs.Jobs object")
     return value
+
+
+def setup_django() -> None:
+    """``django.setup()`` when ``DJANGO_SETTINGS_MODULE`` is set, so that an app module that
+    imports Django models loads (a no-op once Django is set up, as under ``manage.py``)."""
+    if not os.environ.get(DJANGO_SETTINGS_ENV):
+        return
+    try:
+        import django
+        from django.apps import apps
+    except ImportError:
+        raise CliError(f"{DJANGO_SETTINGS_ENV} is set but Django is not installed") from None
+    if apps.ready:
+        return
+    try:
+        django.setup()
+    except Exception as exc:
+        setting = f"{DJANGO_SETTINGS_ENV}={os.environ[DJANGO_SETTINGS_ENV]}"
+        raise CliError(f"cannot set up Django ({setting}): {describe(exc)}") from None
 
 
 def _import(module_name: str) -> Any:

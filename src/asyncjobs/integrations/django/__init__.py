@@ -1,4 +1,9 @@
-"""Django (ASGI): start ``jobs`` on the lifespan protocol and serve its endpoints beside Django.
+"""Django: the ASGI wrapper that runs ``jobs``, a ``django.tasks`` backend, the admin, a command.
+
+Add ``"asyncjobs.integrations.django"`` to ``INSTALLED_APPS`` for ``python manage.py asyncjobs
+...`` and, when asyncjobs uses one of Django's databases, the jobs in Django's admin.
+``TasksBackend`` (:mod:`.backend`) runs Django's ``@task`` functions as jobs of
+:func:`task_runner`.
 
 Django's ASGI handler refuses the lifespan protocol, so :func:`asgi` wraps it. In
 ``asgi.py``::
@@ -16,17 +21,29 @@ Settings (all optional when the ``Jobs`` object is passed to :func:`asgi`)::
 
 Views reach the object with :func:`get_jobs`. Async views ``await jobs.queue(...)``; sync
 views, which Django runs in a worker thread, call ``async_to_sync(jobs.queue)(...)`` (from
-``asgiref.sync``), which runs the call on the server's event loop where ``jobs`` lives.
+``asgiref.sync``), which runs the call on the server's event loop where ``jobs`` lives. Django's
+tasks API (``Task.enqueue()``) and the admin work from any view, also under WSGI (:mod:`.bridge`).
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asyncjobs.config import DEFAULT_STOP_TIMEOUT
 from asyncjobs.http import Receive, Scope, Send, route_path, serve_lifespan
+from asyncjobs.integrations.django import bridge
 from asyncjobs.jobs import Jobs
+
+if TYPE_CHECKING:
+    from asyncjobs.integrations.django.backend import TasksBackend
+    from asyncjobs.integrations.django.runner import task_runner
+
+__all__ = ["DEFAULT_PREFIX", "JobsASGI", "TasksBackend", "asgi", "get_jobs", "task_runner"]
+_LAZY = {  # they import Django's tasks API, which plain ``asgi()`` users may not have
+    "TasksBackend": "asyncjobs.integrations.django.backend",
+    "task_runner": "asyncjobs.integrations.django.runner",
+}
 
 DEFAULT_PREFIX = "/api/jobs"
 SETTING = "ASYNCJOBS"
@@ -38,16 +55,32 @@ def get_jobs() -> Jobs:
     Raises:
         ValueError: the setting is missing or does not name a ``Jobs`` object.
     """
-    target = _settings().get("JOBS")
+    return load_jobs(None)
+
+
+def load_jobs(target: Any, what: str | None = None) -> Jobs:
+    """``target`` (a ``Jobs`` or a ``"module:attr"`` naming one); ``None``: the setting's.
+
+    Raises:
+        ValueError: naming ``what`` (the setting ``target`` came from) and the value.
+    """
+    if target is None:
+        target, what = _settings().get("JOBS"), f'settings.{SETTING}["JOBS"]'
+    given = target
     if isinstance(target, str) and ":" in target:
         module, _, attr = target.partition(":")
         target = getattr(importlib.import_module(module), attr, None)
     if not isinstance(target, Jobs):
         raise ValueError(
-            f'settings.{SETTING}["JOBS"] must be a Jobs object or a "module:attr" naming one, '
-            f"got {_settings().get('JOBS')!r}"
+            f'{what} must be a Jobs object or a "module:attr" naming one, got {given!r}'
         )
     return target
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _settings() -> dict[str, Any]:
@@ -74,6 +107,7 @@ class JobsASGI:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
+            bridge.remember(self.jobs)  # sync views reach ``jobs`` on this, the server's loop
             await serve_lifespan(self.jobs, receive, send, stop_timeout=self.stop_timeout)
         elif scope["type"] == "http" and self._ours(route_path(scope)):
             root = scope.get("root_path", "") + self.prefix
