@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from asyncjobs.config import DEFAULT_STOP_TIMEOUT
 from asyncjobs.http import Receive, Scope, Send, route_path, serve_lifespan
 from asyncjobs.integrations.django import bridge
+from asyncjobs.integrations.django.loading import _settings, get_jobs
 from asyncjobs.jobs import Jobs
 
 if TYPE_CHECKING:
@@ -46,51 +47,12 @@ _LAZY = {  # they import Django's tasks API, which plain ``asgi()`` users may no
 }
 
 DEFAULT_PREFIX = "/api/jobs"
-SETTING = "ASYNCJOBS"
-
-
-def get_jobs() -> Jobs:
-    """The ``Jobs`` object named by ``settings.ASYNCJOBS["JOBS"]``.
-
-    Raises:
-        ValueError: the setting is missing or does not name a ``Jobs`` object.
-    """
-    return load_jobs(None)
-
-
-def load_jobs(target: Any, what: str | None = None) -> Jobs:
-    """``target`` (a ``Jobs`` or a ``"module:attr"`` naming one); ``None``: the setting's.
-
-    Raises:
-        ValueError: naming ``what`` (the setting ``target`` came from) and the value.
-    """
-    if target is None:
-        target, what = _settings().get("JOBS"), f'settings.{SETTING}["JOBS"]'
-    given = target
-    if isinstance(target, str) and ":" in target:
-        module, _, attr = target.partition(":")
-        target = getattr(importlib.import_module(module), attr, None)
-    if not isinstance(target, Jobs):
-        raise ValueError(
-            f'{what} must be a Jobs object or a "module:attr" naming one, got {given!r}'
-        )
-    return target
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def _settings() -> dict[str, Any]:
-    from django.conf import settings
-    from django.core.exceptions import ImproperlyConfigured
-
-    try:
-        return dict(getattr(settings, SETTING, None) or {})
-    except ImproperlyConfigured:  # no Django settings at all: everything was passed in
-        return {}
 
 
 class JobsASGI:

@@ -17,8 +17,9 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from asyncjobs.integrations.django import _settings, bridge, get_jobs
+from asyncjobs.integrations.django import bridge
 from asyncjobs.integrations.django.databases import django_alias
+from asyncjobs.integrations.django.loading import _settings, get_jobs
 from asyncjobs.integrations.django.models import Job
 from asyncjobs.jobs import Jobs
 from asyncjobs.storage.filters import STATUSES

@@ -25,9 +25,10 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
-from asyncjobs.config import check_id
+from asyncjobs.checks import check_id
 from asyncjobs.errors import NotRegistered
-from asyncjobs.integrations.django import bridge, idle, load_jobs
+from asyncjobs.integrations.django import bridge, idle
+from asyncjobs.integrations.django.loading import load_jobs
 from asyncjobs.integrations.django.results import (
     PRIORITY_KEY,
     RUNNER_SLUG,

@@ -3,14 +3,19 @@ host, port and database name."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
-DEFAULT_HOST = "localhost"
-DEFAULT_PORT = 5432
-Identity = tuple[str, ...]
+from asyncjobs.storage.identity import Identity, parts_identity, url_identity
+
+# The last part of a Django ENGINE path, and the kind of database it talks to.
+ENGINE_KINDS = {
+    "sqlite3": "sqlite",
+    "spatialite": "sqlite",
+    "postgresql": "postgresql",
+    "postgresql_psycopg2": "postgresql",
+    "postgis": "postgresql",
+}
 
 
 def django_alias(database_url: str) -> str | None:
@@ -26,33 +31,10 @@ def django_alias(database_url: str) -> str | None:
     return None
 
 
-def url_identity(url: str) -> Identity | None:
-    """What identifies the database of an asyncjobs URL; ``None`` for an in-memory one."""
-    scheme, _, rest = url.partition("://")
-    if scheme.startswith("sqlite"):
-        path = rest[1:].partition("?")[0] if rest.startswith("/") else ""
-        return _sqlite(unquote(path))
-    parts = urlsplit(url)
-    return _postgres(parts.hostname, parts.port, unquote(parts.path.lstrip("/")))
-
-
 def django_identity(config: Mapping[str, Any]) -> Identity | None:
     """What identifies the database of one ``settings.DATABASES`` entry."""
-    engine = str(config.get("ENGINE", ""))
-    name = str(config.get("NAME") or "")
-    if engine.endswith("sqlite3"):
-        return _sqlite(name)
-    if "postgres" in engine or "postgis" in engine:
-        port = config.get("PORT")
-        return _postgres(config.get("HOST"), int(port) if port else None, name)
-    return None
-
-
-def _sqlite(path: str) -> Identity | None:
-    if path in ("", ":memory:") or path.startswith("file:"):
-        return None
-    return ("sqlite", os.path.realpath(os.path.expanduser(path)))
-
-
-def _postgres(host: str | None, port: int | None, name: str) -> Identity:
-    return ("postgresql", host or DEFAULT_HOST, str(port or DEFAULT_PORT), name)
+    kind = ENGINE_KINDS.get(str(config.get("ENGINE", "")).rsplit(".", 1)[-1])
+    port = config.get("PORT")
+    return parts_identity(
+        kind, str(config.get("NAME") or ""), config.get("HOST") or None, int(port) if port else None
+    )

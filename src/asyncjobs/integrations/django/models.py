@@ -8,7 +8,7 @@ from typing import Any
 from django.db import models
 from django.utils import timezone
 
-from asyncjobs.config import MAX_KEY_LENGTH, MAX_NAME_LENGTH
+from asyncjobs.checks import MAX_KEY_LENGTH, MAX_NAME_LENGTH
 from asyncjobs.models import JobStatusName, job_status
 
 TABLE = "asyncjobs_jobs"

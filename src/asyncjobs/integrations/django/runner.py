@@ -23,7 +23,7 @@ from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 from django.utils import timezone
 
-from asyncjobs.config import Concurrency, KeyFunction, RetriesLike, Task
+from asyncjobs.config import KeyFunction, Task
 from asyncjobs.integrations.django import bridge
 from asyncjobs.integrations.django.results import (
     RETURN_KEY,
@@ -43,6 +43,8 @@ from asyncjobs.integrations.django.tasks_api import (
 )
 from asyncjobs.jobs import Jobs
 from asyncjobs.models import Job
+from asyncjobs.policies import Concurrency
+from asyncjobs.retry import RetriesLike
 
 logger = logging.getLogger(__name__)
 running_a_job: ContextVar[bool] = ContextVar("asyncjobs_django_running_a_job", default=False)

@@ -16,7 +16,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
 from asyncjobs import cli
-from asyncjobs.integrations.django import SETTING, _settings, bridge, load_jobs
+from asyncjobs.integrations.django import bridge
+from asyncjobs.integrations.django.loading import SETTING, _settings, load_jobs
 
 TARGET_OPTIONS = ("--app", "--database-url")
 
