@@ -30,12 +30,15 @@ Receive = Callable[[], Awaitable[tuple[int, float]]]
 
 
 def autorun_available() -> bool:
-    """Whether this asyncjobs has the autoRun timers (``asyncjobs.scheduler``)."""
-    try:
-        importlib.import_module("asyncjobs.scheduler")
-    except ImportError:
-        return False
-    return True
+    """Whether this asyncjobs has the autoRun timers (``asyncjobs.autorun``, once
+    ``asyncjobs.scheduler``)."""
+    for name in ("asyncjobs.autorun", "asyncjobs.scheduler"):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            continue
+        return True
+    return False
 
 
 async def _sample(enqueue: Enqueue, receive: Receive, *, samples: int, cap: float) -> Latency:

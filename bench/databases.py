@@ -84,7 +84,7 @@ class PostgresDatabase:
     async def reset(self) -> None:
         if self._driver is None:
             await create_schema(self.url)
-            self._driver = await PostgresDriver.open(_dsn(self.url))
+            self._driver = await PostgresDriver.open(driver_dsn(self.url))
         await self._driver.truncate()
 
     async def close(self) -> None:
@@ -130,12 +130,12 @@ def _remove(path: Path) -> None:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
-def _dsn(url: str) -> str:
+def driver_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 async def _admin(server_url: str, sql: str) -> None:
-    conn = await asyncpg.connect(_dsn(server_url))
+    conn = await asyncpg.connect(driver_dsn(server_url))
     try:
         await conn.execute(sql)
     finally:

@@ -26,6 +26,9 @@ _RUNNABLE = """completed_at IS NULL AND has_error = {false}
     AND (wait_until IS NULL OR wait_until <= {now})
     AND queue = 'default'"""
 _RETURNING = "RETURNING id, task_slug, workflow_slug, input, total_tried, log"
+_COUNT_UNFINISHED = (
+    "SELECT count(*) FROM asyncjobs_jobs WHERE completed_at IS NULL AND has_error = {false}"
+)
 _COLUMNS = (
     'queue, task_slug, input, meta, has_error, total_tried, "exclusive", created_at, updated_at'
 )
@@ -98,8 +101,15 @@ class SqliteDriver:
     async def vacuum(self) -> None:
         """Nothing to do: SQLite reuses the pages of deleted rows."""
 
+    async def analyze(self) -> None:
+        """Nothing to do: the SQLite floor and fills run without statistics too."""
+
     async def count(self) -> int:
         rows = list(await self.conn.execute_fetchall("SELECT count(*) FROM asyncjobs_jobs"))
+        return int(rows[0][0])
+
+    async def count_unfinished(self) -> int:
+        rows = list(await self.conn.execute_fetchall(_COUNT_UNFINISHED.format(false="0")))
         return int(rows[0][0])
 
     async def claim_complete(self, *, limit: int, n: int, cap: float) -> Rate:
@@ -212,6 +222,10 @@ class PostgresDriver:
     async def vacuum(self) -> None:
         await self.conn.execute("VACUUM ANALYZE asyncjobs_jobs")
 
+    async def analyze(self) -> None:
+        """Statistics for jobs queued by asyncjobs itself, as after ``fill_queued``."""
+        await self.conn.execute("ANALYZE asyncjobs_jobs")
+
     async def delete_unfinished(self) -> None:
         await self.conn.execute(
             "DELETE FROM asyncjobs_jobs WHERE completed_at IS NULL AND has_error = false"
@@ -219,6 +233,9 @@ class PostgresDriver:
 
     async def count(self) -> int:
         return int(await self.conn.fetchval("SELECT count(*) FROM asyncjobs_jobs"))
+
+    async def count_unfinished(self) -> int:
+        return int(await self.conn.fetchval(_COUNT_UNFINISHED.format(false="false")))
 
     async def server_version(self) -> str:
         return str(await self.conn.fetchval("SHOW server_version"))

@@ -55,11 +55,19 @@ def facts_lines(facts: dict[str, Any], autorun: bool) -> list[str]:
         f"Python {platform.python_version()}; SQLite {sqlite3.sqlite_version}; "
         f"PostgreSQL {facts.get('postgres', 'not measured')}",
         f"{versions}",
-        f"asyncjobs {commit()} from {Path(asyncjobs.__file__).parent}; "
+        f"asyncjobs {commit()} from {_where(Path(asyncjobs.__file__).parent)}; "
         f"autoRun: {'available' if autorun else 'not available'}",
         f"Load average before {load.format(*facts['load_before'])}, "
         f"after {load.format(*facts['load_after'])}; took {facts['seconds']:.0f} s",
     ]
+
+
+def _where(package: Path) -> str:
+    """The measured package: relative to this checkout when it is this checkout's."""
+    try:
+        return str(package.resolve().relative_to(ROOT))
+    except ValueError:
+        return "an installed package" if "site-packages" in package.parts else str(package)
 
 
 def _version(package: str) -> str:
@@ -132,5 +140,29 @@ def markdown_notes(settings: Settings, setup_seconds: dict[str, float]) -> str:
   nothing else running: what the machine itself adds.
 - **W6 scale**: W1 at limit=10 on a table that also keeps finished jobs (every tenth failed),
   bulk-inserted once ({setup}); the queued jobs left over are deleted between runs.
+- **W7 slow-job mix**: an app with one `AutoRun(cron="* * * * *", limit=10)` entry (wake on
+  queue) and its first tick past; one job sleeping {settings.slow_seconds:g} s, then
+  {settings.fast_jobs:,} sleeping {settings.fast_seconds * 1000:g} ms, queued in one `queue_many()`
+  call; time from its return until the last fast handler ended. Ideal: every slot kept busy, the
+  slow job holding one of them (here {_ideal(settings):.2f} s).
+- **W8 autoRun drain**: the same app; {settings.jobs:,} no-op jobs queued in one `queue_many()`
+  call; time from its return until every handler ended and no unfinished row is left (polled
+  every millisecond once the last handler ended), with W5's probe on the host loop meanwhile.
+  Its reference is the driver floor at claim-10/complete-10 measured in the same run (measured
+  for W8 and W9 when W1 is not chosen). The pgqueuer comparison is `bench/peers.py`'s.
+- **W9 workflows**: {settings.workflow_jobs:,} queued workflows of three no-op steps (queued
+  through `queue_many()`, then `ANALYZE` on PostgreSQL), drained like W1 at limit=10; its
+  reference is W1 limit=10 of the same run.
 - Each throughput measurement stops after {settings.cap:g} s; its rate is then over what it did.
 """
+
+
+def _ideal(settings: Settings) -> float:
+    from autorun_drains import ideal_seconds
+
+    return ideal_seconds(
+        fast_jobs=settings.fast_jobs,
+        fast_seconds=settings.fast_seconds,
+        slow_seconds=settings.slow_seconds,
+        limit=10,
+    )

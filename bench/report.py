@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,6 +56,19 @@ def _w1(backend: str, value: float, ratio: float) -> bool:
     return value >= 2500 and ratio >= 0.25
 
 
+def _w1_10(backend: str, value: float, ratio: float) -> bool:
+    """W1 at limit=10 is also held to half of the SQLite driver's own loop."""
+    return _w1(backend, value, ratio) and (backend != "sqlite" or ratio >= 0.5)
+
+
+def _w8(backend: str, _value: float, ratio: float) -> bool:
+    return ratio >= (0.5 if backend == "sqlite" else 0.9)
+
+
+def _ratio_at_least(bound: float) -> Check:
+    return lambda _backend, _value, ratio: ratio >= bound
+
+
 def _at_least(bound: float) -> Check:
     return lambda _backend, value, _ratio: value >= bound
 
@@ -65,14 +78,19 @@ def _at_most(bound: float) -> Check:
 
 
 W1_TARGET = "SQLite ≥ 3,500; PostgreSQL ≥ 2,500 and ≥ 25% of floor"
+W1_10_TARGET = "SQLite ≥ 3,500 and ≥ 50% of floor; PostgreSQL ≥ 2,500 and ≥ 25% of floor"
+W8_TARGET = (
+    "SQLite ≥ 50% of floor; PostgreSQL ≥ 90% of floor and ≥ 1.5x pgqueuer batch 10 (bench/peers.py)"
+)
 FLOOR_10 = "driver claim-10/complete-10"
+W1_10_SAME_RUN = "W1 limit=10, same run"
 METRICS: tuple[Metric, ...] = (
     Metric(
         "w1_10",
         "W1 drain, 1 process, run(limit=10)",
         "jobs/s",
-        W1_TARGET,
-        _w1,
+        W1_10_TARGET,
+        _w1_10,
         "floor_10",
         FLOOR_10,
     ),
@@ -146,9 +164,37 @@ METRICS: tuple[Metric, ...] = (
         "W6 drain, limit=10, over {scale} finished jobs",
         "jobs/s",
         "≥ 80% of W1 limit=10",
-        lambda _b, _v, ratio: ratio >= 0.8,
+        _ratio_at_least(0.8),
         "w1_10",
-        "W1 limit=10, same run",
+        W1_10_SAME_RUN,
+    ),
+    Metric(
+        "w7",
+        "W7 slow-job mix, autoRun limit=10: 1 job of {slow} s + {fast} of {fast_ms} ms, "
+        "fast ones done after",
+        "s",
+        reference="w7_ideal",
+        reference_label="ideal: every slot kept busy",
+    ),
+    Metric("w7_over", "W7 fast ones done, over the ideal", "s", "≤ 0.5 s", _at_most(0.5)),
+    Metric(
+        "w8",
+        "W8 autoRun drain, limit=10: {jobs} jobs queue_many()'d into an idle app",
+        "jobs/s",
+        W8_TARGET,
+        _w8,
+        "floor_10",
+        FLOOR_10,
+    ),
+    Metric("w5_w8", "W5 host-loop lag p99 during W8", "ms", "≤ 10 ms", _at_most(10)),
+    Metric(
+        "w9",
+        "W9 drain of {workflows} 3-step workflows, run(limit=10)",
+        "jobs/s",
+        "≥ 50% of W1 limit=10",
+        _ratio_at_least(0.5),
+        "w1_10",
+        W1_10_SAME_RUN,
     ),
     Metric("cpu_10", "process CPU per job during W1 limit=10", "ms/job"),
 )
@@ -176,13 +222,19 @@ class Row:
     verdict: str
 
 
-def rows(results: Results, scale: dict[str, str], procs: int) -> list[Row]:
-    """Table rows; ``scale`` (finished rows per backend) and ``procs`` fill in the labels."""
+def rows(
+    results: Results,
+    scale: Mapping[str, str],
+    fields: Mapping[str, str],
+    metrics: Sequence[Metric] = METRICS,
+) -> list[Row]:
+    """Table rows; ``scale`` (finished rows per backend) and ``fields`` (the process count and
+    the workloads' sizes) fill in the labels."""
     found = []
-    for metric in METRICS:
+    for metric in metrics:
         for backend in metric.backends:
             if (backend, metric.key) in results.values or (backend, metric.key) in results.missing:
-                label = metric.label.format(scale=scale.get(backend, ""), procs=procs)
+                label = metric.label.format(scale=scale.get(backend, ""), **fields)
                 found.append(_row(results, metric, backend, label))
     return found
 

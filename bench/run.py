@@ -22,16 +22,27 @@ from typing import Any
 import core_floor
 import machine
 import report
+from autorun_drains import w7_mix, w8_drain
 from autorun_workloads import autorun_available, w3_local, w3_processes, w4_idle
 from databases import Database, Databases, PostgresDatabase
 from measure import Drain, LagProbe, Latency, Rate
-from workloads import w1_drain, w1_processes, w2_queue, w2_queue_many, w6_drain, w6_setup
+from workloads import (
+    w1_drain,
+    w1_processes,
+    w2_queue,
+    w2_queue_many,
+    w6_drain,
+    w6_setup,
+    w9_drain,
+)
 
 HERE = Path(__file__).resolve().parent
 POSTGRES_ENV = "ASYNCJOBS_BENCH_POSTGRES_URL"
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 NO_AUTORUN = "n/a (autoRun not available)"
-WORKLOADS = frozenset({"w1", "w2", "w3", "w4", "w6"})  # W5 comes with W1, the floors with W1/W2
+# W5 comes with W1 and W8, the floors with W1/W2; W8 and W9 measure their references too.
+WORKLOADS = frozenset({"w1", "w2", "w3", "w4", "w6", "w7", "w8", "w9"})
+AUTORUN_KEYS = {"w7": ("w7", "w7_over"), "w8": ("w8", "w5_w8")}
 
 
 @dataclass
@@ -43,7 +54,7 @@ class Settings:
     postgres_url: str
     out: Path
     only: frozenset[str] = WORKLOADS
-    jobs: int = 10_000  # W1, W2 queue_many, W6: jobs queued
+    jobs: int = 10_000  # W1, W2 queue_many, W6, W8: jobs queued
     cap: float = 15.0  # seconds any one throughput measurement may take
     one_jobs: int = 2_000  # W2 queue(): jobs queued one by one
     batch: int = 100
@@ -53,6 +64,10 @@ class Settings:
     latency_cap: float = 20.0
     idle_seconds: float = 15.0  # W4
     lag_baseline: float = 2.0  # W5: seconds of an idle loop's lag, for comparison
+    fast_jobs: int = 1_000  # W7: short jobs queued after one slow one
+    fast_seconds: float = 0.01
+    slow_seconds: float = 3.0
+    workflow_jobs: int = 5_000  # W9
     scale_rows: dict[str, int] = field(
         default_factory=lambda: {"sqlite": 1_000_000, "postgres": 1_000_000}
     )
@@ -66,6 +81,9 @@ QUICK: dict[str, Any] = {
     "latency_cap": 5.0,
     "idle_seconds": 3.0,
     "lag_baseline": 0.5,
+    "fast_jobs": 200,
+    "slow_seconds": 1.0,
+    "workflow_jobs": 500,
     "scale_rows": {"sqlite": 20_000, "postgres": 20_000},
 }
 
@@ -114,6 +132,12 @@ class Bench:
         if "w6" in only:
             drain = await w6_drain(self.scale[backend], n=self.s.jobs, limit=10, cap=self.s.cap)
             self._rate(tag, backend, "w6", drain.rate)
+        if "w1" not in only and only & {"w8", "w9"}:
+            await self._drain_pair(tag, backend, db, 10)  # their references
+        await self._autorun_drains(tag, backend, db)
+        if "w9" in only:
+            rate = await w9_drain(db, n=self.s.workflow_jobs, limit=10, cap=self.s.cap)
+            self._rate(tag, backend, "w9", rate)
         if "w4" in only and index == 0:
             await self._idle(tag, backend, db)
 
@@ -122,17 +146,47 @@ class Bench:
         async with LagProbe.running() as idle:
             await asyncio.sleep(s.lag_baseline)
         self.results.add(backend, "w5_idle", idle.p99_ms())
-        for limit, suffix in ((10, "10"), (s.big_batch, "100")):
-            await db.reset()
-            await db.driver.fill_queued(s.jobs)
-            floor = await db.driver.claim_complete(limit=limit, n=s.jobs, cap=s.cap)
-            self._rate(tag, backend, f"floor_{suffix}", floor)
-            drain = await w1_drain(db, n=s.jobs, limit=limit, cap=s.cap)
-            self._drain(tag, backend, suffix, drain)
+        await self._drain_pair(tag, backend, db, 10)
+        await self._drain_pair(tag, backend, db, s.big_batch, "100")
         await db.reset()
         await db.driver.fill_queued(s.jobs)
         core = await core_floor.claim_complete(db.url, limit=10, n=s.jobs, cap=s.cap)
         self._rate(tag, backend, "core_10", core)
+
+    async def _drain_pair(
+        self, tag: str, backend: str, db: Database, limit: int, suffix: str = "10"
+    ) -> None:
+        """The driver's claim/complete floor, then W1, on the same queue at the same limit."""
+        s = self.s
+        await db.reset()
+        await db.driver.fill_queued(s.jobs)
+        floor = await db.driver.claim_complete(limit=limit, n=s.jobs, cap=s.cap)
+        self._rate(tag, backend, f"floor_{suffix}", floor)
+        self._drain(tag, backend, suffix, await w1_drain(db, n=s.jobs, limit=limit, cap=s.cap))
+
+    async def _autorun_drains(self, tag: str, backend: str, db: Database) -> None:
+        """W7 and W8, which need the autoRun timers."""
+        s, chosen = self.s, [w for w in ("w7", "w8") if w in self.s.only]
+        if not self.autorun:
+            for key in (k for w in chosen for k in AUTORUN_KEYS[w]):
+                self.results.missing[backend, key] = NO_AUTORUN
+            return
+        if "w7" in chosen:
+            mix = await w7_mix(
+                db,
+                fast_jobs=s.fast_jobs,
+                fast_seconds=s.fast_seconds,
+                slow_seconds=s.slow_seconds,
+                limit=10,
+                cap=s.cap + s.slow_seconds,
+            )
+            for key, value in (("w7", mix.seconds), ("w7_ideal", mix.ideal), ("w7_over", mix.over)):
+                self.results.add(backend, key, value, mix.complete)
+            say(f"{tag} w7: fast jobs done in {mix.seconds:.2f} s, {mix.over:.2f} s over ideal")
+        if "w8" in chosen:
+            drain = await w8_drain(db, n=s.jobs, limit=10, cap=s.cap)
+            self._rate(tag, backend, "w8", drain.rate)
+            self.results.add(backend, "w5_w8", drain.lag_p99_ms)
 
     async def _enqueues(self, tag: str, backend: str, db: Database) -> None:
         s = self.s
@@ -225,7 +279,9 @@ def parse(argv: list[str] | None) -> Settings:
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     parser.add_argument(
         "--only",
-        help="comma-separated subset of w1,w2,w3,w4,w6 (W5 and the floors come with W1/W2)",
+        help="comma-separated subset of w1,w2,w3,w4,w6,w7,w8,w9 (W5 and the floors come with "
+        "W1/W2; W8 and W9 measure their references, the floor and W1 at limit=10, if W1 is not "
+        "chosen)",
     )
     for name, kind in (
         ("procs", int),
@@ -235,6 +291,9 @@ def parse(argv: list[str] | None) -> Settings:
         ("samples", int),
         ("idle-seconds", float),
         ("scale-rows", int),
+        ("fast-jobs", int),
+        ("slow-seconds", float),
+        ("workflow-jobs", int),
     ):
         parser.add_argument(f"--{name}", type=kind, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -254,7 +313,8 @@ def parse(argv: list[str] | None) -> Settings:
 def _overrides(settings: Settings, args: argparse.Namespace) -> Settings:
     """Sizes given on the command line (used by the smoke test) win over the presets."""
     changes: dict[str, Any] = {}
-    for name in ("procs", "jobs", "cap", "one_jobs", "samples", "idle_seconds"):
+    names = ("procs", "jobs", "cap", "one_jobs", "samples", "idle_seconds")
+    for name in (*names, "fast_jobs", "slow_seconds", "workflow_jobs"):
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
     if args.samples is not None:
@@ -269,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     runner, facts = asyncio.run(bench(settings))
     facts["seconds"] = time.perf_counter() - started
-    found = report.rows(runner.results, _scale_labels(settings), settings.procs)
+    found = report.rows(runner.results, _scale_labels(settings), _label_fields(settings))
     print(machine.summary(facts, runner.autorun))
     print(report.text_table(found))
     report.write_markdown(
@@ -284,6 +344,18 @@ def main(argv: list[str] | None = None) -> int:
 
 def _scale_labels(settings: Settings) -> dict[str, str]:
     return {b: f"{rows:,}" for b, rows in settings.scale_rows.items()}
+
+
+def _label_fields(settings: Settings) -> dict[str, str]:
+    """What the row labels name: process count and the workloads' sizes."""
+    return {
+        "procs": str(settings.procs),
+        "jobs": f"{settings.jobs:,}",
+        "fast": f"{settings.fast_jobs:,}",
+        "fast_ms": f"{settings.fast_seconds * 1000:g}",
+        "slow": f"{settings.slow_seconds:g}",
+        "workflows": f"{settings.workflow_jobs:,}",
+    }
 
 
 if __name__ == "__main__":

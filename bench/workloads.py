@@ -1,4 +1,5 @@
-"""The asyncjobs workloads: W1 drain (with W5 host-loop lag), W2 enqueue and W6 drain at scale."""
+"""The asyncjobs workloads: W1 drain (with W5 host-loop lag), W2 enqueue, W6 drain at scale and
+W9 workflow drain."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import asyncjobs
 
 HERE = Path(__file__).resolve().parent
 WORKER_START_TIMEOUT = 60.0
+FILL_BATCH = 500  # W9 fills its queue through queue_many() in calls of this size (not timed)
 
 
 def successes(result: asyncjobs.RunResult) -> int:
@@ -70,6 +72,21 @@ async def w6_drain(db: Database, *, n: int, limit: int, cap: float) -> Drain:
     finally:
         await db.driver.delete_unfinished()
         await db.driver.vacuum()
+
+
+async def w9_drain(db: Database, *, n: int, limit: int, cap: float) -> Rate:
+    """W9: drain ``n`` queued 3-step workflows with ``run(limit=...)`` in a loop, as W1 does."""
+    await db.reset()
+    jobs = make_jobs(db.url)
+    await jobs.start()
+    try:
+        for first in range(0, n, FILL_BATCH):
+            count = min(FILL_BATCH, n - first)
+            await jobs.queue_many([{"workflow": "three-steps", "input": {"i": first}}] * count)
+        await db.driver.analyze()
+        return await drain(jobs, limit=limit, n=n, cap=cap)
+    finally:
+        await jobs.stop()
 
 
 async def w2_queue(db: Database, *, n: int, cap: float) -> Rate:

@@ -12,6 +12,7 @@ from typing import Any
 import asyncjobs
 
 SECRET = "browser-s3cret"
+PREFIX = "/admin/jobs"  # where the framework apps of dashboard_servers.py mount the dashboard
 DATABASE_ENV = "ASYNCJOBS_DATABASE_URL"
 
 

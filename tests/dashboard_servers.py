@@ -1,4 +1,7 @@
-"""The dashboard mounted in each framework, for the framework tests' real servers."""
+"""The dashboard mounted in each framework, for the framework tests' real servers.
+
+Only the servers import this module: it configures Django (the example project's settings).
+"""
 
 from __future__ import annotations
 
@@ -10,9 +13,7 @@ from starlette.applications import Starlette
 from asyncjobs.integrations import django as django_adapter
 from asyncjobs.integrations.quart import init_app
 from asyncjobs.integrations.starlette import lifespan, mount, mount_dashboard
-from tests.dashboard_jobs import jobs
-
-PREFIX = "/admin/jobs"
+from tests.dashboard_jobs import PREFIX, jobs
 
 starlette_app = Starlette(
     routes=[mount(jobs), mount_dashboard(jobs, PREFIX)], lifespan=lifespan(jobs)

@@ -36,6 +36,7 @@ class RecordingJobs(asyncjobs.Jobs):
     def __init__(self, events: list[str], **options: Any) -> None:
         super().__init__(**options)
         self.events = events
+        self.stop_timeouts: list[float] = []
 
     async def start(self, auto_run: bool = True) -> None:
         self.events.append("jobs start")
@@ -43,6 +44,7 @@ class RecordingJobs(asyncjobs.Jobs):
 
     async def stop(self, timeout: float = 10) -> None:
         self.events.append("jobs stop")
+        self.stop_timeouts.append(timeout)
         await super().stop(timeout)
 
 
@@ -113,6 +115,16 @@ async def test_failing_app_startup_stops_jobs(jobs: RecordingJobs, events: list[
         async with app.router.lifespan_context(app):
             pass
     assert events == ["jobs start", "jobs stop"]
+
+
+@pytest.mark.parametrize(("options", "expected"), [({}, 10), ({"stop_timeout": 2.5}, 2.5)])
+async def test_starlette_lifespan_passes_stop_timeout_to_stop(
+    jobs: RecordingJobs, options: dict[str, float], expected: float
+) -> None:
+    app = Starlette(lifespan=starlette_adapter.lifespan(jobs, **options))
+    async with app.router.lifespan_context(app):
+        pass
+    assert jobs.stop_timeouts == [expected]
 
 
 async def test_starlette_lifespan_rejects_a_non_callable(jobs: RecordingJobs) -> None:
@@ -197,6 +209,15 @@ async def test_django_wrapper_starts_and_stops_jobs_on_lifespan(
     assert events == ["jobs start", "jobs stop"]
 
 
+@pytest.mark.parametrize(("options", "expected"), [({}, 10), ({"stop_timeout": 2.5}, 2.5)])
+async def test_django_wrapper_passes_stop_timeout_to_stop(
+    jobs: RecordingJobs, options: dict[str, float], expected: float
+) -> None:
+    app = django_adapter.asgi(jobs, django_app=other_app, **options)
+    await lifespan_messages(app, "startup", "shutdown")
+    assert jobs.stop_timeouts == [expected]
+
+
 @pytest.mark.parametrize("prefix", ["api/jobs", "/", ""])
 async def test_django_wrapper_rejects_a_bad_prefix(jobs: RecordingJobs, prefix: str) -> None:
     with pytest.raises(ValueError, match="prefix"):
@@ -208,16 +229,8 @@ SETTINGS_JOBS = asyncjobs.Jobs(tasks=[noop], auto_run=[], secret=SECRET)
 
 @pytest.fixture(scope="module")
 def django_settings() -> Iterator[None]:
-    from django.conf import settings
+    import tests.django_site  # noqa: F401  (Django's settings are one per process)
 
-    if not settings.configured:
-        settings.configure(
-            ROOT_URLCONF="integrations.django.urls",
-            ALLOWED_HOSTS=["app.test"],
-            INSTALLED_APPS=[],
-            MIDDLEWARE=[],
-            USE_TZ=True,
-        )
     yield
 
 
@@ -274,6 +287,17 @@ async def test_quart_serving_hooks_start_and_stop_jobs(
         }
         assert ran.headers["cache-control"] == "no-store"
     assert events == ["jobs start", "jobs stop"]
+
+
+@pytest.mark.parametrize(("options", "expected"), [({}, 10), ({"stop_timeout": 2.5}, 2.5)])
+async def test_quart_after_serving_passes_stop_timeout_to_stop(
+    jobs: RecordingJobs, options: dict[str, float], expected: float
+) -> None:
+    app = Quart(__name__)
+    quart_adapter.init_app(app, jobs, **options)
+    async with app.test_app():
+        pass
+    assert jobs.stop_timeouts == [expected]
 
 
 async def test_quart_blueprint_answers_like_the_asgi_app(jobs: RecordingJobs) -> None:

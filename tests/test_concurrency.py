@@ -346,3 +346,16 @@ async def test_scheduled_jobs_supersede_their_pending_predecessor(
     remaining = await jobs.find()
     assert len(remaining) == 1
     assert remaining[0].wait_until == clock.now.replace(second=0) + timedelta(minutes=1)
+
+
+async def test_supersedes_leaves_one_pending_job_however_many_queue_at_once(
+    make_jobs: MakeJobs,
+) -> None:
+    instances = [make_jobs(tasks=[keyed(Gate(), supersedes=True)]) for _ in range(2)]
+    for jobs in instances:
+        await jobs.start(auto_run=False)
+    async with anyio.create_task_group() as tg:
+        for n in range(20):
+            jobs = instances[n % 2]
+            tg.start_soon(lambda j=jobs, n=n: j.queue(task="sync-doc", input={"doc": "a", "n": n}))
+    assert len(await instances[0].find()) == 1

@@ -8,7 +8,7 @@ import pytest
 from pydantic import BaseModel
 
 import asyncjobs
-from asyncjobs.config import merge_retries
+from asyncjobs.retry import merge_retries
 
 
 async def noop(*, input: dict) -> None:
@@ -126,9 +126,25 @@ def test_bad_cron_is_a_value_error_naming_it() -> None:
         asyncjobs.AutoRun(cron="every minute")
 
 
+def test_a_cron_that_never_fires_is_refused_where_it_is_defined() -> None:
+    with pytest.raises(ValueError, match="'0 0 30 2 \\*' never fires"):
+        asyncjobs.Schedule(cron="0 0 30 2 *", queue="q")
+    with pytest.raises(ValueError, match="'0 0 31 4 \\*' never fires"):
+        asyncjobs.AutoRun(cron="0 0 31 4 *")
+
+
 def test_auto_run_limit_must_be_positive() -> None:
     with pytest.raises(ValueError, match="limit"):
         asyncjobs.AutoRun(limit=0)
+    with pytest.raises(ValueError, match="limit"):
+        asyncjobs.AutoRun(limit=True)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("queue", [None, ""])
+def test_auto_run_queue_must_be_a_name(queue: object) -> None:
+    # run(queue=None) would have taken every queue
+    with pytest.raises(ValueError, match="queue"):
+        asyncjobs.AutoRun(queue=queue)  # type: ignore[arg-type]
 
 
 def test_access_callables_take_request_only() -> None:

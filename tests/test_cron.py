@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -10,6 +11,7 @@ from itertools import pairwise
 
 import pytest
 
+from asyncjobs import cli
 from asyncjobs.cron import Cron, parse
 
 SECOND = timedelta(seconds=1)
@@ -221,13 +223,28 @@ def test_naive_moment_is_rejected(method: str) -> None:
         getattr(Cron("* * * * *"), method)(datetime(2026, 11, 22))
 
 
-@pytest.mark.parametrize("expr", ["0 0 30 2 *", "0 0 31 4,6,9,11 *", "0 0 30-31 feb *"])
-def test_impossible_dates_raise_instead_of_looping(expr: str) -> None:
-    cron = Cron(expr)
-    with pytest.raises(ValueError, match="never fires"):
-        cron.next_after(utc(2026, 11, 22))
-    with pytest.raises(ValueError, match="never fires"):
-        cron.latest_not_after(utc(2026, 11, 22))
+NEVER = ["0 0 30 2 *", "0 0 31 4 *", "0 0 31 4,6,9,11 *", "0 0 30-31 feb *", "0 0 30 2 */2"]
+
+
+@pytest.mark.parametrize("expr", NEVER)
+def test_an_expression_that_can_never_fire_is_refused_naming_it(expr: str) -> None:
+    with pytest.raises(ValueError, match=f"cron expression '{re.escape(expr)}' never fires"):
+        Cron(expr)
+
+
+@pytest.mark.parametrize("expr", ["0 0 29 2 *", "0 0 30 2 1", "0 0 31 * *", "0 0 31 2,3 *"])
+def test_rare_but_possible_dates_are_accepted(expr: str) -> None:
+    assert Cron(expr).next_after(utc(2026, 11, 22)) > utc(2026, 11, 22)
+
+
+def test_the_command_line_refuses_a_cron_that_never_fires(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["run", "--app", "app:jobs", "--cron", "0 0 30 2 *"]) == 2
+    out = capsys.readouterr()
+    assert out.err.startswith("asyncjobs: error: ")
+    assert "'0 0 30 2 *' never fires" in out.err
+    assert (out.err.count("\n"), out.out) == (1, "")
 
 
 def test_edges_of_the_representable_calendar() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
+from asyncjobs.autorun import CronTrigger
 from asyncjobs.cron import parse
-from asyncjobs.scheduler import CronTrigger
 
 SUNDAY = datetime(2026, 1, 4, 10, 0, tzinfo=UTC)
 

@@ -11,8 +11,7 @@ import pytest
 
 import asyncjobs
 from tests.conftest import run_until_idle
-from tests.dashboard_jobs import DATABASE_ENV, SECRET, make_jobs
-from tests.dashboard_servers import PREFIX
+from tests.dashboard_jobs import DATABASE_ENV, PREFIX, SECRET, make_jobs
 from tests.servers import serve
 
 pytestmark = pytest.mark.slow

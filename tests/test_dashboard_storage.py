@@ -10,10 +10,14 @@ import pytest
 
 import asyncjobs
 from asyncjobs.storage import dashboard, dashboard_filters
-from asyncjobs.storage.dashboard import Count
+from asyncjobs.storage.dashboard import Count, DashboardQueries
 from tests.conftest import FakeClock, run_until_idle
 
 MakeJobs = Callable[..., asyncjobs.Jobs]
+
+
+def queries(jobs: asyncjobs.Jobs) -> DashboardQueries:
+    return DashboardQueries(jobs.store)
 
 
 @asyncjobs.task("work")
@@ -60,15 +64,15 @@ def counts(stats: dashboard.QueueStats) -> dict[str, int]:
 
 
 async def test_queues_are_every_queue_holding_a_job(jobs: asyncjobs.Jobs, clock: FakeClock) -> None:
-    assert await jobs.store.dashboard.queues() == []
+    assert await queries(jobs).queues() == []
     await mixed(jobs, clock)
-    assert await jobs.store.dashboard.queues() == ["other", "q"]
+    assert await queries(jobs).queues() == ["other", "q"]
 
 
 async def test_queue_stats_count_each_status(jobs: asyncjobs.Jobs, clock: FakeClock) -> None:
     await mixed(jobs, clock)
     clock.advance(30)
-    stats = await jobs.store.dashboard.queue_stats("q", clock())
+    stats = await queries(jobs).queue_stats("q", clock())
     assert counts(stats) == {"completed": 3, "failed": 1, "queued": 1, "waiting": 1, "cancelled": 1}
     assert not any(count.capped for count in stats.counts.values())
     assert stats.oldest_due == clock() - timedelta(seconds=30)
@@ -86,7 +90,7 @@ async def test_a_leased_job_counts_as_processing(jobs: asyncjobs.Jobs, clock: Fa
             queue="q",
         )
     )
-    stats = await jobs.store.dashboard.queue_stats("q", clock())
+    stats = await queries(jobs).queue_stats("q", clock())
     assert counts(stats) == {"processing": 1}
     assert stats.oldest_due is None
     assert job.id
@@ -97,10 +101,10 @@ async def test_counts_stop_at_the_cap(
 ) -> None:
     monkeypatch.setattr(dashboard_filters, "CAP", 3)
     await jobs.queue_many([{"task": "work", "input": {}, "queue": "q"} for _ in range(5)])
-    stats = await jobs.store.dashboard.queue_stats("q", clock())
+    stats = await queries(jobs).queue_stats("q", clock())
     assert stats.counts["queued"] == Count(3, capped=True)
-    assert await jobs.store.dashboard.count({"queue": "q"}, clock()) == Count(3, capped=True)
-    assert await jobs.store.dashboard.count({"status": "failed"}, clock()) == Count(0)
+    assert await queries(jobs).count({"queue": "q"}, clock()) == Count(3, capped=True)
+    assert await queries(jobs).count({"status": "failed"}, clock()) == Count(0)
 
 
 async def test_the_chart_counts_completions_and_failures_per_minute(
@@ -113,13 +117,13 @@ async def test_the_chart_counts_completions_and_failures_per_minute(
     await jobs.queue(task="work", input={}, queue="q")
     await run_until_idle(jobs, queue="q")  # at 12:10:05
     clock.advance(minutes=20)
-    stats = await jobs.store.dashboard.queue_stats("q", clock())  # since 11:30:05
+    stats = await queries(jobs).queue_stats("q", clock())  # since 11:30:05
     assert sum(stats.completed) == 2 and sum(stats.failed) == 1
     assert stats.completed[29] == 1 and stats.completed[40] == 1  # 12:00:00, 12:10:05
     assert stats.failed[40] == 1
     assert not stats.failed_partial
     clock.advance(minutes=40)  # the 12:00 completion falls out of the hour
-    later = await jobs.store.dashboard.queue_stats("q", clock())
+    later = await queries(jobs).queue_stats("q", clock())
     assert sum(later.completed) == 1 and later.completed[0] == 1
 
 
@@ -130,7 +134,7 @@ async def test_the_failure_chart_says_when_it_only_saw_a_sample(
     for _ in range(3):
         await jobs.queue(task="work", input={"fail": True}, queue="q")
     await run_until_idle(jobs, queue="q")
-    stats = await jobs.store.dashboard.queue_stats("q", clock())
+    stats = await queries(jobs).queue_stats("q", clock())
     assert stats.failed_partial and sum(stats.failed) == 2
     assert stats.counts["failed"] == Count(3)
 
@@ -143,14 +147,14 @@ async def test_pages_walk_newest_first_by_id(
         monkeypatch.setattr(dashboard_filters, "CAP", 2)
     made = await jobs.queue_many([{"task": "work", "input": {"n": n}} for n in range(7)])
     ids = [job.id for job in made]
-    queries = jobs.store.dashboard
-    first = await queries.page(None, now=clock(), limit=3)
+    read = queries(jobs)
+    first = await read.page(None, now=clock(), limit=3)
     assert [r["id"] for r in first.rows] == ids[:-4:-1] and first.more
-    second = await queries.page(None, now=clock(), limit=3, before=first.rows[-1]["id"])
+    second = await read.page(None, now=clock(), limit=3, before=first.rows[-1]["id"])
     assert [r["id"] for r in second.rows] == ids[3:0:-1] and second.more
-    last = await queries.page(None, now=clock(), limit=3, before=second.rows[-1]["id"])
+    last = await read.page(None, now=clock(), limit=3, before=second.rows[-1]["id"])
     assert [r["id"] for r in last.rows] == ids[:1] and not last.more
-    back = await queries.page(None, now=clock(), limit=3, after=last.rows[0]["id"])
+    back = await read.page(None, now=clock(), limit=3, after=last.rows[0]["id"])
     assert [r["id"] for r in back.rows] == ids[3:0:-1] and back.more
     assert "log" not in first.rows[0]
 
@@ -179,7 +183,7 @@ async def test_pages_filter_by_status_queue_and_slug(
     if dense:
         monkeypatch.setattr(dashboard_filters, "CAP", 0)
     ids = await mixed(jobs, clock)
-    page = await jobs.store.dashboard.page(where, now=clock(), limit=50)
+    page = await queries(jobs).page(where, now=clock(), limit=50)
     want = sorted(
         (i for s, found in ids.items() for i in found if s in expected or "*" in expected),
         reverse=True,
@@ -191,9 +195,9 @@ async def test_retry_remakes_matching_failed_and_cancelled_jobs(
     jobs: asyncjobs.Jobs, clock: FakeClock
 ) -> None:
     ids = await mixed(jobs, clock)
-    changed = await jobs.store.dashboard.retry({"queue": "q"}, clock())
+    changed = await queries(jobs).retry({"queue": "q"}, clock())
     assert sorted(changed) == sorted((i, "q") for i in ids["failed"] + ids["cancelled"])
-    stats = await jobs.store.dashboard.queue_stats("q", clock())
+    stats = await queries(jobs).queue_stats("q", clock())
     assert counts(stats) == {"completed": 3, "queued": 3, "waiting": 1}
 
 
@@ -201,7 +205,7 @@ async def test_make_due_brings_waiting_jobs_forward_and_leaves_others(
     jobs: asyncjobs.Jobs, clock: FakeClock
 ) -> None:
     ids = await mixed(jobs, clock)
-    changed = await jobs.store.dashboard.make_due({"queue": "q"}, clock())
+    changed = await queries(jobs).make_due({"queue": "q"}, clock())
     assert sorted(i for i, _ in changed) == sorted(ids["queued"] + ids["waiting"])
     waiting = await jobs.get(ids["waiting"][0])
     queued = await jobs.get(ids["queued"][0])
@@ -211,8 +215,8 @@ async def test_make_due_brings_waiting_jobs_forward_and_leaves_others(
 
 async def test_a_job_has_no_children_before_parents_exist(jobs: asyncjobs.Jobs) -> None:
     job = await jobs.queue(task="work", input={})
-    assert await jobs.store.dashboard.children(job.id, 10) == []
+    assert await queries(jobs).children(job.id, 10) == []
 
 
 async def test_schedule_ticks_of_no_keys_are_none(jobs: asyncjobs.Jobs) -> None:
-    assert await jobs.store.dashboard.schedule_ticks([]) == {}
+    assert await queries(jobs).schedule_ticks([]) == {}

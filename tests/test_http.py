@@ -93,6 +93,46 @@ async def test_without_secret_or_access_every_request_is_refused(make_jobs: Make
     assert await statuses(jobs) == ["queued"]
 
 
+@pytest.mark.parametrize(
+    ("secret", "access", "expected"),
+    [
+        (SECRET, None, "send the secret as 'Authorization: Bearer <secret>'."),
+        (SECRET, lambda: False, "'Authorization: Bearer <secret>', or a request that Access.run"),
+        (None, lambda: False, "Access.run did not approve this request."),
+        (None, None, "every request is refused until Jobs(secret=...) or Access(run=...) is"),
+        (None, asyncjobs.Access(queue=lambda: True), "every request is refused until"),
+    ],
+)
+async def test_the_401_says_which_credentials_are_expected(
+    make_jobs: MakeJobs, secret: str | None, access: Any, expected: str
+) -> None:
+    if callable(access):
+        access = asyncjobs.Access(run=access)
+    jobs = make_jobs(tasks=[add], secret=secret, access=access)
+    response = await get(jobs, "/run")
+    assert response.status_code == 401
+    message = response.json()["message"]
+    assert message.startswith("Unauthorized: ") and expected in message
+
+
+@pytest.mark.parametrize(
+    ("secret", "error", "problem"),
+    [
+        (" s3cret", ValueError, "must not start or end with whitespace"),
+        ("s3cret\n", ValueError, "must not start or end with whitespace"),
+        ("s3c\x00ret", ValueError, "printable characters only"),
+        ("s3c\nret", ValueError, "printable characters only"),
+        ("s3cr\ud800t", ValueError, "printable characters only"),
+        (b"s3cret", TypeError, "secret must be a str or None"),
+    ],
+)
+def test_a_secret_no_request_could_carry_is_refused(
+    secret: Any, error: type[Exception], problem: str
+) -> None:
+    with pytest.raises(error, match=problem):
+        asyncjobs.Jobs(tasks=[add], secret=secret)
+
+
 async def test_empty_secret_counts_as_no_secret(make_jobs: MakeJobs) -> None:
     jobs = make_jobs(tasks=[add], secret="")
     response = await get(jobs, "/run", headers={"Authorization": "Bearer "})
@@ -122,6 +162,17 @@ async def test_access_run_receives_the_request_and_can_allow(make_jobs: MakeJobs
 async def test_async_access_run_refusal_gets_401(make_jobs: MakeJobs) -> None:
     async def check(request: Request) -> bool:
         return False
+
+    jobs = make_jobs(tasks=[add], access=asyncjobs.Access(run=check))
+    await jobs.queue(task="add", input={"a": 1, "b": 2})
+    assert (await get(jobs, "/run")).status_code == 401
+    assert await statuses(jobs) == ["queued"]
+
+
+@pytest.mark.parametrize("answer", ["false", "yes", 1, {"allowed": False}, [True], None])
+async def test_access_run_approves_only_with_true(make_jobs: MakeJobs, answer: Any) -> None:
+    async def check() -> Any:
+        return answer
 
     jobs = make_jobs(tasks=[add], access=asyncjobs.Access(run=check))
     await jobs.queue(task="add", input={"a": 1, "b": 2})
@@ -312,6 +363,20 @@ async def test_handle_schedules_only_the_queue_asked_for(make_jobs: MakeJobs) ->
         ("silent=loud", "silent"),
         ("queue=", "queue"),
         ("queue=%20", "queue"),
+        ("limit=" + "9" * 4301, "limit"),
+        ("limit=" + "0" * 5000 + "1", "limit"),
+        ("queue=%00", "queue"),
+        ("queue=a%00b", "queue"),
+        ("queue=" + "q" * 201, "queue"),
+        ("allQueues=1", "allQueues"),
+        ("allQueues=yes", "allQueues"),
+        ("silent=TRUE", "silent"),
+        ("disableScheduling=%20true", "disableScheduling"),
+        ("allqueues=true", "allqueues"),
+        ("Limit=abc", "Limit"),
+        ("limit=5&unknown=x", "unknown"),
+        ("=x", ""),
+        ("queue%00=x", "queue\x00"),
     ],
 )
 @pytest.mark.parametrize("path", ["/run", "/handle-schedules"])
@@ -331,9 +396,32 @@ async def test_unauthorized_request_with_bad_parameters_gets_401(make_jobs: Make
     assert (await get(jobs, "/run?limit=abc")).status_code == 401
 
 
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+@pytest.mark.parametrize("query", ["queue=%00", "queue=%C0%80", "limit=" + "1" * 5000])
+async def test_a_malformed_parameter_gets_400_on_both_backends(
+    make_jobs: MakeJobs, query: str
+) -> None:
+    jobs = make_jobs(tasks=[add], secret=SECRET)
+    await jobs.queue(task="add", input={"a": 1, "b": 2})
+    response = await get(jobs, f"/run?{query}", headers=AUTH)
+    assert response.status_code == (200 if "C0" in query else 400)  # a bad byte reads as U+FFFD
+    assert await statuses(jobs) == ["queued"]
+
+
+def test_an_unknown_parameter_is_named_with_the_one_it_resembles() -> None:
+    with pytest.raises(ValueError, match=r"unknown query parameter 'allqueues' \(did you mean "):
+        parse_params([("allqueues", "true")])
+    with pytest.raises(ValueError, match=r"parameter 'Limit' .*'limit'.*; use queue, limit, "):
+        parse_params([("Limit", "abc")])
+    with pytest.raises(ValueError, match="parameter 'colour'; use queue, limit, allQueues, "):
+        parse_params([("colour", "red")])
+
+
 def test_parameters_default_and_parse() -> None:
-    assert parse_params([]) == parse_params([("unknown", "x")])
-    params = parse_params([("limit", "7"), ("allQueues", "TRUE"), ("silent", "1")])
+    assert parse_params([]) == parse_params([("silent", "false")])
+    params = parse_params([("limit", "7"), ("allQueues", "true"), ("silent", "true")])
     assert (params.limit, params.all_queues, params.silent) == (7, True, True)
     params = parse_params([("disableScheduling", "false"), ("queue", "mail")])
     assert (params.disable_scheduling, params.queue, params.limit) == (False, "mail", 10)

@@ -90,6 +90,7 @@ async def test_example_app_runs_a_queued_workflow_through_auto_run(
             ]
             assert job["log"][1]["output"] == {"text": "HELLO, ADA!"}
         await check_endpoint_access(http)
+        await check_bad_input(http, spec)
         assert await server.stop(), server.output()
 
 
@@ -106,6 +107,32 @@ async def check_endpoint_access(http: httpx.AsyncClient) -> None:
     }
     assert (await http.get("/api/jobs/run?limit=abc", headers=AUTH)).status_code == 400
     assert (await http.get("/api/jobs/handle-schedules", headers=AUTH)).status_code == 500
+
+
+HOSTILE_QUERIES = (
+    "limit=" + "9" * 4301,
+    "queue=%00",
+    "queue=" + "q" * 201,
+    "allqueues=true",
+    "Limit=abc",
+    "silent=yes",
+    "limit=5&limit=6",
+)
+
+
+async def check_bad_input(http: httpx.AsyncClient, spec: Example) -> None:
+    """Malformed parameters and inputs get 400 naming the problem, never 500."""
+    for query in HOSTILE_QUERIES:
+        answer = await http.get(f"/api/jobs/run?{query}", headers=AUTH)
+        assert answer.status_code == 400, (query, answer.text)
+        assert "query parameter" in answer.json()["message"]
+    for path in spec.queue_paths:
+        answer = await http.post(path, params={"name": "a\x00b"})
+        assert answer.status_code == 400, (path, answer.text)
+        assert "NUL" in answer.json()["error"]
+    for job_id in ("9" * 30, "9" * 5000):
+        answer = await http.get(f"/jobs/{job_id}")
+        assert 400 <= answer.status_code < 500, (job_id[:30], answer.text[:300])
 
 
 # -- a deploy: two instances, one runner ----------------------------------------------------

@@ -143,6 +143,25 @@ async def test_stop_hands_back_unfinished_jobs(make_jobs: MakeJobs, clock: FakeC
     assert executed == ["first", "second"]
 
 
+async def test_lifespan_stop_timeout_bounds_the_wait_for_running_jobs(
+    make_jobs: MakeJobs,
+) -> None:
+    gate, executed = Gate(), []
+    step, flow = gated_workflow(gate, executed)
+    jobs = make_jobs(tasks=[step], workflows=[flow], lease=LEASE)
+    job = await jobs.queue(workflow="two-steps")
+    with anyio.fail_after(5):  # the default grace period would be 10 s
+        async with (
+            anyio.create_task_group() as tg,
+            jobs.lifespan(auto_run=False, stop_timeout=0.05),
+        ):
+            tg.start_soon(jobs.run)
+            await gate.reached.wait()
+    handed_back = await jobs.get(job.id)
+    assert handed_back is not None
+    assert (handed_back.status, handed_back.total_tried) == ("queued", 0)
+
+
 async def test_stop_lets_running_jobs_finish_within_the_timeout(make_jobs: MakeJobs) -> None:
     gate, executed = Gate(), []
     step, flow = gated_workflow(gate, executed)

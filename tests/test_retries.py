@@ -9,8 +9,14 @@ from typing import Any
 import pytest
 
 import asyncjobs
-from asyncjobs.config import Backoff, Retries
-from asyncjobs.retry import backoff_until, task_max_retries, workflow_verdict
+from asyncjobs.retry import (
+    MAX_BACKOFF,
+    Backoff,
+    Retries,
+    backoff_until,
+    task_max_retries,
+    workflow_verdict,
+)
 from tests.conftest import T0, FakeClock
 
 MakeJobs = Callable[..., asyncjobs.Jobs]
@@ -222,6 +228,77 @@ async def test_rerun_completed_step_can_still_run_out_of_retries(
     await jobs.queue(workflow="wf")
     # handler error, then the re-run step fails twice: its one retry is used up
     assert await drain(jobs, clock) == ["error", "error", "error-reached-max-retries"]
+
+
+async def test_workflow_retries_without_attempts_leave_task_retries_in_force(
+    make_jobs: MakeJobs, clock: FakeClock
+) -> None:
+    @asyncjobs.workflow("wf", retries=Retries(backoff=Backoff(delay=60)))
+    async def wf(*, tasks: Any) -> None:
+        await tasks.t("1")
+
+    jobs = make_jobs(tasks=[failing("t", retries=2)], workflows=[wf])
+    job = await jobs.queue(workflow="wf")
+    await jobs.run()
+    retrying = await jobs.get(job.id)
+    assert retrying is not None
+    assert retrying.wait_until == clock.now + timedelta(seconds=60)  # the workflow's backoff
+    assert await drain(jobs, clock) == ["error", "error-reached-max-retries"]
+    assert runs == ["t"] * 3
+
+
+async def test_a_numeric_call_site_override_keeps_the_tasks_backoff_and_restore(
+    make_jobs: MakeJobs, clock: FakeClock
+) -> None:
+    calls = {"n": 0}
+    retries = Retries(attempts=0, backoff=Backoff(delay=30), should_restore=False)
+
+    @asyncjobs.task("flaky", retries=retries)
+    async def flaky() -> None:
+        calls["n"] += 1
+        if calls["n"] in (2, 3):  # succeeds, then fails twice when re-run
+            raise RuntimeError("flaky")
+
+    @asyncjobs.workflow("wf", retries=5)
+    async def wf(*, tasks: Any) -> None:
+        await tasks.flaky("1", retries=2)
+        if calls["n"] == 1:
+            raise RuntimeError("retry the job once")
+
+    jobs = make_jobs(tasks=[flaky], workflows=[wf])
+    job = await jobs.queue(workflow="wf")
+    await jobs.run()  # the step succeeds; the handler fails after it
+    await jobs.run()  # should_restore=False re-runs the step, which fails
+    retrying = await jobs.get(job.id)
+    assert retrying is not None
+    assert retrying.wait_until == clock.now + timedelta(seconds=30)  # the task's backoff
+    assert await drain(jobs, clock) == ["error", "success"]
+    assert calls["n"] == 4  # attempts=2 from the call site: two failures were retried
+
+
+async def test_a_backoff_too_long_to_represent_is_capped_not_a_crash(
+    make_jobs: MakeJobs, clock: FakeClock
+) -> None:
+    # 10**12 s is 31,700 years: past the last representable date
+    retries = Retries(attempts=2, backoff=Backoff(delay=10**12))
+    jobs = make_jobs(tasks=[failing("t", retries=retries)])
+    job = await jobs.queue(task="t")
+    assert (await jobs.run()).job_status == {job.id: "error"}
+    waiting = await jobs.get(job.id)
+    assert waiting is not None
+    assert (waiting.status, waiting.total_tried) == ("waiting", 1)
+    assert waiting.wait_until == clock.now + MAX_BACKOFF
+
+
+def test_exponential_backoff_is_capped() -> None:
+    exp = Retries(attempts=5000, backoff=Backoff(type="exponential", delay=1))
+    assert backoff_until(exp, 4000, T0) == T0 + MAX_BACKOFF
+
+
+@pytest.mark.parametrize("delay", [float("nan"), float("inf")])
+def test_a_backoff_delay_must_be_finite(delay: float) -> None:
+    with pytest.raises(ValueError, match="delay"):
+        Backoff(delay=delay)
 
 
 def test_backoff_math_is_pure() -> None:

@@ -11,7 +11,6 @@ import pytest
 import asyncjobs
 from asyncjobs import runner
 from tests.conftest import FakeClock, run_until_idle
-from tests.test_hot_path import _break_held_connections
 
 MakeJobs = Callable[..., asyncjobs.Jobs]
 ran: list[int] = []
@@ -182,22 +181,6 @@ async def test_every_job_of_a_large_batch_runs_at_once(make_jobs: MakeJobs) -> N
     assert started == list(range(count))
 
 
-async def test_a_completion_the_database_refuses_is_logged_and_not_reported(
-    make_jobs: MakeJobs, backend: str, database_url: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    @asyncjobs.task("breaker")
-    async def breaker() -> None:
-        await _break_held_connections(jobs.store, backend, database_url)
-
-    jobs = make_jobs(tasks=[breaker])
-    job = await jobs.queue(task="breaker")
-    assert (await jobs.run()).job_status == {}
-    assert f"Could not record job {job.id}" in caplog.text
-    current = await jobs.get(job.id)
-    assert current is not None
-    assert (current.status, current.total_tried) == ("processing", 0)
-
-
 async def test_delete_job_on_complete_keeps_failed_jobs(make_jobs: MakeJobs) -> None:
     @asyncjobs.task("boom")
     async def boom(*, input: dict) -> None:
@@ -222,6 +205,32 @@ async def test_run_rejects_bad_arguments(make_jobs: MakeJobs) -> None:
         await jobs.run(processing_order="priority")
     with pytest.raises(ValueError, match="silent"):
         await jobs.run(silent={"debug": True})
+
+
+async def test_run_refuses_a_queue_that_is_not_a_name(
+    make_jobs: MakeJobs, clock: FakeClock
+) -> None:
+    jobs = make_jobs(tasks=[record])
+    await _queue(jobs, clock, 1, queue="a")
+    for queue in (None, ""):
+        with pytest.raises(ValueError, match="queue"):
+            await jobs.run(queue=queue)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="queue"):
+            await jobs.handle_schedules(queue=queue)  # type: ignore[arg-type]
+    assert ran == []
+
+
+@pytest.mark.parametrize("bad", [True, 1.0, 1.5, None, "one", "1.5"])
+async def test_calls_by_id_refuse_what_is_not_a_job_id(
+    make_jobs: MakeJobs, clock: FakeClock, bad: object
+) -> None:
+    jobs = make_jobs(tasks=[record])
+    await _queue(jobs, clock, 1)
+    for call in (jobs.run_by_id, jobs.cancel_by_id, jobs.retry_by_id, jobs.get):
+        with pytest.raises((TypeError, ValueError), match="job id must be an int"):
+            await call(bad)  # type: ignore[operator]
+    assert ran == []
+    assert [job.status for job in await jobs.find()] == ["queued"]
 
 
 async def test_run_until_idle_drains(make_jobs: MakeJobs, clock: FakeClock) -> None:

@@ -337,3 +337,46 @@ async def test_scheduling_logs_honour_silent(
     (record,) = [r for r in caplog.records if r.name == "asyncjobs.schedules"]
     assert record.getMessage().startswith("Scheduled job")
     assert (record.slug, record.queue) == ("c", "default")  # type: ignore[attr-defined]
+
+
+async def _await_default(**kwargs: Any) -> Any:
+    return await kwargs["default"](**kwargs)
+
+
+@pytest.mark.parametrize("before_schedule", [None, _await_default])
+async def test_instances_straddling_a_tick_enqueue_one_job_under_the_default_hook(
+    make_jobs: MakeJobs, before_schedule: Any
+) -> None:
+    # Both instances decide (nothing unfinished) before either enqueues; then the one
+    # proposing 12:01 enqueues, then the one proposing 12:02 (its clock a minute on).
+    second_decided, first_done = anyio.Event(), anyio.Event()
+
+    async def first_key() -> None:
+        await second_decided.wait()
+
+    async def second_key() -> None:
+        second_decided.set()
+        await first_done.wait()
+
+    def report(key: Any, **hooks: Any) -> asyncjobs.Task:
+        schedule = asyncjobs.Schedule("* * * * *", before_schedule=before_schedule, **hooks)
+        concurrency = asyncjobs.Concurrency(key, exclusive=False)  # called before the insert
+        return asyncjobs.Task("report", _noop, concurrency=concurrency, schedule=schedule)
+
+    first = make_jobs(
+        tasks=[report(first_key, after_schedule=first_done.set)],
+        clock=FakeClock(T0 + timedelta(seconds=30)),
+    )
+    second = make_jobs(tasks=[report(second_key)], clock=FakeClock(T0 + timedelta(seconds=90)))
+    results: dict[str, asyncjobs.ScheduleResult] = {}
+
+    async def call(name: str, jobs: asyncjobs.Jobs) -> None:
+        await jobs.start(auto_run=False)
+        results[name] = await jobs.handle_schedules()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(call, "first", first)
+        tg.start_soon(call, "second", second)
+    (job,) = await _jobs_of(first)
+    assert job.wait_until == T0 + timedelta(minutes=1)
+    assert results["first"].queued == results["second"].skipped == [("report", "default")]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import update
@@ -75,3 +77,55 @@ async def test_in_memory_sqlite_works_for_a_whole_run() -> None:
     async with jobs:
         job = await jobs.queue(task="noop")
         assert (await jobs.run()).job_status == {job.id: "success"}
+
+
+SECRET_VALUE = "card-4111-1111"
+
+
+def _row(**changes: Any) -> dict[str, Any]:
+    row = {
+        "queue": "default",
+        "task_slug": "noop",
+        "input": {"card": SECRET_VALUE},
+        "meta": {},
+        "total_tried": 0,
+        "has_error": False,
+        "created_at": datetime(2026, 1, 5, tzinfo=UTC),
+        "updated_at": datetime(2026, 1, 5, tzinfo=UTC),
+    }
+    return {**row, **changes}
+
+
+def _told(error: BaseException) -> str:
+    """Everything a log record of ``error`` would show: its message and its causes."""
+    return "".join(traceback.format_exception(error))
+
+
+@pytest.mark.parametrize("supersede", [[], ["key"]], ids=["driver", "sqlalchemy"])
+async def test_a_storage_error_names_the_statement_kind_but_no_bound_value(
+    database_url: str, supersede: list[str]
+) -> None:
+    store = Store(database_url)
+    await store.open()
+    try:
+        with pytest.raises(asyncjobs.StorageError, match=r"(?i)null") as caught:
+            await store.insert_jobs([_row(queue=None)], supersede=supersede, now=datetime.now(UTC))
+    finally:
+        await store.close()
+    message = str(caught.value)
+    assert message.startswith("statement failed: " if not supersede else "insert_jobs failed ")
+    assert SECRET_VALUE not in _told(caught.value)
+    assert "\n" not in message
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_a_value_the_driver_quotes_stays_out_of_the_storage_error(database_url: str) -> None:
+    store = Store(database_url)
+    await store.open()
+    try:
+        with pytest.raises(asyncjobs.StorageError, match=r"^get failed \(SELECT\): ") as caught:
+            await store.get(SECRET_VALUE)  # type: ignore[arg-type]
+    finally:
+        await store.close()
+    assert SECRET_VALUE not in str(caught.value)

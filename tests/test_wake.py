@@ -16,7 +16,7 @@ import pytest
 import asyncjobs
 from asyncjobs.jobs import utcnow
 from asyncjobs.storage.notify import parse
-from tests.test_scheduler import Recorder, auto, until
+from tests.test_autorun import Recorder, auto, until
 
 MakeJobs = Callable[..., asyncjobs.Jobs]
 

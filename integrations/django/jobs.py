@@ -1,4 +1,8 @@
-"""The example's tasks, workflow and ``Jobs`` object (named in ``settings.ASYNCJOBS``)."""
+"""The example's tasks, workflow and ``Jobs`` object (named in ``settings.ASYNCJOBS``).
+
+This module imports Django models, so the ``asyncjobs`` command line sets Django up first
+(it does when ``DJANGO_SETTINGS_MODULE`` is set; ``manage.py asyncjobs`` always has).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,9 @@ from typing import Any
 from pydantic import BaseModel
 
 import asyncjobs
+from asyncjobs.integrations.django import task_runner
+from integrations.django.database import DATABASE_URL
+from integrations.django.models import Order
 
 
 class Greeting(BaseModel):
@@ -29,15 +36,22 @@ async def greet(*, input: Greeting, tasks: Any, inline_task: Any) -> None:
     await inline_task("shout", task=shout, input=greeting)
 
 
+@asyncjobs.task("count-unconfirmed-orders")
+async def count_unconfirmed_orders() -> dict[str, int]:
+    return {"unconfirmed": await Order.objects.filter(confirmed_at=None).acount()}
+
+
 def auto_run_enabled(jobs: asyncjobs.Jobs) -> bool:
     return os.environ.get("ASYNCJOBS_AUTO_RUN", "1").lower() not in ("0", "false", "no")
 
 
 jobs = asyncjobs.Jobs(
-    tasks=[make_greeting],
+    # task_runner(): the "django-task" task that runs Django's @task functions (tasks.py)
+    tasks=[make_greeting, count_unconfirmed_orders, task_runner(retries=2)],
     workflows=[greet],
+    database_url=DATABASE_URL,  # Django's database too (settings.py), so the admin shows jobs
     secret=os.environ.get("ASYNCJOBS_SECRET"),
     auto_run=[asyncjobs.AutoRun(cron="* * * * * *")],  # every second, and at once on queue
     should_auto_run=auto_run_enabled,
-    delete_job_on_complete=False,  # keep finished jobs so that /jobs/<id> can show them
+    delete_job_on_complete=False,  # keep finished jobs: /jobs/<id> and get_result() read them
 )

@@ -22,6 +22,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 import asyncjobs
@@ -72,6 +73,13 @@ async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 app = FastAPI(lifespan=lifespan(jobs, app_lifespan))
 app.routes.append(mount(jobs))  # GET /api/jobs/run and GET /api/jobs/handle-schedules
+
+
+@app.exception_handler(ValueError)
+async def bad_input(request: Request, exc: ValueError) -> JSONResponse:
+    # asyncjobs refuses bad input (an input it cannot store, an id beyond 64 bits) with a
+    # ValueError naming the problem; asyncjobs.ValidationError is one.
+    return JSONResponse({"error": str(exc)}, status_code=400)
 
 
 def get_jobs(request: Request) -> asyncjobs.Jobs:

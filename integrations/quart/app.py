@@ -61,6 +61,13 @@ app = Quart(__name__)
 init_app(app, jobs)  # start/stop with serving; GET /api/jobs/run, GET /api/jobs/handle-schedules
 
 
+@app.errorhandler(ValueError)
+async def bad_input(exc: ValueError) -> tuple[dict[str, Any], int]:
+    # asyncjobs refuses bad input (an input it cannot store, an id beyond 64 bits) with a
+    # ValueError naming the problem; asyncjobs.ValidationError is one.
+    return {"error": str(exc)}, 400
+
+
 @app.post("/greetings")
 async def queue_greeting() -> tuple[dict[str, Any], int]:
     job = await jobs.queue(workflow="greet", input={"name": request.args.get("name", "world")})

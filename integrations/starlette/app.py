@@ -75,6 +75,12 @@ async def show_job(request: Request) -> JSONResponse:
     return JSONResponse(describe(job))
 
 
+async def bad_input(request: Request, exc: Exception) -> JSONResponse:
+    # asyncjobs refuses bad input (an input it cannot store, an id beyond 64 bits) with a
+    # ValueError naming the problem; asyncjobs.ValidationError is one.
+    return JSONResponse({"error": str(exc)}, status_code=400)
+
+
 def describe(job: asyncjobs.Job) -> dict[str, Any]:
     log = [
         entry.model_dump(mode="json", include={"task_slug", "task_id", "state", "output"})
@@ -90,4 +96,5 @@ app = Starlette(
         mount(jobs),  # GET /api/jobs/run and GET /api/jobs/handle-schedules
     ],
     lifespan=lifespan(jobs),
+    exception_handlers={ValueError: bad_input},
 )

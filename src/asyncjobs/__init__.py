@@ -1,19 +1,8 @@
 """asyncjobs: durable jobs, workflows and schedules inside your app's own event loop."""
 
-from asyncjobs.config import (
-    Access,
-    AutoRun,
-    Backoff,
-    Concurrency,
-    Lease,
-    ProcessingOrder,
-    Retries,
-    Schedule,
-    Task,
-    Workflow,
-    task,
-    workflow,
-)
+from asyncjobs import testing
+from asyncjobs.config import Access, AutoRun, Schedule, Task, Workflow
+from asyncjobs.decorators import task, workflow
 from asyncjobs.errors import (
     AsyncJobsError,
     Forbidden,
@@ -24,6 +13,8 @@ from asyncjobs.errors import (
 )
 from asyncjobs.jobs import Jobs
 from asyncjobs.models import Job, JobLogEntry, RunResult, ScheduleResult, TaskStatus
+from asyncjobs.policies import Concurrency, Lease, ProcessingOrder
+from asyncjobs.retry import Backoff, Retries
 
 __all__ = [
     "Access",
@@ -49,5 +40,6 @@ __all__ = [
     "ValidationError",
     "Workflow",
     "task",
+    "testing",
     "workflow",
 ]

@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 
 from asyncjobs.config import Workflow
-from asyncjobs.errors import JobRunAborted
+from asyncjobs.errors import ConnectionLost, JobRunAborted, ValidationError, WriteRefused
 from asyncjobs.models import Job, TaskStatus, make_job, step_status
 from asyncjobs.storage import Store
 
@@ -33,6 +33,7 @@ class Attempt:
     releasing: bool = False
     defer_top_step: bool = False
     pending: list[dict[str, Any]] = field(default_factory=list)
+    deferred_step: Any = None  # the step whose entry waits in ``pending`` (a ``Step``)
     # Made only while the handler runs, and the lock only when the job writes itself: every
     # object a running job holds may be promoted to an old GC generation, and a full
     # collection of a large heap pauses the host loop (see ``Runner._run_one``).
@@ -83,14 +84,19 @@ class Attempt:
         )
         self.pending.clear()
 
-    async def record_step(self, entry: dict[str, Any], *, top_level: bool) -> None:
+    async def record_step(self, entry: dict[str, Any], *, top_level: bool, step: Any) -> None:
         """Log a succeeded step: at once, or with the completion for a single-task job.
 
         Deferring only the one top-level step of a single-task job changes no outcome: the
         completion is the very next write, and a crash before it re-runs that step either way.
+        ``step`` is kept for a completion that cannot be written (see ``Runner``).
+
+        Raises:
+            WriteRefused: the entry cannot be stored.
         """
         if top_level and self.defer_top_step:
             self.pending.append(entry)
+            self.deferred_step = step
             return
         await self.write({}, log_entry=entry)
 
@@ -115,10 +121,14 @@ class Attempt:
 
         Raises:
             JobRunAborted: the lease was lost or the job was cancelled meanwhile.
+            ConnectionLost: the database could not be reached; not the job's fault.
+            WriteRefused: anything else failed, such as a value that cannot be stored.
         """
         if self._lock is None:
             self._lock = anyio.Lock()
         async with self._lock:
+            if not self.store.is_open:  # stopped meanwhile: ``stop()`` handed the job back
+                raise JobRunAborted(f"job {self.id} was handed back when its runner stopped")
             now = self.clock()
             update = dict(values)
             if log_entry is not None or self.pending:
@@ -131,14 +141,23 @@ class Attempt:
             # database, and the next write would drop a logged step (say, a parallel sibling
             # cancelled because another step failed).
             with anyio.move_on_after(WRITE_GRACE, shield=True):
-                owned = await self.store.update_owned(
-                    self.id, self.token, live_after=now + self.safety_buffer, values=update
-                )
+                owned = await self._update(update, now)
                 if owned:
                     self.row.update(update)
                     self.pending.clear()
                     return
             raise JobRunAborted(f"job {self.id} can no longer be updated by this runner")
+
+    async def _update(self, update: Mapping[str, Any], now: datetime) -> bool:
+        """One fenced update; a failure other than a lost connection is the job's own."""
+        try:
+            return await self.store.update_owned(
+                self.id, self.token, live_after=now + self.safety_buffer, values=update
+            )
+        except ConnectionLost:
+            raise
+        except Exception as exc:
+            raise WriteRefused(str(exc)) from exc
 
 
 def new_log_entry(
@@ -182,6 +201,11 @@ def storable(text: str) -> str:
     if "\x00" in text or not text.isascii():
         text = text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
     return text
+
+
+def unstorable(what: str, refused: BaseException) -> ValidationError:
+    """The error a job fails with when ``what`` could not be stored."""
+    return ValidationError(f"{what} could not be stored: {storable(str(refused))}")
 
 
 def released() -> dict[str, Any]:

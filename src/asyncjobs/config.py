@@ -2,163 +2,53 @@
 
 from __future__ import annotations
 
-import ast
-import re
+import importlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import dataclass
+from datetime import tzinfo
+from typing import TYPE_CHECKING, Any, Generic, overload
 
 from pydantic import BaseModel
+from typing_extensions import TypeVar
 
-from asyncjobs.injection import check_injectable
+from asyncjobs import injection
+from asyncjobs.checks import (
+    AFTER_SCHEDULE_ARGS,
+    BEFORE_SCHEDULE_ARGS,
+    HANDLER_ARGS,
+    HOOK_ARGS,
+    check_import_string,
+    check_queue,
+    check_slug,
+)
+from asyncjobs.cron import parse
+from asyncjobs.errors import Forbidden, HandlerImportError
+from asyncjobs.injection import call, check_injectable
+from asyncjobs.policies import Concurrency, as_concurrency
+from asyncjobs.retry import Retries, RetriesLike, as_retries
+from asyncjobs.steplist import check_steps
+from asyncjobs.timezones import zone
 
 if TYPE_CHECKING:
-    from asyncjobs.jobs import Jobs
+    from asyncjobs.models import Job
 
-HANDLER_ARGS = frozenset({"input", "job", "tasks", "inline_task", "jobs"})
-HOOK_ARGS = frozenset({"input", "job", "task_status"})
-KEY_ARGS = frozenset({"input", "queue"})
-BEFORE_SCHEDULE_ARGS = frozenset({"jobs", "slug", "queue", "schedule", "wait_until", "default"})
-AFTER_SCHEDULE_ARGS = frozenset({"status", "job", "error", "jobs", "slug", "queue", "schedule"})
 
 DEFAULT_QUEUE = "default"
 DEFAULT_LIMIT = 10
 DEFAULT_CRON = "* * * * *"
-DEFAULT_ORDER = "created_at"
-ORDER_FIELDS = frozenset(
-    {"created_at", "updated_at", "id", "wait_until", "queue", "total_tried", "completed_at"}
-)
-_IMPORT_STRING = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+DEFAULT_TIMEZONE = "UTC"
+DEFAULT_STOP_TIMEOUT = 10.0  # seconds running jobs get to finish on stop()
 
-Seconds = float | timedelta
 Handler = Callable[..., Any] | str
+KeyFunction = Callable[..., str | None]
+Hook = Callable[..., Any]
 
-
-def seconds(value: Seconds) -> float:
-    """A duration as float seconds."""
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
-
-
-MAX_NAME_LENGTH = 200  # slugs and queue names, as stored
-MAX_KEY_LENGTH = 500  # concurrency keys, as stored
-
-
-def check_slug(slug: object, what: str) -> str:
-    if not isinstance(slug, str) or not slug.strip():
-        raise ValueError(f"{what} slug must be a non-empty string, got {slug!r}")
-    return check_length(slug, MAX_NAME_LENGTH, f"{what} slug")
-
-
-def check_queue(queue: object) -> str:
-    """A queue name as jobs store it: a non-empty string of at most 200 characters."""
-    if not isinstance(queue, str) or not queue:
-        raise ValueError(f"queue must be a non-empty string, got {queue!r}")
-    return check_length(queue, MAX_NAME_LENGTH, "queue")
-
-
-def check_length(value: str, limit: int, what: str) -> str:
-    """Refuse what one backend would store and the other refuse (SQLite ignores lengths)."""
-    if len(value) > limit:
-        raise ValueError(f"{what} is {len(value)} characters long; the limit is {limit}")
-    return value
-
-
-def check_import_string(value: str, what: str) -> None:
-    """An import string must look like ``package.module:attr`` and be valid Python names."""
-    if not _IMPORT_STRING.match(value):
-        raise ValueError(f"{what} handler {value!r} is not an import string 'package.module:attr'")
-    for part in value.replace(":", ".").split("."):
-        try:
-            ast.parse(part, mode="eval")
-        except SyntaxError as exc:
-            raise ValueError(f"{what} handler {value!r} has invalid syntax") from exc
-
-
-def check_order(order: str) -> str:
-    if order.lstrip("-") not in ORDER_FIELDS:
-        raise ValueError(f"unknown sort {order!r}; use one of {sorted(ORDER_FIELDS)}")
-    return order
-
-
-@dataclass(frozen=True, kw_only=True)
-class Backoff:
-    """How long to wait before the next try.
-
-    ``fixed`` waits ``delay`` seconds; ``exponential`` waits ``delay * 2 ** prior_attempts``.
-    """
-
-    type: Literal["fixed", "exponential"] = "fixed"
-    delay: Seconds = 0.0
-
-    def __post_init__(self) -> None:
-        if self.type not in ("fixed", "exponential"):
-            raise ValueError(f"Backoff type must be 'fixed' or 'exponential', got {self.type!r}")
-        if seconds(self.delay) < 0:
-            raise ValueError(f"Backoff delay must not be negative, got {self.delay!r}")
-
-
-@dataclass(frozen=True, kw_only=True)
-class Retries:
-    """Retry policy: ``attempts`` retries allow ``attempts + 1`` runs.
-
-    ``attempts=None`` on a task inherits the workflow's attempt count.
-    ``should_restore`` is a bool or a callable ``(*, input, job, task_status)``.
-    """
-
-    attempts: int | None = None
-    backoff: Backoff | None = None
-    should_restore: bool | Callable[..., bool | Awaitable[bool]] = True
-
-    def __post_init__(self) -> None:
-        if self.attempts is not None and (
-            not isinstance(self.attempts, int)
-            or isinstance(self.attempts, bool)
-            or self.attempts < 0
-        ):
-            raise ValueError(f"Retries attempts must be a non-negative int, got {self.attempts!r}")
-        if self.backoff is not None and not isinstance(self.backoff, Backoff):
-            raise TypeError(f"Retries backoff must be a Backoff, got {self.backoff!r}")
-        if not isinstance(self.should_restore, bool):
-            check_injectable(self.should_restore, HOOK_ARGS, "should_restore")
-
-
-RetriesLike = int | Retries | None
-
-
-def as_retries(value: RetriesLike, what: str = "retries") -> Retries | None:
-    """Normalise ``retries=N`` to ``Retries(attempts=N)``."""
-    if value is None or isinstance(value, Retries):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return Retries(attempts=value)
-    raise TypeError(f"{what} must be an int or Retries, got {value!r}")
-
-
-def merge_retries(base: Retries | None, override: Retries | None) -> Retries | None:
-    """Call-site retries win field by field over the task's own (reference §2.4)."""
-    if base is None or override is None:
-        return override or base
-    return Retries(
-        attempts=override.attempts if override.attempts is not None else base.attempts,
-        backoff=override.backoff or base.backoff,
-        should_restore=override.should_restore,
-    )
-
-
-@dataclass(frozen=True, kw_only=True)
-class Lease:
-    """How long a claim lasts without renewal, and how much of it must remain before a write."""
-
-    duration: Seconds = 60.0
-    safety_buffer: Seconds = 5.0
-
-    def __post_init__(self) -> None:
-        if not 0 <= seconds(self.safety_buffer) < seconds(self.duration):
-            raise ValueError(
-                "Lease safety_buffer must be non-negative and less than duration "
-                f"(got duration={self.duration!r}, safety_buffer={self.safety_buffer!r})"
-            )
+# What a Task or Workflow takes as input (its input_schema, else anything) and returns. Only
+# outputs a job can store are allowed, which also keeps async handlers (returning awaitables)
+# from matching the overloads meant for sync ones.
+Output = Mapping[str, object] | BaseModel | None
+In = TypeVar("In", default=Any)
+Out = TypeVar("Out", bound=Output, default=Any)
 
 
 AccessCheck = Callable[..., bool | Awaitable[bool]]
@@ -167,6 +57,9 @@ AccessCheck = Callable[..., bool | Awaitable[bool]]
 @dataclass(frozen=True, kw_only=True)
 class Access:
     """Callables ``(request) -> bool`` asked for calls made with ``override_access=False``.
+
+    Only ``True`` (or an awaitable resolving to ``True``) approves: ``"false"``, ``1`` or
+    ``{"allowed": False}`` refuse, like ``False`` and ``None``.
 
     ``dashboard`` approves viewing the dashboard; its actions also need ``run`` (retry,
     run now) or ``cancel``.
@@ -183,64 +76,62 @@ class Access:
             if fn is not None:
                 check_injectable(fn, {"request"}, f"Access.{name}")
 
-
-@dataclass(frozen=True, kw_only=True)
-class ProcessingOrder:
-    """Claim order: ``default`` for every queue unless ``queues`` names one."""
-
-    default: str = DEFAULT_ORDER
-    queues: Mapping[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        check_order(self.default)
-        for order in self.queues.values():
-            check_order(order)
+    async def approves(self, kind: str, request: Any) -> bool:
+        """Whether the ``kind`` callable (``"run"``, ``"queue"``...) answers ``True``."""
+        check = getattr(self, kind, None)
+        return check is not None and await call(check, {"request": request}) is True
 
 
-OrderLike = str | ProcessingOrder | Callable[[dict[str, Any]], str]
+async def check_access(
+    access: Access | None, kind: str, override_access: bool, request: Any
+) -> None:
+    """Refuse a call made with ``override_access=False`` unless ``access`` approves it.
 
-
-@dataclass(frozen=True)
-class Concurrency:
-    """Jobs with the same key never overlap (``exclusive``); ``supersedes`` drops pending ones."""
-
-    key: Callable[..., str | None]
-    exclusive: bool = True
-    supersedes: bool = False
-
-    def __post_init__(self) -> None:
-        check_injectable(self.key, KEY_ARGS, "Concurrency.key")
-
-
-def as_concurrency(value: Concurrency | Callable[..., str | None] | None) -> Concurrency | None:
-    if value is None or isinstance(value, Concurrency):
-        return value
-    return Concurrency(value)
+    Raises:
+        Forbidden: naming ``kind``.
+    """
+    if override_access:
+        return
+    if access is None or not await access.approves(kind, request):
+        raise Forbidden(f"access to {kind} was refused")
 
 
 @dataclass(frozen=True)
 class Schedule:
-    """Enqueue the task or workflow on ``queue`` at every tick of ``cron``."""
+    """Enqueue the task or workflow on ``queue`` at every tick of ``cron``.
+
+    ``cron`` is read in ``timezone``'s wall-clock time (an IANA name such as
+    ``"Europe/Berlin"``): a time skipped when clocks spring forward does not fire that day,
+    and one repeated when they fall back fires once, at its first occurrence.
+    """
 
     cron: str
     queue: str = DEFAULT_QUEUE
     before_schedule: Callable[..., Any] | None = None
     after_schedule: Callable[..., Any] | None = None
+    timezone: str = DEFAULT_TIMEZONE
 
     def __post_init__(self) -> None:
-        from asyncjobs.cron import parse
-
         parse(self.cron)
+        zone(self.timezone)
         check_queue(self.queue)
         if self.before_schedule is not None:
             check_injectable(self.before_schedule, BEFORE_SCHEDULE_ARGS, "before_schedule")
         if self.after_schedule is not None:
             check_injectable(self.after_schedule, AFTER_SCHEDULE_ARGS, "after_schedule")
 
+    @property
+    def zone(self) -> tzinfo:
+        """The ``tzinfo`` of ``timezone``."""
+        return zone(self.timezone)
+
 
 @dataclass(frozen=True, kw_only=True)
 class AutoRun:
-    """A cron entry that, inside the host event loop, handles schedules and runs due jobs."""
+    """A cron entry that, inside the host event loop, handles schedules and runs due jobs.
+
+    ``cron`` is read in ``timezone``'s wall-clock time, as for :class:`Schedule`.
+    """
 
     cron: str = DEFAULT_CRON
     queue: str = DEFAULT_QUEUE
@@ -249,16 +140,36 @@ class AutoRun:
     disable_scheduling: bool = False
     silent: bool | Mapping[str, bool] = False
     wake_on_queue: bool = True
+    timezone: str = DEFAULT_TIMEZONE
 
     def __post_init__(self) -> None:
-        from asyncjobs.cron import parse
-
         parse(self.cron)
-        if not isinstance(self.limit, int) or self.limit < 1:
+        check_queue(self.queue)
+        zone(self.timezone)
+        if not isinstance(self.limit, int) or isinstance(self.limit, bool) or self.limit < 1:
             raise ValueError(f"AutoRun limit must be a positive int, got {self.limit!r}")
 
+    @property
+    def zone(self) -> tzinfo:
+        """The ``tzinfo`` of ``timezone``."""
+        return zone(self.timezone)
 
-AutoRunLike = Sequence[AutoRun] | Callable[["Jobs"], Any] | None
+
+def as_auto_run(value: Any) -> Sequence[AutoRun] | Callable[..., Any]:
+    """``auto_run=`` as ``Jobs`` keeps it: the entries, or the callable that makes them."""
+    if value is None:
+        return [AutoRun()]
+    if callable(value):
+        return value  # type: ignore[no-any-return]
+    return auto_run_list(value)
+
+
+def auto_run_list(value: Any) -> list[AutoRun]:
+    entries = list(value)
+    for entry in entries:
+        if not isinstance(entry, AutoRun):
+            raise TypeError(f"auto_run entries must be AutoRun objects, got {entry!r}")
+    return entries
 
 
 def _check_handler(handler: object, allowed: frozenset[str], what: str) -> None:
@@ -282,8 +193,13 @@ def _schedules(value: Schedule | Sequence[Schedule]) -> tuple[Schedule, ...]:
 
 
 @dataclass(frozen=True, init=False)
-class Task:
-    """One function, retried on failure; queued on its own or called as a workflow step."""
+class Task(Generic[In, Out]):
+    """One function, retried on failure; queued on its own or called as a workflow step.
+
+    ``Task[In, Out]`` is generic in its input (the ``input_schema`` model, else ``Any``) and
+    its output (what the handler returns), so a type checker checks ``await task(input=...)``
+    and ``jobs.queue(task=task, input=...)``.
+    """
 
     slug: str
     handler: Handler
@@ -292,23 +208,55 @@ class Task:
     retries: Retries | None
     label: str | None
     schedule: tuple[Schedule, ...]
-    on_success: Callable[..., Any] | None
-    on_fail: Callable[..., Any] | None
+    on_success: Hook | None
+    on_fail: Hook | None
     concurrency: Concurrency | None
+
+    @overload
+    def __init__(
+        self,
+        slug: str,
+        handler: Callable[..., Awaitable[Out]],
+        *,
+        input_schema: type[In] | None = None,
+        output_schema: type[BaseModel] | None = None,
+        retries: RetriesLike = None,
+        label: str | None = None,
+        schedule: Schedule | Sequence[Schedule] = (),
+        on_success: Hook | None = None,
+        on_fail: Hook | None = None,
+        concurrency: Concurrency | KeyFunction | None = None,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        slug: str,
+        handler: Callable[..., Out] | str,
+        *,
+        input_schema: type[In] | None = None,
+        output_schema: type[BaseModel] | None = None,
+        retries: RetriesLike = None,
+        label: str | None = None,
+        schedule: Schedule | Sequence[Schedule] = (),
+        on_success: Hook | None = None,
+        on_fail: Hook | None = None,
+        concurrency: Concurrency | KeyFunction | None = None,
+    ) -> None: ...
 
     def __init__(
         self,
         slug: str,
         handler: Handler,
         *,
-        input_schema: type[BaseModel] | None = None,
+        input_schema: type[Any] | None = None,
         output_schema: type[BaseModel] | None = None,
         retries: RetriesLike = None,
         label: str | None = None,
         schedule: Schedule | Sequence[Schedule] = (),
-        on_success: Callable[..., Any] | None = None,
-        on_fail: Callable[..., Any] | None = None,
-        concurrency: Concurrency | Callable[..., str | None] | None = None,
+        on_success: Hook | None = None,
+        on_fail: Hook | None = None,
+        concurrency: Concurrency | KeyFunction | None = None,
     ) -> None:
         what = f"task {slug!r}"
         _check_handler(handler, HANDLER_ARGS, what)
@@ -332,10 +280,37 @@ class Task:
         for name, value in values.items():
             object.__setattr__(self, name, value)
 
+    async def __call__(
+        self,
+        *,
+        input: In | None = None,
+        job: Job | None = None,
+        tasks: Any = None,
+        inline_task: Any = None,
+        jobs: Any = None,
+    ) -> Out:
+        """Call the handler directly, as a unit test does: nothing is queued or stored.
+
+        The handler receives, of the arguments given here, the ones it declares. ``input`` is
+        passed as given (not validated); a sync handler runs on the calling thread. Always
+        awaited, whether the handler is async or not.
+        """
+        given = {"input": input, "job": job, "tasks": tasks, "inline_task": inline_task}
+        available = {k: v for k, v in {**given, "jobs": jobs}.items() if v is not None}
+        handler = self.handler
+        if isinstance(handler, str):
+            handler = import_handler(handler, f"task {self.slug!r}")
+        output: Out = await injection.call(handler, available)
+        return output
+
 
 @dataclass(frozen=True, init=False)
-class Workflow:
-    """A handler that calls tasks as memoized steps; a retry skips the steps that succeeded."""
+class Workflow(Generic[In, Out]):
+    """A handler that calls tasks as memoized steps; a retry skips the steps that succeeded.
+
+    ``Workflow[In, Out]`` is generic like :class:`Task`: its input is the ``input_schema``
+    model (else ``Any``), its output what an async handler returns (else ``Any``).
+    """
 
     slug: str
     handler: Handler | tuple[Mapping[str, Any], ...]
@@ -346,22 +321,48 @@ class Workflow:
     schedule: tuple[Schedule, ...]
     concurrency: Concurrency | None
 
+    @overload
+    def __init__(
+        self,
+        slug: str,
+        handler: Callable[..., Awaitable[Out]],
+        *,
+        input_schema: type[In] | None = None,
+        queue: str | None = None,
+        retries: RetriesLike = None,
+        label: str | None = None,
+        schedule: Schedule | Sequence[Schedule] = (),
+        concurrency: Concurrency | KeyFunction | None = None,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        slug: str,
+        handler: Callable[..., Out] | str | Sequence[Mapping[str, Any]],
+        *,
+        input_schema: type[In] | None = None,
+        queue: str | None = None,
+        retries: RetriesLike = None,
+        label: str | None = None,
+        schedule: Schedule | Sequence[Schedule] = (),
+        concurrency: Concurrency | KeyFunction | None = None,
+    ) -> None: ...
+
     def __init__(
         self,
         slug: str,
         handler: Handler | Sequence[Mapping[str, Any]],
         *,
-        input_schema: type[BaseModel] | None = None,
+        input_schema: type[Any] | None = None,
         queue: str | None = None,
         retries: RetriesLike = None,
         label: str | None = None,
         schedule: Schedule | Sequence[Schedule] = (),
-        concurrency: Concurrency | Callable[..., str | None] | None = None,
+        concurrency: Concurrency | KeyFunction | None = None,
     ) -> None:
         what = f"workflow {slug!r}"
         if isinstance(handler, list | tuple):
-            from asyncjobs.json_workflow import check_steps
-
             handler = check_steps(handler, what)
         else:
             _check_handler(handler, HANDLER_ARGS, what)
@@ -380,19 +381,20 @@ class Workflow:
             object.__setattr__(self, name, value)
 
 
-def task(slug: str, **options: Any) -> Callable[[Callable[..., Any]], Task]:
-    """Decorator form of :class:`Task`: ``@task("send-email", retries=3)``."""
+def import_handler(path: str, what: str) -> Callable[..., Any]:
+    """Import the handler named by ``"package.module:attr"`` (a Task's or Workflow's own, too).
 
-    def decorate(fn: Callable[..., Any]) -> Task:
-        return Task(slug, fn, **options)
-
-    return decorate
-
-
-def workflow(slug: str, **options: Any) -> Callable[[Callable[..., Any]], Workflow]:
-    """Decorator form of :class:`Workflow`: ``@workflow("onboard-user", queue="q")``."""
-
-    def decorate(fn: Callable[..., Any]) -> Workflow:
-        return Workflow(slug, fn, **options)
-
-    return decorate
+    Raises:
+        HandlerImportError: naming ``path`` and why.
+    """
+    module_name, _, attr = path.partition(":")
+    try:
+        value: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            value = getattr(value, part)
+        if isinstance(value, Task | Workflow):
+            value = value.handler
+        check_injectable(value, HANDLER_ARGS, f"{what} handler")
+    except Exception as exc:
+        raise HandlerImportError(f"cannot import {what} handler {path!r}: {exc}") from exc
+    return value  # type: ignore[no-any-return]

@@ -1,4 +1,4 @@
-"""Crontab parsing and fire-time computation (pure, clock-free, UTC)."""
+"""Crontab parsing and fire-time computation (pure, clock-free; UTC or a zone's wall clock)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import functools
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import MAXYEAR, MINYEAR, UTC, datetime
+from datetime import MAXYEAR, MINYEAR, UTC, datetime, timedelta, tzinfo
 
-__all__ = ["Cron", "parse"]
+from asyncjobs.timezones import as_utc, first_occurrence, wall_clock, zone
+
+__all__ = ["Cron", "parse", "zone"]
 
 # The Gregorian calendar repeats exactly every 400 years (146097 days, a whole number of
 # weeks), so a pattern that has no fire time in that window never fires at all.
@@ -52,13 +54,17 @@ _SPECS = (_SECOND, _MINUTE, _HOUR, _DOM, _MONTH, _DOW)
 
 
 class Cron:
-    """A parsed crontab expression, evaluated in UTC.
+    """A parsed crontab expression, evaluated in UTC or in a time zone's wall clock.
 
     Accepts the 5-field form ``minute hour day-of-month month day-of-week`` (fires at second
     0), the 6-field form with a leading seconds field, and the nicknames ``@yearly``,
     ``@annually``, ``@monthly``, ``@weekly``, ``@daily``, ``@midnight`` and ``@hourly``.
     Day-of-month and day-of-week combine as in Vixie cron: when both are restricted (neither
     starts with ``*``) a day matches if either matches, otherwise both must match.
+
+    With a ``zone``, the fields are read in that zone's wall-clock time: a wall time that does
+    not exist (the hour skipped when clocks spring forward) never fires, and one that occurs
+    twice (clocks falling back) fires once, at its first occurrence. Results are always UTC.
 
     Attributes:
         expr: The expression exactly as given.
@@ -73,7 +79,8 @@ class Cron:
 
         Raises:
             TypeError: ``expr`` is not a string.
-            ValueError: ``expr`` is malformed; the message quotes it and names the bad field.
+            ValueError: ``expr`` is malformed (the message quotes it and names the bad field),
+                or no date can ever match it (``0 0 30 2 *``).
         """
         if not isinstance(expr, str):
             raise TypeError(f"cron expression must be a str, got {type(expr).__name__}")
@@ -87,12 +94,27 @@ class Cron:
         self._times = (hours, minutes, seconds)
         self._months = frozenset(months)
         self._days = _days_table(frozenset(doms), frozenset(d % 7 for d in dows), fields)
+        if not self._fires_some_day():
+            raise ValueError(
+                f"cron expression {expr!r} never fires: no date matches its day-of-month, "
+                "month and day-of-week fields"
+            )
 
-    def next_after(self, moment: datetime) -> datetime:
+    def _fires_some_day(self) -> bool:
+        """Whether some date ever matches; every weekday starts every month length sometime."""
+        return any(
+            self._days[length, first]
+            for month in self._months
+            for length in {calendar.monthrange(year, month)[1] for year in (2023, 2024)}
+            for first in range(7)
+        )
+
+    def next_after(self, moment: datetime, zone: tzinfo | None = None) -> datetime:
         """Return the first fire time strictly after ``moment``.
 
         Args:
             moment: A timezone-aware datetime; any zone is accepted and converted to UTC.
+            zone: The zone whose wall clock the fields are read in; ``None`` means UTC.
 
         Returns:
             An aware UTC datetime with zero microseconds.
@@ -100,7 +122,9 @@ class Cron:
         Raises:
             ValueError: ``moment`` is naive, or the expression never fires after it.
         """
-        start = _as_utc(moment)
+        start = as_utc(moment)
+        if zone is not None and zone is not UTC:
+            return self._next_in_zone(start, zone)
         # Fire times are whole seconds, so "strictly after" is ">= the next whole second";
         # a seconds floor of 60 carries into the next minute inside the search.
         floor = (start.hour, start.minute, start.second + 1)
@@ -109,11 +133,12 @@ class Cron:
             raise ValueError(f"cron expression {self.expr!r} never fires after {moment}")
         return found
 
-    def latest_not_after(self, moment: datetime) -> datetime:
+    def latest_not_after(self, moment: datetime, zone: tzinfo | None = None) -> datetime:
         """Return the latest fire time at or before ``moment``.
 
         Args:
             moment: A timezone-aware datetime; any zone is accepted and converted to UTC.
+            zone: The zone whose wall clock the fields are read in; ``None`` means UTC.
 
         Returns:
             An aware UTC datetime with zero microseconds.
@@ -121,12 +146,37 @@ class Cron:
         Raises:
             ValueError: ``moment`` is naive, or the expression never fired up to it.
         """
-        end = _as_utc(moment)
+        end = as_utc(moment)
+        if zone is not None and zone is not UTC:
+            return self._latest_in_zone(end, zone)
         ceiling = (end.hour, end.minute, end.second)
         found = self._backward(end.year, end.month, end.day, ceiling)
         if found is None:
             raise ValueError(f"cron expression {self.expr!r} never fires at or before {moment}")
         return found
+
+    def _next_in_zone(self, moment: datetime, zone: tzinfo) -> datetime:
+        # Search wall-clock times (labelled UTC) and keep the first that happens after moment.
+        # Skipped candidates are a gap's times or a repeated hour's already past: at most an
+        # hour of them, once or twice a year.
+        wall = wall_clock(moment, zone)
+        while True:
+            wall = self.next_after(wall)
+            fired = first_occurrence(wall, zone)
+            if fired is not None and fired > moment:
+                return fired
+
+    def _latest_in_zone(self, moment: datetime, zone: tzinfo) -> datetime:
+        # In the second pass of a repeated hour, later wall times of that hour already fired
+        # in the first pass: start from the wall time under the first pass's offset.
+        first_pass_offset = moment.astimezone(zone).replace(fold=0).utcoffset()
+        wall = (moment + (first_pass_offset or timedelta(0))).replace(tzinfo=UTC)
+        while True:
+            wall = self.latest_not_after(wall)
+            fired = first_occurrence(wall, zone)
+            if fired is not None and fired <= moment:
+                return fired
+            wall -= timedelta(seconds=1)
 
     def __repr__(self) -> str:
         return f"Cron({self.expr!r})"
@@ -195,12 +245,6 @@ def parse(expr: str) -> Cron:
         ValueError: ``expr`` is malformed.
     """
     return Cron(expr)
-
-
-def _as_utc(moment: datetime) -> datetime:
-    if moment.utcoffset() is None:
-        raise ValueError(f"cron needs a timezone-aware datetime, got naive {moment}")
-    return moment.astimezone(UTC)
 
 
 def _utc(year: int, month: int, day: int, time: Sequence[int]) -> datetime:

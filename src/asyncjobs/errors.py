@@ -7,6 +7,7 @@
     ├── NotRegistered        a task or workflow slug that the Jobs object does not know
     ├── Forbidden            an Access callable refused the call
     └── StorageError         the database failed or could not be reached
+        └── ConnectionLost   the connection broke; the statement may or may not have run
 
     JobCancelled             raised by a handler to cancel its own job (not an error)
 """
@@ -41,12 +42,37 @@ class Forbidden(AsyncJobsError, PermissionError):
 
 
 class StorageError(AsyncJobsError):
-    """Raised when the database fails; the driver's own exception is the ``__cause__``."""
+    """Raised when the database fails.
+
+    Attributes:
+        driver_error: the driver's or SQLAlchemy's own exception, when there is one. It is not
+            chained as the ``__cause__``, so that a logged traceback never shows the bound
+            values its message may quote.
+    """
+
+    driver_error: BaseException | None = None
+
+
+class ConnectionLost(StorageError):
+    """Raised when the connection to the database broke or could not be made.
+
+    The statement may or may not have taken effect. Inside a run this is never the job's
+    fault: the job is left to its lease and no try is counted.
+    """
 
 
 class JobCancelled(Exception):
     """Raise inside a handler to cancel the job: no retry, no log entry, no try counted."""
 
 
+class WriteRefused(Exception):
+    """A write of one job failed for a reason of its own (a value that the encoder or the
+    database refuses): that job's attempt fails, not its batch."""
+
+
 class JobRunAborted(Exception):
     """This worker no longer owns the job (lease lost or job cancelled): write nothing more."""
+
+
+class HandlerImportError(Exception):
+    """An import-string handler could not be imported: the job fails for good."""

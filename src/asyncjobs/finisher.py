@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
@@ -11,11 +11,12 @@ import anyio.lowlevel
 
 from asyncjobs import logs
 from asyncjobs.attempt import WRITE_GRACE, Attempt
-from asyncjobs.errors import StorageError
+from asyncjobs.errors import ConnectionLost
 from asyncjobs.models import RunStatus
 from asyncjobs.storage import Store
 
 Settle = Callable[[Attempt, RunStatus | None], None]
+Refused = Callable[[Attempt, Exception], Awaitable[RunStatus | None]]
 
 
 class Finisher:
@@ -25,8 +26,10 @@ class Finisher:
     together by the next one. Each row is still checked against the batch token and the lease.
     A job handed over ends its task at once, and ``settle`` gets its outcome once written:
     ``"success"``, or ``None`` when its lease was lost, it was cancelled meanwhile or the
-    write failed. Ending early keeps the batch's objects few while the write is in flight,
-    so fewer of them live long enough to reach the old GC generations.
+    connection broke. A write failing for another reason is retried job by job, and a job
+    whose own completion cannot be written goes to ``refused``, which records its failure.
+    Ending early keeps the batch's objects few while the write is in flight, so fewer of them
+    live long enough to reach the old GC generations.
     """
 
     def __init__(
@@ -38,10 +41,12 @@ class Finisher:
         *,
         delete: bool,
         settle: Settle,
+        refused: Refused,
     ) -> None:
         self.store, self.token, self.clock, self.buffer = store, token, clock, buffer
         self.delete = delete
         self.settle = settle
+        self.refused = refused
         self._waiting: list[Attempt] = []
         self._flushing = False
         self._started: anyio.Event | None = None
@@ -79,26 +84,36 @@ class Finisher:
                 with anyio.move_on_after(WRITE_GRACE, shield=True):
                     await self._write(batch)
                     batch = []
-                for attempt in batch:  # its grace ran out before it was written
-                    self.settle(attempt, None)
+                self._abandon(batch)  # its grace ran out before it was written
                 batch = []
         finally:
             self._flushing = False
-            for attempt in [*batch, *self._waiting]:  # only after an error
-                self.settle(attempt, None)
+            self._abandon([*batch, *self._waiting])  # only after an error
             self._waiting = []
 
+    def _abandon(self, batch: list[Attempt]) -> None:
+        for attempt in batch:
+            if attempt.result is None:  # not settled by a write of its own meanwhile
+                self.settle(attempt, None)
+
     async def _write(self, batch: list[Attempt]) -> None:
+        if not self.store.is_open:  # stopped meanwhile: ``stop()`` handed the jobs back
+            for attempt in batch:
+                self.settle(attempt, None)
+            return
         now = self.clock()
         unsaved = {attempt.id: attempt.unsaved_log() for attempt in batch}
         try:
             owned = await self.store.finish_owned(
                 unsaved, self.token, live_after=now + self.buffer, now=now, delete=self.delete
             )
-        except StorageError:
+        except ConnectionLost:  # not the jobs' fault: they are left to their leases
             for attempt in batch:
                 unrecorded(attempt)
                 self.settle(attempt, None)
+            return
+        except Exception as exc:  # one of them, say, holds a value that cannot be stored
+            await self._refused(batch, exc)
             return
         for attempt in batch:
             if attempt.id in owned:
@@ -106,6 +121,15 @@ class Finisher:
                 self.settle(attempt, "success")
             else:
                 self.settle(attempt, None)
+
+    async def _refused(self, batch: list[Attempt], exc: Exception) -> None:
+        """Write each job alone, so that only those whose own write fails are failed."""
+        if len(batch) > 1:
+            for attempt in batch:
+                await self._write([attempt])
+            return
+        (attempt,) = batch
+        self.settle(attempt, await self.refused(attempt, exc))
 
 
 def unrecorded(attempt: Attempt) -> None:

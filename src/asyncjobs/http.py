@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import difflib
 import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from urllib.parse import parse_qsl
 
-from asyncjobs import injection
-from asyncjobs.config import DEFAULT_LIMIT, DEFAULT_QUEUE
+from asyncjobs.checks import check_queue
+from asyncjobs.config import DEFAULT_LIMIT, DEFAULT_QUEUE, DEFAULT_STOP_TIMEOUT
 
 if TYPE_CHECKING:
-    from asyncjobs.jobs import Jobs
+    from asyncjobs.config import Access, Task, Workflow
+    from asyncjobs.models import RunResult, ScheduleResult
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -23,14 +26,47 @@ Send = Callable[[Message], Awaitable[None]]
 
 logger = logging.getLogger(__name__)
 
+
+class EndpointsHost(Protocol):
+    """What the endpoints need from the ``Jobs`` they serve."""
+
+    @property
+    def secret(self) -> str | None: ...
+
+    @property
+    def access(self) -> Access | None: ...
+
+    @property
+    def tasks(self) -> Mapping[str, Task]: ...
+
+    @property
+    def workflows(self) -> Mapping[str, Workflow]: ...
+
+    async def handle_schedules(self, *, queue: str, all_queues: bool) -> ScheduleResult: ...
+
+    async def run(self, *, queue: str, limit: int, all_queues: bool, silent: Any) -> RunResult: ...
+
+    def lifespan(
+        self, auto_run: bool = True, stop_timeout: float = DEFAULT_STOP_TIMEOUT
+    ) -> AbstractAsyncContextManager[Any]: ...
+
+
 SUCCESS = "Success"
-UNAUTHORIZED = "Unauthorized, you must be logged in to make this request."
+UNAUTHORIZED = "Unauthorized: "
+EXPECTED_CREDENTIALS = {
+    (True, True): "send the secret as 'Authorization: Bearer <secret>', "
+    "or a request that Access.run approves.",
+    (True, False): "send the secret as 'Authorization: Bearer <secret>'.",
+    (False, True): "Access.run did not approve this request.",
+    (False, False): "every request is refused until Jobs(secret=...) or Access(run=...) "
+    "is configured.",
+}
 UNKNOWN_ERROR = "An unknown error has occurred."
 NO_JOBS = "No jobs to run."
 NO_SCHEDULES = "Cannot handle schedules because no tasks or workflows with schedules are defined."
 MAX_LIMIT = 10_000
-TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
-FALSE_WORDS = frozenset({"false", "0", "no", "off"})
+PARAMETERS = ("queue", "limit", "allQueues", "disableScheduling", "silent")
+FLAGS = {"true": True, "false": False}
 
 
 class Address(NamedTuple):
@@ -138,10 +174,12 @@ def parse_params(items: Sequence[tuple[str, str]]) -> Params:
     """Read ``queue``, ``limit``, ``allQueues``, ``disableScheduling`` and ``silent``.
 
     Raises:
-        BadParameter: a value is malformed or a parameter is given twice.
+        BadParameter: a parameter is unknown, malformed or given twice.
     """
     given: dict[str, str] = {}
     for name, value in items:
+        if name not in PARAMETERS:
+            raise BadParameter(_unknown(name))
         if name in given:
             raise BadParameter(f"query parameter {name!r} is given more than once")
         given[name] = value
@@ -154,18 +192,30 @@ def parse_params(items: Sequence[tuple[str, str]]) -> Params:
     )
 
 
+def _unknown(name: str) -> str:
+    lowered = {known.lower(): known for known in PARAMETERS}
+    close = difflib.get_close_matches(name.lower(), lowered, n=1)
+    hint = f" (did you mean {lowered[close[0]]!r}?)" if close else ""
+    return f"unknown query parameter {name!r:.60}{hint}; use {', '.join(PARAMETERS)}"
+
+
 def _queue(value: str) -> str:
     if not value.strip():
         raise BadParameter("query parameter 'queue' must not be empty")
-    return value
+    try:
+        return check_queue(value)
+    except ValueError as exc:
+        raise BadParameter(f"query parameter 'queue': {exc!s:.120}") from None
 
 
 def _limit(value: str | None) -> int:
     if value is None:
         return DEFAULT_LIMIT
-    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_LIMIT:
+    digits = value.isascii() and value.isdigit() and len(value) <= len(str(MAX_LIMIT))
+    if not digits or not 1 <= int(value) <= MAX_LIMIT:
         raise BadParameter(
-            f"query parameter 'limit' must be a whole number from 1 to {MAX_LIMIT}, got {value!r}"
+            f"query parameter 'limit' must be a whole number from 1 to {MAX_LIMIT}, "
+            f"got {value!r:.40}"
         )
     return int(value)
 
@@ -174,18 +224,17 @@ def _flag(given: Mapping[str, str], name: str) -> bool:
     value = given.get(name)
     if value is None:
         return False
-    word = value.strip().lower()
-    if word in TRUE_WORDS or word in FALSE_WORDS:
-        return word in TRUE_WORDS
-    raise BadParameter(f"query parameter {name!r} must be 'true' or 'false', got {value!r}")
+    if value in FLAGS:
+        return FLAGS[value]
+    raise BadParameter(f"query parameter {name!r} must be 'true' or 'false', got {value!r:.40}")
 
 
-async def allowed(jobs: Jobs, request: Request) -> bool:
-    """True when the request carries the secret as a bearer token or ``Access.run`` says yes."""
+async def allowed(jobs: EndpointsHost, request: Request) -> bool:
+    """True when the request carries the secret as a bearer token or ``Access.run`` says
+    ``True``."""
     if jobs.secret and _bearer_matches(request.headers.get("authorization", ""), jobs.secret):
         return True
-    check = jobs.access.run if jobs.access is not None else None
-    return check is not None and bool(await injection.call(check, {"request": request}))
+    return jobs.access is not None and await jobs.access.approves("run", request)
 
 
 def _bearer_matches(header: str, secret: str) -> bool:
@@ -196,13 +245,13 @@ def _bearer_matches(header: str, secret: str) -> bool:
     return hmac.compare_digest(token.strip().encode("latin-1"), secret.encode())
 
 
-def has_schedules(jobs: Jobs) -> bool:
+def has_schedules(jobs: EndpointsHost) -> bool:
     """Whether any task or workflow declares a schedule (the reference's ``jobs.scheduling``)."""
     tasks = any(task.schedule for task in jobs.tasks.values())
     return tasks or any(flow.schedule for flow in jobs.workflows.values())
 
 
-async def run_jobs(jobs: Jobs, params: Params) -> Response:
+async def run_jobs(jobs: EndpointsHost, params: Params) -> Response:
     """``GET /run``: handle schedules (unless disabled), then run due jobs."""
     if not jobs.tasks and not jobs.workflows:
         return Response(200, {"message": NO_JOBS})
@@ -229,7 +278,7 @@ async def run_jobs(jobs: Jobs, params: Params) -> Response:
     )
 
 
-async def handle_schedules(jobs: Jobs, params: Params) -> Response:
+async def handle_schedules(jobs: EndpointsHost, params: Params) -> Response:
     """``GET /handle-schedules``: enqueue the due schedule ticks."""
     if not has_schedules(jobs):
         return Response(500, {"message": NO_SCHEDULES})
@@ -245,11 +294,11 @@ async def handle_schedules(jobs: Jobs, params: Params) -> Response:
     return Response(200, {"message": SUCCESS, **outcomes})
 
 
-Endpoint = Callable[["Jobs", Params], Awaitable[Response]]
+Endpoint = Callable[["EndpointsHost", Params], Awaitable[Response]]
 ENDPOINTS: dict[str, Endpoint] = {"/run": run_jobs, "/handle-schedules": handle_schedules}
 
 
-async def respond(jobs: Jobs, request: Request) -> Response:
+async def respond(jobs: EndpointsHost, request: Request) -> Response:
     """Answer one request: 404, 405, 401 (nothing runs), 400, or the endpoint's answer."""
     endpoint = ENDPOINTS.get(request.path)
     if endpoint is None:
@@ -267,22 +316,25 @@ async def respond(jobs: Jobs, request: Request) -> Response:
     return await endpoint(jobs, params)
 
 
-async def _denied(jobs: Jobs, request: Request) -> Response | None:
+async def _denied(jobs: EndpointsHost, request: Request) -> Response | None:
     try:
         if await allowed(jobs, request):
             return None
     except Exception:
         logger.exception("Access.run failed", extra={"path": request.path})
         return Response(500, {"message": UNKNOWN_ERROR})
-    return Response(401, {"message": UNAUTHORIZED}, (("www-authenticate", "Bearer"),))
+    expected = EXPECTED_CREDENTIALS[bool(jobs.secret), bool(jobs.access and jobs.access.run)]
+    return Response(401, {"message": UNAUTHORIZED + expected}, (("www-authenticate", "Bearer"),))
 
 
-async def serve_lifespan(jobs: Jobs, receive: Receive, send: Send) -> None:
+async def serve_lifespan(
+    jobs: EndpointsHost, receive: Receive, send: Send, *, stop_timeout: float = DEFAULT_STOP_TIMEOUT
+) -> None:
     """Answer the ASGI lifespan protocol: start ``jobs`` at startup, stop it at shutdown."""
     started = False
     await receive()
     try:
-        async with jobs.lifespan():
+        async with jobs.lifespan(stop_timeout=stop_timeout):
             await send({"type": "lifespan.startup.complete"})
             started = True
             await receive()
@@ -301,7 +353,7 @@ class EndpointsApp:
     own. Mounted inside a framework (which keeps the lifespan to itself), it only serves.
     """
 
-    def __init__(self, jobs: Jobs) -> None:
+    def __init__(self, jobs: EndpointsHost) -> None:
         self.jobs = jobs
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -69,11 +69,13 @@ async def call(fn: Callable[..., Any], available: dict[str, Any], *, thread: boo
     Args:
         fn: a sync or async callable.
         available: every keyword the caller can offer.
-        thread: run a sync ``fn`` in a worker thread instead of on the event loop.
+        thread: run a sync ``fn`` in a worker thread instead of on the event loop. A thread
+            cannot be interrupted: when the caller is cancelled, the call is abandoned at once
+            and the thread's eventual result is discarded.
     """
     kwargs = pick(fn, available)
     if thread and not _is_async(fn):
-        return await anyio.to_thread.run_sync(lambda: fn(**kwargs))
+        return await anyio.to_thread.run_sync(lambda: fn(**kwargs), abandon_on_cancel=True)
     result = fn(**kwargs)
     if inspect.isawaitable(result):
         return await result

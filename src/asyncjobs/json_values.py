@@ -1,25 +1,36 @@
 """The values asyncjobs stores as JSON: checked before anything is written.
 
-Inputs, meta and step outputs are stored as JSON on both backends. What ``json.dumps`` refuses
-fails the call that made it, with a message naming the value; so do NaN and infinities, the
-NUL character and unpaired surrogates, which SQLite would store but PostgreSQL's ``jsonb``
-refuses, so that a value behaves the same on either backend.
+Inputs, meta and step inputs and outputs are stored as JSON on both backends. What
+``json.dumps`` refuses fails the call that made it, with a message naming the value; so do NaN
+and infinities, the NUL character and unpaired surrogates, which SQLite would store but
+PostgreSQL's ``jsonb`` refuses, and keys that are not strings, which ``json.dumps`` would
+silently turn into strings (``{1: "a", "1": "b"}`` would lose a value).
+
+Two limits keep one value from breaking the engine or stalling the host's event loop, and may
+be changed at startup (they are read on every check):
+
+- :data:`MAX_DEPTH`: how deeply lists and dicts may nest (the value itself is level 1);
+- :data:`MAX_BYTES`: how long the value's JSON text may be, in UTF-8 bytes.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import re
+from collections.abc import Collection, Iterable
 from typing import Any, TypeVar
 
 from asyncjobs.errors import ValidationError
 
 T = TypeVar("T")
 
-# ints json.dumps writes without meeting the interpreter's int-to-str digit limit
-_INT_BOUND = 1 << 63
-_PLAIN_DEPTH = 32  # deeper values are left to json.dumps, which also spots cycles
+MAX_DEPTH = 100
+MAX_BYTES = 1_000_000
+
+_CONTAINERS = (dict, list, tuple)
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_STR = frozenset({str})
+_SCAN = 16
 # NUL as json.dumps escapes it: "\\u0000" preceded by an even number of backslashes
 _NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
@@ -30,51 +41,99 @@ def checked(value: T, what: str) -> T:
     Raises:
         ValidationError: naming ``what`` and the problem.
     """
-    if _plain(value, 0):
-        return value  # json.dumps takes it as it is: skip serialising it just to check
+    check_shape(value, what, keys=True)
     try:
         text = json.dumps(value, allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError, RecursionError) as exc:
         raise ValidationError(f"{what} must be JSON-serialisable: {exc}") from None
-    if _NUL.search(text):
+    if "\\u0000" in text and _NUL.search(text):  # the plain search first: it is much faster
         raise ValidationError(f"{what} must not contain the NUL character (\\u0000)")
-    if not _encodable(text):
-        raise ValidationError(f"{what} must not contain an unpaired surrogate (\\ud800-\\udfff)")
+    size = len(text) if text.isascii() else len(_utf8(text, what))
+    if size > MAX_BYTES:
+        raise _too_big(what)
     return value
 
 
-def _encodable(text: str) -> bool:
-    """Whether ``text`` is valid Unicode: no unpaired surrogate, which UTF-8 cannot encode."""
-    if text.isascii():
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+def check_shape(value: Any, what: str, *, keys: bool = False) -> None:
+    """Refuse ``value`` if it nests deeper than :data:`MAX_DEPTH` or surely exceeds
+    :data:`MAX_BYTES`, walking its containers only, level by level, without recursion, and
+    stopping as soon as a limit is passed; with ``keys``, also if a dict has a key that is not
+    a string.
 
-
-def _plain(value: Any, depth: int) -> bool:
-    """Whether ``value`` is built only of values that surely store alike on both backends.
-
-    ``False`` is no verdict: the caller then asks ``json.dumps`` itself.
+    Raises:
+        ValidationError: naming ``what`` and the limit.
     """
-    kind = type(value)
-    if kind is str:
-        return "\x00" not in value and _encodable(value)
-    if kind is bool or value is None:
-        return True
-    if kind is float:
-        return math.isfinite(value)
-    if kind is int:
-        return bool(-_INT_BOUND < value < _INT_BOUND)
-    if depth >= _PLAIN_DEPTH:
-        return False
-    if kind is dict:
-        for key, item in value.items():
-            if type(key) is not str or not _plain(key, depth) or not _plain(item, depth + 1):
-                return False
-        return True
-    if kind is list:
-        return all(_plain(item, depth + 1) for item in value)
-    return False
+    budget = MAX_BYTES  # a lower bound of the JSON text: two bytes per item, five per entry
+    level: list[Any] = [value] if isinstance(value, _CONTAINERS) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > MAX_DEPTH:
+            raise ValidationError(
+                f"{what} must not nest lists and dicts deeper than {MAX_DEPTH} levels "
+                "(the limit of a stored value)"
+            )
+        below: list[Any] = []
+        for node in level:
+            budget -= 2 * len(node) + 2
+            if isinstance(node, dict):
+                if keys:
+                    _check_keys(node, what)
+                budget -= 3 * len(node)  # a key's quotes and colon
+                node = node.values()
+            if budget < 0:
+                raise _too_big(what)
+            below += _containers(node)
+        level = below
+
+
+def _containers(items: Collection[Any]) -> Iterable[Any]:
+    if len(items) > _SCAN and _SCALARS.issuperset(map(type, items)):
+        return ()  # a long run of scalars: one pass in C instead of one check per item
+    return [item for item in items if isinstance(item, _CONTAINERS)]
+
+
+def _check_keys(node: dict[Any, Any], what: str) -> None:
+    if _STR.issuperset(map(type, node)):
+        return
+    for key in node:
+        if not isinstance(key, str):
+            raise ValidationError(
+                f"{what} must have string keys (JSON keys are strings), "
+                f"got the {type(key).__name__} key {_brief(key)}"
+            )
+
+
+def _brief(value: Any) -> str:
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long to print
+        return "(too long to show)"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _utf8(text: str, what: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(
+            f"{what} must not contain an unpaired surrogate (\\ud800-\\udfff)"
+        ) from None
+
+
+def _too_big(what: str) -> ValidationError:
+    return ValidationError(
+        f"{what} must not be larger than {MAX_BYTES:,} bytes as JSON (the limit of a stored value)"
+    )
+
+
+def text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be stored alike on both backends as text, or ``None``."""
+    if "\x00" in value:
+        return "must not contain the NUL character (\\u0000)"
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "must not contain an unpaired surrogate (\\ud800-\\udfff)"
+    return None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -10,21 +10,56 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from asyncjobs import injection
-from asyncjobs.config import (
-    DEFAULT_QUEUE,
-    MAX_KEY_LENGTH,
-    Concurrency,
-    Task,
-    Workflow,
-    check_length,
-    check_queue,
-)
-from asyncjobs.errors import ValidationError
-from asyncjobs.json_values import checked
+from asyncjobs.checks import MAX_KEY_LENGTH, check_length, check_queue
+from asyncjobs.config import DEFAULT_QUEUE, Access, Task, Workflow, check_access
+from asyncjobs.errors import Forbidden, JobCancelled, ValidationError
+from asyncjobs.json_values import check_shape, checked
+from asyncjobs.models import Job, make_job
+from asyncjobs.policies import Concurrency
 from asyncjobs.registry import Registry
+from asyncjobs.storage import Store, cancelled_error
 
 QUEUE_KEYS = frozenset({"task", "workflow", "input", "queue", "wait_until", "meta"})
 ITEM_KEYS = QUEUE_KEYS | {"override_access", "request"}  # what a queue_many() item may hold
+
+
+async def queue_items(
+    store: Store,
+    registry: Registry,
+    items: Sequence[Mapping[str, Any]],
+    now: datetime,
+) -> list[Job]:
+    """Validate every item, then insert all of them in one transaction (all or nothing)."""
+    rows, supersede = await prepare_rows(registry, items, now)
+    stored = await store.insert_jobs(rows, supersede=supersede, now=now)
+    return [make_job(row, now) for row in stored]
+
+
+async def check_items_access(
+    items: Sequence[Mapping[str, Any]], access: Access | None, request: Any
+) -> None:
+    """Each item queued with its own ``override_access=False`` (and ``request``) is asked."""
+    for index, item in enumerate(items):
+        if not item.get("override_access", True):
+            try:
+                await check_access(access, "queue", False, item.get("request", request))
+            except Forbidden as exc:
+                raise Forbidden(f"item {index}: {exc}") from None
+
+
+def check_items(items: Any) -> list[Mapping[str, Any]]:
+    """``queue_many()``'s items as a list, each a mapping of ``queue()`` arguments.
+
+    Raises:
+        TypeError: ``items`` is not a list of dicts, naming the first bad item.
+    """
+    if isinstance(items, str | bytes | Mapping) or not isinstance(items, Iterable):
+        raise TypeError(f"queue_many() takes a list of dicts, got {type(items).__name__}")
+    checked_items = list(items)
+    for index, item in enumerate(checked_items):
+        if not isinstance(item, Mapping):
+            raise TypeError(f"queue_many() item {index} must be a dict, got {item!r}")
+    return checked_items
 
 
 async def prepare_rows(
@@ -40,11 +75,13 @@ async def prepare_rows(
     for index, item in enumerate(items):
         try:
             definition, value, queue = _resolve(registry, item)
-            key = None
+            key, cancelled = None, None
             concurrency = definition.concurrency
             if concurrency is not None:  # only then is there a user call to await
-                key = await _concurrency_key(definition, concurrency, value, queue)
+                key, cancelled = await _key_or_cancel(definition, concurrency, value, queue)
             rows.append(_row(definition, item, value, queue, key, now))
+            if cancelled is not None:
+                rows[-1].update(has_error=True, error=cancelled, wait_until=None)
         except (ValueError, TypeError) as exc:
             if len(items) == 1:
                 raise
@@ -76,15 +113,14 @@ def _row(
         "queue": queue,
         "task_slug": definition.slug if is_task else None,
         "workflow_slug": None if is_task else definition.slug,
-        "input": checked(
-            value.model_dump(mode="json") if isinstance(value, BaseModel) else value, "input"
-        ),
+        "input": checked(_dumped(value) if isinstance(value, BaseModel) else value, "input"),
         "meta": checked(dict(item.get("meta") or {}), "meta"),
         "wait_until": _aware(item.get("wait_until")),
         "concurrency_key": key,
         "exclusive": bool(key and definition.concurrency and definition.concurrency.exclusive),
         "total_tried": 0,
         "has_error": False,
+        "error": None,
         "created_at": now,
         "updated_at": now,
     }
@@ -106,9 +142,10 @@ def validate_input(definition: Task | Workflow, raw: Any) -> Any:
     """
     kind = "task" if isinstance(definition, Task) else "workflow"
     if isinstance(raw, BaseModel):
-        raw = raw.model_dump(mode="json")
+        raw = _dumped(raw)
     if raw is None:
         raw = {}
+    check_shape(raw, "input")  # before a schema walks a value too deep or too big to store
     if definition.input_schema is None:
         if not isinstance(raw, Mapping):
             raise ValidationError(
@@ -128,10 +165,28 @@ def validate_input(definition: Task | Workflow, raw: Any) -> Any:
         ) from None
 
 
+def _dumped(model: BaseModel) -> Any:
+    try:
+        return model.model_dump(mode="json")
+    except (ValueError, RecursionError) as exc:  # pydantic's "Maximum serialization depth"
+        raise ValidationError(f"input cannot be stored as JSON: {exc}") from None
+
+
 def _queue(value: Any, definition: Task | Workflow) -> str:
     if value is None:
         value = (definition.queue if isinstance(definition, Workflow) else None) or DEFAULT_QUEUE
     return check_queue(value)
+
+
+async def _key_or_cancel(
+    definition: Task | Workflow, concurrency: Concurrency, value: Any, queue: str
+) -> tuple[str | None, dict[str, Any] | None]:
+    """The job's concurrency key; or, when the key callable raised ``JobCancelled``, the
+    error of a job stored already cancelled (``JobCancelled`` anywhere cancels the job)."""
+    try:
+        return await _concurrency_key(definition, concurrency, value, queue), None
+    except JobCancelled as exc:
+        return None, cancelled_error(str(exc) or "cancelled by its concurrency key")
 
 
 async def _concurrency_key(

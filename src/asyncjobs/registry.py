@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from asyncjobs.config import HANDLER_ARGS, Task, Workflow
+from asyncjobs.config import Task, Workflow, import_handler
 from asyncjobs.errors import NotRegistered
-from asyncjobs.injection import check_injectable
 
 SINGLE_TASK = "singleTask"
-
-
-class HandlerImportError(Exception):
-    """An import-string handler could not be imported: the job fails for good."""
 
 
 class Registry:
@@ -78,19 +72,5 @@ class Registry:
         if not isinstance(target, str):
             return target
         if target not in self._imported:
-            self._imported[target] = _import(target, what)
+            self._imported[target] = import_handler(target, what)
         return self._imported[target]
-
-
-def _import(path: str, what: str) -> Callable[..., Any]:
-    module_name, _, attr = path.partition(":")
-    try:
-        value: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            value = getattr(value, part)
-        if isinstance(value, Task | Workflow):
-            value = value.handler
-        check_injectable(value, HANDLER_ARGS, f"{what} handler")
-    except Exception as exc:
-        raise HandlerImportError(f"cannot import {what} handler {path!r}: {exc}") from exc
-    return value  # type: ignore[no-any-return]

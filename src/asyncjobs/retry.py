@@ -1,22 +1,107 @@
-"""Retry caps and backoff math (pure; reference §8)."""
+"""Retry policy (``Retries``, ``Backoff``) and the pure decisions made from it: caps, backoff."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
-from asyncjobs.config import Retries, seconds
-from asyncjobs.models import TaskStatus
+from asyncjobs.checks import HOOK_ARGS, Seconds, seconds
+from asyncjobs.injection import check_injectable
+
+
+@dataclass(frozen=True, kw_only=True)
+class Backoff:
+    """How long to wait before the next try.
+
+    ``fixed`` waits ``delay`` seconds; ``exponential`` waits ``delay * 2 ** prior_attempts``.
+    """
+
+    type: Literal["fixed", "exponential"] = "fixed"
+    delay: Seconds = 0.0
+
+    def __post_init__(self) -> None:
+        if self.type not in ("fixed", "exponential"):
+            raise ValueError(f"Backoff type must be 'fixed' or 'exponential', got {self.type!r}")
+        if not 0 <= seconds(self.delay) < math.inf:  # also refuses NaN
+            raise ValueError(
+                f"Backoff delay must be a finite, non-negative duration, got {self.delay!r}"
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Retries:
+    """Retry policy: ``attempts`` retries allow ``attempts + 1`` runs.
+
+    ``attempts=None`` on a task inherits the workflow's attempt count.
+    ``should_restore`` is a bool or a callable ``(*, input, job, task_status)``.
+    """
+
+    attempts: int | None = None
+    backoff: Backoff | None = None
+    should_restore: bool | Callable[..., bool | Awaitable[bool]] = True
+
+    def __post_init__(self) -> None:
+        if self.attempts is not None and (
+            not isinstance(self.attempts, int)
+            or isinstance(self.attempts, bool)
+            or self.attempts < 0
+        ):
+            raise ValueError(f"Retries attempts must be a non-negative int, got {self.attempts!r}")
+        if self.backoff is not None and not isinstance(self.backoff, Backoff):
+            raise TypeError(f"Retries backoff must be a Backoff, got {self.backoff!r}")
+        if not isinstance(self.should_restore, bool):
+            check_injectable(self.should_restore, HOOK_ARGS, "should_restore")
+
+
+RetriesLike = int | Retries | None
+
+
+def as_retries(value: RetriesLike, what: str = "retries") -> Retries | None:
+    """Normalise ``retries=N`` to ``Retries(attempts=N)``."""
+    if value is None or isinstance(value, Retries):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return Retries(attempts=value)
+    raise TypeError(f"{what} must be an int or Retries, got {value!r}")
+
+
+def merge_retries(base: Retries | None, override: RetriesLike) -> Retries | None:
+    """Call-site retries win field by field over the task's own (reference §2.4).
+
+    A number at the call site changes only ``attempts``: the task's backoff and
+    ``should_restore`` stay.
+    """
+    numeric = override is not None and not isinstance(override, Retries)
+    call = as_retries(override)
+    if base is None or call is None:
+        return call or base
+    if numeric:
+        return dataclasses.replace(base, attempts=call.attempts)
+    return Retries(
+        attempts=call.attempts if call.attempts is not None else base.attempts,
+        backoff=call.backoff or base.backoff,
+        should_restore=call.should_restore,
+    )
+
+
+# The longest wait a backoff sets: exponential growth soon passes the last date a datetime
+# can hold, and a retry that cannot be scheduled must not crash the batch that recorded it.
+MAX_BACKOFF = timedelta(days=100 * 365)
 
 
 def backoff_until(retries: Retries | None, prior_attempts: int, now: datetime) -> datetime:
-    """When the next try may start: ``now`` without a backoff (reference §8.4)."""
+    """When the next try may start: ``now`` without a backoff (reference §8.4), and at most
+    ``MAX_BACKOFF`` after it."""
     if retries is None or retries.backoff is None:
         return now
     delay = seconds(retries.backoff.delay)
     if retries.backoff.type == "exponential":
-        delay *= 2**prior_attempts
-    return now + timedelta(seconds=delay)
+        delay *= 2.0 ** min(prior_attempts, 128)
+    return now + timedelta(seconds=min(delay, MAX_BACKOFF.total_seconds()))
 
 
 def task_max_retries(task_retries: Retries | None, workflow_retries: Retries | None) -> int:
@@ -28,17 +113,6 @@ def task_max_retries(task_retries: Retries | None, workflow_retries: Retries | N
     return 0
 
 
-def failures_since_success(status: TaskStatus | None, failed_since: int) -> int:
-    """Tries that count against a task's cap.
-
-    A step that succeeded earlier and is re-run (``should_restore=False``) counts only the
-    failures since that success, so it can still run out of retries.
-    """
-    if status is None:
-        return 0
-    return failed_since if status.complete else status.total_tried
-
-
 @dataclass(frozen=True)
 class WorkflowVerdict:
     final: bool
@@ -46,17 +120,20 @@ class WorkflowVerdict:
 
 
 def workflow_verdict(
-    workflow_retries: Retries | None, total_tried: int, now: datetime
+    workflow_retries: Retries | None, total_tried: int, now: datetime, *, step: bool = False
 ) -> WorkflowVerdict:
     """Whether the job may try again under the workflow's cap (reference §8.2 step 7.2).
 
-    ``Retries`` without ``attempts`` on a workflow counts as 0 retries, so a handler error can
-    never retry forever.
+    ``Retries`` without ``attempts`` on a workflow caps nothing after a failed ``step`` (the
+    step's own cap decides, and the workflow's backoff still applies), and counts as 0 retries
+    after a handler error, so that one can never retry forever.
     """
     if workflow_retries is None:
         return WorkflowVerdict(final=False, wait_until=None)
-    cap = workflow_retries.attempts or 0
-    if total_tried >= cap:
+    cap = workflow_retries.attempts
+    if cap is None and not step:
+        cap = 0
+    if cap is not None and total_tried >= cap:
         return WorkflowVerdict(final=True, wait_until=None)
     return WorkflowVerdict(
         final=False, wait_until=backoff_until(workflow_retries, total_tried, now)

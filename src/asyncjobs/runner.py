@@ -2,27 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Any, Final, Literal
 
 import anyio
 import anyio.lowlevel
 
 from asyncjobs import failures, injection, logs
 from asyncjobs.attempt import Attempt
-from asyncjobs.config import Lease, Workflow, seconds
-from asyncjobs.errors import JobCancelled, JobRunAborted, NotRegistered, StorageError
+from asyncjobs.checks import seconds
+from asyncjobs.config import Workflow
+from asyncjobs.errors import (
+    ConnectionLost,
+    HandlerImportError,
+    JobCancelled,
+    JobRunAborted,
+    NotRegistered,
+    StorageError,
+    WriteRefused,
+)
 from asyncjobs.finisher import Finisher, unrecorded
 from asyncjobs.models import RunResult, RunStatus
-from asyncjobs.registry import SINGLE_TASK, HandlerImportError, Registry
-from asyncjobs.step_runner import StepRunner, TaskFailed
+from asyncjobs.policies import Lease
+from asyncjobs.registry import SINGLE_TASK, Registry
+from asyncjobs.step_runner import StepRunner, TaskFailed, stray
 from asyncjobs.storage import Claim, Store
-
-if TYPE_CHECKING:
-    from asyncjobs.jobs import Jobs
 
 MIN_HEARTBEAT = 0.05
 CANCEL_CHECK_INTERVAL = 0.5  # seconds between checks for jobs cancelled elsewhere
@@ -55,12 +63,12 @@ class Runner:
         *,
         store: Store,
         registry: Registry,
-        jobs: Jobs,
+        host: object,
         lease: Lease,
         clock: Callable[[], datetime],
         delete_on_complete: bool,
     ) -> None:
-        self.store, self.registry, self.jobs, self.clock = store, registry, jobs, clock
+        self.store, self.registry, self.host, self.clock = store, registry, host, clock
         self.duration = timedelta(seconds=seconds(lease.duration))
         self.buffer = timedelta(seconds=seconds(lease.safety_buffer))
         self.delete_on_complete = delete_on_complete
@@ -81,7 +89,10 @@ class Runner:
                 return RunResult(no_jobs_remaining=True)
             fresh = sum(1 for r in rows if r["total_tried"] == 0)
             logs.info(
-                "Running %d jobs.", len(rows), extra={"new": fresh, "retrying": len(rows) - fresh}
+                "Running %d %s.",
+                len(rows),
+                "job" if len(rows) == 1 else "jobs",
+                extra={"new": fresh, "retrying": len(rows) - fresh},
             )
             attempts = [self._attempt(row, token) for row in rows]
             statuses = await self._run_batch(attempts, token, request.sequential)
@@ -129,6 +140,7 @@ class Runner:
             self.buffer,
             delete=self.delete_on_complete,
             settle=settle,
+            refused=self._refused,
         )
         self._enter(scope, attempts)
         try:
@@ -178,9 +190,15 @@ class Runner:
             except StorageError:
                 unrecorded(attempt)
                 status = None
+            except WriteRefused as refused:  # recording its failure failed in turn
+                status = await self._refused(attempt, refused)
             if status != HANDED_OVER:
                 finisher.settle(attempt, status)
         attempt.scope = None
+
+    async def _refused(self, attempt: Attempt, exc: Exception) -> RunStatus | None:
+        steps = StepRunner(attempt, self.registry, self.host)
+        return await failures.outcome_refused(attempt, steps, exc)
 
     def _settle(
         self, attempt: Attempt, status: RunStatus | None, statuses: dict[int, RunStatus]
@@ -202,7 +220,7 @@ class Runner:
             attempt.definition = self._definition(attempt.row)
         except NotRegistered as exc:
             return await failures.failed_for_good(attempt, exc)
-        steps = StepRunner(attempt, self.registry, self.jobs)
+        steps = StepRunner(attempt, self.registry, self.host)
         try:
             await self._call_handler(attempt, steps)
         except HandlerImportError as exc:
@@ -211,9 +229,13 @@ class Runner:
             return await failures.cancelled(attempt, str(exc) or "cancelled by its handler")
         except TaskFailed as failure:
             return await failures.task_failed(attempt, steps, failure)
-        except JobRunAborted:
-            raise
+        except (JobRunAborted, ConnectionLost):
+            raise  # not the job's fault: it is handed back (or left to its lease), no try
         except Exception as exc:
+            return await failures.workflow_failed(attempt, exc)
+        except asyncio.CancelledError as exc:
+            if not await stray(exc):
+                raise
             return await failures.workflow_failed(attempt, exc)
         await finisher.finish(attempt)
         return HANDED_OVER
@@ -295,6 +317,8 @@ class Runner:
                 attempt.cancel()
 
     async def _hand_back(self, unfinished: list[int], token: str) -> None:
+        if not self.store.is_open:  # stop() already handed them back (see ``drain``)
+            return
         try:
             await self.store.release(unfinished, token)
         except StorageError:
@@ -317,7 +341,7 @@ class Runner:
         """Interrupt the handlers of these jobs if they run in this process.
 
         Async handlers are cancelled at their next await; a sync handler's worker thread
-        cannot be interrupted, so its job stops when the call returns (recording nothing).
+        cannot be interrupted, so its call is abandoned and whatever it returns is discarded.
         """
         for job_id in ids:
             attempt = self.running.get(job_id)
@@ -325,13 +349,23 @@ class Runner:
                 attempt.cancel()
 
     async def drain(self, timeout: float) -> None:
-        """Wait up to ``timeout`` for running batches, then cancel them (leases are released)."""
+        """Wait up to ``timeout`` for running batches, then cancel them (leases are released).
+
+        A handler that outlives its cancellation (one that shields itself) has its job handed
+        back all the same: the token it holds no longer matches, so it writes nothing later.
+        """
         with anyio.move_on_after(timeout):
             await self._idle.wait()
         for scope in list(self._batches):
             scope.cancel()
         with anyio.move_on_after(max(timeout, 1.0)):
             await self._idle.wait()
+        outliving: dict[str, list[int]] = {}
+        for attempt in self.running.values():
+            if attempt.result is None:
+                outliving.setdefault(attempt.token, []).append(attempt.id)
+        for token, ids in outliving.items():
+            await self._hand_back(ids, token)
 
 
 def _log_outcome(attempt: Attempt) -> None:

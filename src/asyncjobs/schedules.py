@@ -3,25 +3,41 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from datetime import datetime, tzinfo
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from asyncjobs import injection, logs
 from asyncjobs.config import Schedule, Task, Workflow
 from asyncjobs.cron import parse
+from asyncjobs.errors import JobCancelled
 from asyncjobs.models import Job, ScheduleResult, make_job
 from asyncjobs.queueing import prepare_rows
 from asyncjobs.storage import schedules as state
 
 if TYPE_CHECKING:
-    from asyncjobs.jobs import Jobs
+    from asyncjobs.registry import Registry
+    from asyncjobs.storage import Store
 
 logger = logging.getLogger(__name__)
 
 Outcome = Literal["success", "skipped", "error"]
 DECISION_KEYS = frozenset({"should_schedule", "input", "wait_until"})
+
+
+class ScheduleHost(Protocol):
+    """What handling schedules needs from its caller (``Jobs``), which hooks receive as
+    ``jobs``."""
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def registry(self) -> Registry: ...
+
+    @property
+    def clock(self) -> Callable[[], datetime]: ...
 
 
 @dataclass(frozen=True)
@@ -40,12 +56,12 @@ class Scheduled:
         """Names the schedule's state row; it follows the cron, not the schedule's position."""
         return f"{self.schedule.queue}:{self.kind}:{self.definition.slug}:{self.schedule.cron}"
 
-    def hook_args(self, jobs: Jobs) -> dict[str, Any]:
+    def hook_args(self, jobs: ScheduleHost) -> dict[str, Any]:
         slug, queue = self.definition.slug, self.schedule.queue
         return {"jobs": jobs, "slug": slug, "queue": queue, "schedule": self.schedule}
 
 
-async def handle_schedules(jobs: Jobs, *, queue: str, all_queues: bool) -> ScheduleResult:
+async def handle_schedules(jobs: ScheduleHost, *, queue: str, all_queues: bool) -> ScheduleResult:
     """Propose one tick per schedule on ``queue`` (or every queue) and enqueue it at most once.
 
     Returns:
@@ -64,7 +80,7 @@ async def handle_schedules(jobs: Jobs, *, queue: str, all_queues: bool) -> Sched
     )
 
 
-def collect(jobs: Jobs, *, queue: str, all_queues: bool) -> list[Scheduled]:
+def collect(jobs: ScheduleHost, *, queue: str, all_queues: bool) -> list[Scheduled]:
     """Every schedule whose jobs go to ``queue`` (all of them with ``all_queues``)."""
     return [
         Scheduled(definition, schedule)
@@ -74,23 +90,27 @@ def collect(jobs: Jobs, *, queue: str, all_queues: bool) -> list[Scheduled]:
     ]
 
 
-def propose(cron: str, last: datetime | None, now: datetime) -> datetime:
+def propose(
+    cron: str, last: datetime | None, now: datetime, zone: tzinfo | None = None
+) -> datetime:
     """The first cron time after ``last`` (or ``now``); the latest one due if that is past.
 
     After downtime this yields one catch-up tick, not one per missed tick.
     """
     expr = parse(cron)
-    tick = expr.next_after(last or now)
-    return expr.latest_not_after(now) if tick < now else tick
+    tick = expr.next_after(last or now, zone)
+    return expr.latest_not_after(now, zone) if tick < now else tick
 
 
-async def schedule_tick(jobs: Jobs, item: Scheduled, last: datetime | None) -> Outcome:
+async def schedule_tick(jobs: ScheduleHost, item: Scheduled, last: datetime | None) -> Outcome:
     """Ask ``before_schedule``, enqueue the tick unless taken, then tell ``after_schedule``."""
     args = item.hook_args(jobs)
     tick: datetime | None = None
     try:
-        tick = propose(item.schedule.cron, last, jobs.clock())
+        tick = propose(item.schedule.cron, last, jobs.clock(), item.schedule.zone)
         job = await _enqueue(jobs, item, tick, args)
+    except JobCancelled:  # the hook cancelled the job before it existed: nothing to enqueue
+        job = None
     except Exception as exc:
         logs.error(
             "Could not schedule %s %r on %r",
@@ -108,8 +128,10 @@ async def schedule_tick(jobs: Jobs, item: Scheduled, last: datetime | None) -> O
     return outcome
 
 
-async def _enqueue(jobs: Jobs, item: Scheduled, tick: datetime, args: dict[str, Any]) -> Job | None:
-    decision = await _before(item, {**args, "wait_until": tick})
+async def _enqueue(
+    jobs: ScheduleHost, item: Scheduled, tick: datetime, args: dict[str, Any]
+) -> Job | None:
+    decision, by_default = await _before(item, {**args, "wait_until": tick})
     if not decision.get("should_schedule", True):
         return None
     now = jobs.clock()
@@ -122,7 +144,13 @@ async def _enqueue(jobs: Jobs, item: Scheduled, tick: datetime, args: dict[str, 
     }
     rows, supersede = await prepare_rows(jobs.registry, [entry], now)
     stored = await state.enqueue_tick(
-        jobs.store, key=item.key, tick=tick, now=now, rows=rows, supersede=supersede
+        jobs.store,
+        key=item.key,
+        tick=tick,
+        now=now,
+        rows=rows,
+        supersede=supersede,
+        only_if_idle=(item.definition.slug, item.schedule.queue) if by_default else None,
     )
     if stored is None:
         return None
@@ -141,22 +169,37 @@ async def _enqueue(jobs: Jobs, item: Scheduled, tick: datetime, args: dict[str, 
 
 
 async def default_before_schedule(
-    *, jobs: Jobs, slug: str, queue: str, wait_until: datetime, **_: Any
+    *, jobs: ScheduleHost, slug: str, queue: str, wait_until: datetime, **_: Any
 ) -> dict[str, Any]:
     """Schedule unless a scheduled job of ``slug`` on ``queue`` is still unfinished.
 
     Unfinished means neither completed nor failed for good, so a job waiting to retry after
-    an error still holds the next tick back.
+    an error still holds the next tick back. When this hook (called directly or awaited by a
+    custom hook) says to schedule, the enqueue checks it again atomically, so instances
+    proposing different ticks at once still enqueue one job.
     """
     count = await state.count_unfinished_scheduled(jobs.store, slug=slug, queue=queue)
     return {"should_schedule": count == 0, "input": {}, "wait_until": wait_until}
 
 
-async def _before(item: Scheduled, args: dict[str, Any]) -> Mapping[str, Any]:
+async def _before(item: Scheduled, args: dict[str, Any]) -> tuple[Mapping[str, Any], bool]:
+    """The hook's decision, and whether the default hook's consent is part of it."""
     hook = item.schedule.before_schedule
     if hook is None:
-        return await default_before_schedule(**args)
-    decision = await injection.call(hook, {**args, "default": default_before_schedule})
+        return await default_before_schedule(**args), True
+    consented = False
+
+    async def default(**kwargs: Any) -> dict[str, Any]:
+        nonlocal consented
+        decision = await default_before_schedule(**kwargs)
+        consented = consented or decision["should_schedule"]
+        return decision
+
+    decision = _checked_decision(await injection.call(hook, {**args, "default": default}))
+    return decision, consented
+
+
+def _checked_decision(decision: Any) -> Mapping[str, Any]:
     if decision is None:
         return {}
     if not isinstance(decision, Mapping):

@@ -2,25 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
 import keyword
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import anyio
+import anyio.lowlevel
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from asyncjobs import injection
-from asyncjobs.attempt import Attempt, new_log_entry
-from asyncjobs.config import HANDLER_ARGS, Retries, RetriesLike, Task, as_retries, merge_retries
-from asyncjobs.errors import JobCancelled, JobRunAborted, NotRegistered
+from asyncjobs.attempt import Attempt, new_log_entry, unstorable
+from asyncjobs.checks import HANDLER_ARGS
+from asyncjobs.config import Task
+from asyncjobs.errors import (
+    ConnectionLost,
+    HandlerImportError,
+    JobCancelled,
+    JobRunAborted,
+    NotRegistered,
+    WriteRefused,
+)
 from asyncjobs.json_values import checked
 from asyncjobs.models import TaskStatus
-from asyncjobs.registry import HandlerImportError, Registry
-
-if TYPE_CHECKING:
-    from asyncjobs.jobs import Jobs
+from asyncjobs.registry import Registry
+from asyncjobs.retry import Retries, RetriesLike, as_retries, merge_retries
 
 INLINE = "inline"
 
@@ -42,6 +51,23 @@ def root_cause(exc: BaseException) -> BaseException:
     return exc
 
 
+async def stray(exc: asyncio.CancelledError) -> bool:
+    """Whether a ``CancelledError`` caught around user code is that code's own failure.
+
+    A handler that awaits a cancelled future, or a library raising ``CancelledError`` of its
+    own, fails like with any other exception. A cancellation of this task (asyncio counts its
+    pending requests, anyio's scopes included) or of a scope around it is ours: when a scope
+    was cancelled but has not delivered yet, the checkpoint raises that cancellation instead.
+    """
+    if anyio.get_cancelled_exc_class() is not asyncio.CancelledError:
+        return True  # another event loop: its own cancellation is not asyncio's
+    task = asyncio.current_task()
+    if task is None or task.cancelling():
+        return False
+    await anyio.lowlevel.checkpoint_if_cancelled()
+    return True
+
+
 @dataclass(frozen=True)
 class Step:
     """One call of a task or inline task inside a job."""
@@ -55,16 +81,28 @@ class Step:
     executed_at: datetime
     parent: dict[str, str] | None
 
+    @property
+    def output_name(self) -> str:
+        return f"output of task {self.slug!r} ({self.task_id})"
+
 
 class StepRunner:
-    """Builds the ``tasks`` and ``inline_task`` a handler receives, for one attempt."""
+    """Builds the ``tasks`` and ``inline_task`` a handler receives, for one attempt.
+
+    ``host`` is what handlers receive as ``jobs`` (the facade that runs them); the engine
+    only hands it on.
+    """
 
     def __init__(
-        self, attempt: Attempt, registry: Registry, jobs: Jobs, parent: dict[str, str] | None = None
+        self,
+        attempt: Attempt,
+        registry: Registry,
+        host: object,
+        parent: dict[str, str] | None = None,
     ) -> None:
         self.attempt = attempt
         self.registry = registry
-        self.jobs = jobs
+        self.host = host
         self.parent = parent
 
     @property
@@ -77,7 +115,7 @@ class StepRunner:
         return StepRunner(
             self.attempt,
             self.registry,
-            self.jobs,
+            self.host,
             {"task_slug": step.slug, "task_id": step.task_id},
         )
 
@@ -87,12 +125,12 @@ class StepRunner:
             "job": injection.Lazy(self.attempt.snapshot),
             "tasks": self.tasks,
             "inline_task": self.inline_task,
-            "jobs": self.jobs,
+            "jobs": self.host,
         }
 
     async def call_task(self, slug: str, task_id: object, input: Any, retries: RetriesLike) -> Any:
         task = self.registry.task(slug)
-        merged = merge_retries(task.retries, as_retries(retries))
+        merged = merge_retries(task.retries, retries)
         return await self.run_step(self._step(slug, task_id, input, merged, task, task.handler))
 
     async def inline_task(
@@ -129,10 +167,18 @@ class StepRunner:
             return typed_output(step.task, status.output)
         try:
             output = await self._execute(step, status)
-        except (JobCancelled, JobRunAborted, HandlerImportError):
+        except (JobCancelled, JobRunAborted, ConnectionLost, HandlerImportError):
             raise
         except Exception as exc:
             raise TaskFailed(step, status, exc) from exc
+        except asyncio.CancelledError as exc:
+            if not await stray(exc):
+                raise
+            raise TaskFailed(step, status, exc) from exc
+        await self._record(step, status, output)
+        return typed_output(step.task, output)
+
+    async def _record(self, step: Step, status: TaskStatus | None, output: Any) -> None:
         entry = new_log_entry(
             slug=step.slug,
             task_id=step.task_id,
@@ -142,8 +188,10 @@ class StepRunner:
             output=output,
             parent=step.parent,
         )
-        await self.attempt.record_step(entry, top_level=step.parent is None)
-        return typed_output(step.task, output)
+        try:
+            await self.attempt.record_step(entry, top_level=step.parent is None, step=step)
+        except WriteRefused as refused:
+            raise TaskFailed(step, status, unstorable(step.output_name, refused)) from refused
 
     async def _restore(self, step: Step, status: TaskStatus) -> bool:
         restore = step.retries.should_restore if step.retries else True

@@ -1,4 +1,4 @@
-"""The ``jobs`` commands: list, show, cancel and retry jobs in the database."""
+"""The ``jobs`` commands: list, show, queue, cancel and retry jobs in the database."""
 
 from __future__ import annotations
 
@@ -12,8 +12,18 @@ from pathlib import Path
 from typing import Any
 
 from asyncjobs.cli.errors import CliError
-from asyncjobs.cli.loading import database_jobs, opened
-from asyncjobs.cli.render import JOB_HEADERS, Style, job_detail, job_rows, out, table, to_json
+from asyncjobs.cli.loading import app_jobs, database_jobs, opened
+from asyncjobs.cli.render import (
+    JOB_HEADERS,
+    Style,
+    job_detail,
+    job_rows,
+    out,
+    table,
+    to_json,
+    when,
+)
+from asyncjobs.errors import AsyncJobsError
 from asyncjobs.jobs import Jobs
 from asyncjobs.models import Job
 
@@ -43,6 +53,35 @@ async def show_job(args: argparse.Namespace) -> int:
         for line in job_detail(job, Style(sys.stdout)):
             out(line)
     return 0
+
+
+async def queue_job(args: argparse.Namespace) -> int:
+    if args.database_url:
+        raise CliError("'asyncjobs jobs queue' needs --app: the app's definitions check the input")
+    jobs = app_jobs(args.app, "jobs queue")
+    kind = _kind(jobs, args.slug)
+    async with opened(jobs):
+        try:
+            job = await jobs.queue(
+                **{kind: args.slug}, input=args.input, queue=args.queue, wait_until=args.wait_until
+            )
+        except (AsyncJobsError, ValueError, TypeError) as exc:
+            raise CliError(" ".join(str(exc).split())) from None
+    if args.json:
+        out(to_json(job.model_dump(mode="json")))
+    else:
+        later = f", runs after {when(job.wait_until)} UTC" if job.status == "waiting" else ""
+        out(f"Queued job {job.id}: {kind} {job.slug} on queue {job.queue!r}{later}.")
+    return 0
+
+
+def _kind(jobs: Jobs, slug: str) -> str:
+    if slug in jobs.tasks:
+        return "task"
+    if slug in jobs.workflows:
+        return "workflow"
+    known = ", ".join(sorted([*jobs.tasks, *jobs.workflows])) or "none"
+    raise CliError(f"no task or workflow {slug!r} in the app (it has: {known})")
 
 
 async def cancel_job(args: argparse.Namespace) -> int:

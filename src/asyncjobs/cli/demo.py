@@ -132,10 +132,6 @@ def build(
 
 
 async def main(args: argparse.Namespace) -> int:
-    if args.serve:
-        from asyncjobs.cli.serve import serve
-
-        return await serve(args)
     style = Style(sys.stdout)
     finished = Finished.install()
     with tempfile.TemporaryDirectory(prefix="asyncjobs-demo-") as tmp:

@@ -13,13 +13,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from asyncjobs.cli.errors import CliError
+from asyncjobs.cli.errors import CliError, describe
 from asyncjobs.cli.parser import APP_ENV
 from asyncjobs.errors import StorageError
 from asyncjobs.jobs import DATABASE_URL_ENV, Jobs
+from asyncjobs.urls import hide_password
 
 DEFAULT_ATTR = "jobs"
-PASSWORD = re.compile(r"(://[^:/@]*):[^@/]*@")
+DJANGO_SETTINGS_ENV = "DJANGO_SETTINGS_MODULE"
 SQLALCHEMY_BACKGROUND = re.compile(r"\(Background on this error at: [^)]*\)")
 Script = Callable[[Jobs], Awaitable[Any]]
 
@@ -40,17 +41,24 @@ def database_jobs(app: str | None, database_url: str | None) -> Jobs:
     if app and database_url:
         raise CliError("give either --app or --database-url, not both")
     if database_url:
-        return Jobs(database_url=database_url, auto_run=[])
+        return _url_jobs(database_url)
     spec = app or os.environ.get(APP_ENV)
     if spec:
         return load_jobs(spec)
     url = os.environ.get(DATABASE_URL_ENV)
     if url:
-        return Jobs(database_url=url, auto_run=[])
+        return _url_jobs(url)
     raise CliError(
         f"no database: pass --app module:attr or --database-url URL, "
         f"or set {APP_ENV} or {DATABASE_URL_ENV}"
     )
+
+
+def _url_jobs(url: str) -> Jobs:
+    try:
+        return Jobs(database_url=url, auto_run=[])
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
 
 
 def load_jobs(spec: str) -> Jobs:
@@ -63,6 +71,7 @@ def load_jobs(spec: str) -> Jobs:
     if os.getcwd() not in sys.path:
         # Like `python -m`: the app module usually sits in the directory the command runs in.
         sys.path.insert(0, os.getcwd())
+    setup_django()
     module = _import(module_name)
     value: Any = module
     for part in attr.split("."):
@@ -75,11 +84,30 @@ def load_jobs(spec: str) -> Jobs:
     return value
 
 
+def setup_django() -> None:
+    """``django.setup()`` when ``DJANGO_SETTINGS_MODULE`` is set, so that an app module that
+    imports Django models loads (a no-op once Django is set up, as under ``manage.py``)."""
+    if not os.environ.get(DJANGO_SETTINGS_ENV):
+        return
+    try:
+        import django
+        from django.apps import apps
+    except ImportError:
+        raise CliError(f"{DJANGO_SETTINGS_ENV} is set but Django is not installed") from None
+    if apps.ready:
+        return
+    try:
+        django.setup()
+    except Exception as exc:
+        setting = f"{DJANGO_SETTINGS_ENV}={os.environ[DJANGO_SETTINGS_ENV]}"
+        raise CliError(f"cannot set up Django ({setting}): {describe(exc)}") from None
+
+
 def _import(module_name: str) -> Any:
     try:
         return importlib.import_module(module_name)
     except Exception as exc:
-        raise CliError(f"cannot import app module {module_name!r}: {_describe(exc)}") from None
+        raise CliError(f"cannot import app module {module_name!r}: {describe(exc)}") from None
 
 
 def load_script(path: str) -> Script:
@@ -96,17 +124,12 @@ def load_script(path: str) -> Script:
     try:
         spec.loader.exec_module(module)
     except Exception as exc:
-        raise CliError(f"cannot load script {path}: {_describe(exc)}") from None
+        raise CliError(f"cannot load script {path}: {describe(exc)}") from None
     main = getattr(module, "main", None)
     if not inspect.iscoroutinefunction(main):
         raise CliError(f"{path} must define `async def main(jobs)`")
     script: Script = main
     return script
-
-
-def _describe(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 @asynccontextmanager
@@ -115,7 +138,7 @@ async def opened(jobs: Jobs) -> AsyncIterator[Jobs]:
     try:
         await jobs.start(auto_run=False)
     except StorageError as exc:
-        url = PASSWORD.sub(r"\1:***@", jobs.database_url)
+        url = hide_password(jobs.database_url)
         raise CliError(f"cannot open the database {url}: {one_line(exc)}") from None
     try:
         yield jobs

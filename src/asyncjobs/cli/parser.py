@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import json
+from datetime import datetime
 from typing import Any, NoReturn
 
 from asyncjobs import cron
+from asyncjobs.checks import check_queue
 from asyncjobs.cli.errors import UsageError
-from asyncjobs.config import DEFAULT_LIMIT, DEFAULT_QUEUE
+from asyncjobs.config import DEFAULT_LIMIT, DEFAULT_QUEUE, DEFAULT_STOP_TIMEOUT
 from asyncjobs.storage.filters import STATUSES
 
 APP_ENV = "ASYNCJOBS_APP"
 DEFAULT_LIST_LIMIT = 50
-DEFAULT_STOP_TIMEOUT = 10.0
 DEFAULT_DEMO_PORT = 8000
 DEFAULT_HOST = "127.0.0.1"
 
@@ -56,6 +58,34 @@ def seconds(text: str) -> float:
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
     return value
+
+
+def queue_name(text: str) -> str:
+    try:
+        return check_queue(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def json_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--input is not JSON ({exc}): {text!r}") from None
+
+
+def aware_time(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an ISO 8601 time: {text!r} (e.g. 2026-05-01T03:00:00+02:00 or ...Z)"
+        ) from None
+    if moment.utcoffset() is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} needs a UTC offset, e.g. {text}+00:00 or {text}Z"
+        )
+    return moment
 
 
 def port(text: str) -> int:
@@ -105,7 +135,9 @@ def _command(commands: Any, name: str, help: str) -> argparse.ArgumentParser:
 
 
 def _add_queue(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--queue", default=DEFAULT_QUEUE, help="the queue (default: %(default)s)")
+    parser.add_argument(
+        "--queue", type=queue_name, default=DEFAULT_QUEUE, help="the queue (default: %(default)s)"
+    )
     parser.add_argument("--all-queues", action="store_true", help="every queue")
 
 
@@ -160,11 +192,11 @@ def _add_exec(commands: Any) -> None:
 
 
 def _add_jobs(commands: Any) -> None:
-    group = commands.add_parser("jobs", help="list, show, cancel or retry jobs")
+    group = commands.add_parser("jobs", help="list, show, queue, cancel or retry jobs")
     actions = group.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser)
     actions.required = True
     listing = _command(actions, "list", "list jobs, newest first")
-    listing.add_argument("--queue", help="only this queue")
+    listing.add_argument("--queue", type=queue_name, help="only this queue")
     listing.add_argument("--status", choices=STATUSES, help="only jobs with this status")
     listing.add_argument(
         "--limit",
@@ -181,6 +213,27 @@ def _add_jobs(commands: Any) -> None:
         sub = _command(actions, name, text)
         sub.add_argument("id", type=positive_int, metavar="ID", help="the job id")
         _add_json(sub)
+    _add_jobs_queue(actions)
+
+
+def _add_jobs_queue(actions: Any) -> None:
+    sub = _command(actions, "queue", "queue a job of one of the app's tasks or workflows")
+    sub.add_argument("slug", metavar="SLUG", help="the task or workflow")
+    sub.add_argument(
+        "--input", type=json_value, metavar="JSON", help="the job's input, a JSON object"
+    )
+    sub.add_argument(
+        "--queue",
+        type=queue_name,
+        help="the queue (default: the workflow's own queue, else 'default')",
+    )
+    sub.add_argument(
+        "--wait-until",
+        type=aware_time,
+        metavar="ISO",
+        help="run it no earlier than this ISO 8601 time with an offset, e.g. 2026-05-01T03:00Z",
+    )
+    _add_json(sub)
 
 
 def _add_demo(commands: Any) -> None:

@@ -7,7 +7,10 @@ import sys
 from collections import Counter
 from typing import TextIO
 
+from asyncjobs.cli.errors import describe
+
 PLAIN_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+MESSAGE_FORMAT = "%(message)s"
 OUTCOMES = {
     "success": "succeeded",
     "error": "will retry",
@@ -16,13 +19,32 @@ OUTCOMES = {
 }
 
 
+class OneLine(logging.Formatter):
+    """A record on one line: an exception is named after the message, without its traceback.
+
+    The command line's errors are one line each; a failed job's traceback is kept with the
+    job (``asyncjobs jobs show ID``).
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        exc_info, exc_text = record.exc_info, record.exc_text
+        record.exc_info = record.exc_text = None
+        try:
+            line = super().format(record)
+        finally:
+            record.exc_info, record.exc_text = exc_info, exc_text
+        if exc_info and exc_info[1] is not None:
+            line += f" ({describe(exc_info[1])})"
+        return line
+
+
 class Progress(logging.Handler):
     """Plain log lines on ``stream``; see :class:`LiveCount` for the terminal version."""
 
     def __init__(self, stream: TextIO) -> None:
         super().__init__(logging.INFO)
         self.stream = stream
-        self.setFormatter(logging.Formatter(PLAIN_FORMAT))
+        self.setFormatter(OneLine(PLAIN_FORMAT))
 
     def emit(self, record: logging.LogRecord) -> None:
         self.stream.write(self.format(record) + "\n")
@@ -40,7 +62,7 @@ class LiveCount(Progress):
 
     def __init__(self, stream: TextIO) -> None:
         super().__init__(stream)
-        self.setFormatter(logging.Formatter("%(message)s"))
+        self.setFormatter(OneLine(MESSAGE_FORMAT))
         self.total = 0
         self.outcomes: Counter[str] = Counter()
         self.drawn = False

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
+from asyncjobs.cli.demo import Finished, Narrator, main
 from asyncjobs.cli.errors import CliError
 from asyncjobs.cli.render import Style, out
 
@@ -20,10 +21,14 @@ HOST = "127.0.0.1"
 BACKLOG = 128
 
 
+async def demo(args: argparse.Namespace) -> int:
+    """``asyncjobs demo``: the story in the terminal, or with ``--serve`` the web app."""
+    return await (serve(args) if args.serve else main(args))
+
+
 async def serve(args: argparse.Namespace) -> int:
     """``demo --serve``: the demo app with autoRun, the endpoints and the dashboard."""
     server_type = uvicorn_server("demo --serve")
-    from asyncjobs.cli.demo import Finished, Narrator
     from asyncjobs.cli.demo_app import make_app
 
     secret = secrets.token_urlsafe(16)

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from asyncjobs.cli import progress
+from asyncjobs.cli.errors import CliError
 from asyncjobs.cli.loading import app_jobs, load_script, opened
 from asyncjobs.cli.render import out
 from asyncjobs.cli.repeat import Repeater
@@ -30,6 +31,8 @@ async def run(args: argparse.Namespace) -> int:
         result = await jobs.run(queue=args.queue, limit=args.limit, all_queues=args.all_queues)
         console.finish()
         _report_run(result, schedules, args)
+        if schedules is not None and args.cron is None:
+            _fail_on_errored(schedules)
 
     async with opened(jobs):
         await Repeater(jobs, once, cron=args.cron, stop_timeout=args.stop_timeout).run()
@@ -46,6 +49,8 @@ async def handle_schedules(args: argparse.Namespace) -> int:
             out(json.dumps(result.model_dump(mode="json")))
         else:
             out(_schedule_summary(result))
+        if args.cron is None:  # repeating, the log says it and the next tick comes
+            _fail_on_errored(result)
 
     async with opened(jobs):
         await Repeater(jobs, once, cron=args.cron, stop_timeout=args.stop_timeout).run()
@@ -70,6 +75,14 @@ async def exec_script(args: argparse.Namespace) -> int:
 
 async def _schedules(jobs: Jobs, args: argparse.Namespace) -> ScheduleResult:
     return await jobs.handle_schedules(queue=args.queue, all_queues=args.all_queues)
+
+
+def _fail_on_errored(result: ScheduleResult) -> None:
+    if result.errored:
+        count = len(result.errored)
+        which = ", ".join(f"{slug} on {queue!r}" for slug, queue in result.errored)
+        noun = "schedule" if count == 1 else "schedules"
+        raise CliError(f"{count} {noun} errored: {which} (see the log above)")
 
 
 def _report_run(

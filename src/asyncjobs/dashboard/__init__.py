@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from asyncjobs.dashboard.app import DashboardApp
-    from asyncjobs.jobs import Jobs
+    from asyncjobs.dashboard.host import DashboardHost
 
 EXTRA_HINT = "pip install 'asyncjobs[dashboard]'"
 
 
-def build(jobs: Jobs) -> DashboardApp:
+def build(jobs: DashboardHost) -> DashboardApp:
     """The dashboard of ``jobs`` as an ASGI app.
 
     Raises:

@@ -11,12 +11,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from asyncjobs.dashboard.guard import Permission, csrf_valid, viewer_of
+from asyncjobs.dashboard.host import queries
 from asyncjobs.dashboard.query import JobFilter
 from asyncjobs.dashboard.render import VERBS, base_path
 
 if TYPE_CHECKING:
-    from asyncjobs.dashboard.app import DashboardApp
-    from asyncjobs.jobs import Jobs
+    from asyncjobs.dashboard.host import Dashboard, DashboardHost
 
 MAX_FORM = 16_384  # bytes; the forms hold a filter and a token
 Form = dict[str, str]
@@ -26,45 +26,45 @@ Form = dict[str, str]
 class Action:
     permission: Permission
     verb: str  # as a button says it
-    one: Callable[[Jobs, int], Awaitable[str]]
-    matching: Callable[[Jobs, JobFilter], Awaitable[str]]
+    one: Callable[[DashboardHost, int], Awaitable[str]]
+    matching: Callable[[DashboardHost, JobFilter], Awaitable[str]]
 
 
-async def retry_one(jobs: Jobs, job_id: int) -> str:
+async def retry_one(jobs: DashboardHost, job_id: int) -> str:
     if await jobs.retry_by_id(job_id):
         return f"Job {job_id} will run again."
     return f"Job {job_id} is neither failed nor cancelled: nothing changed."
 
 
-async def cancel_one(jobs: Jobs, job_id: int) -> str:
+async def cancel_one(jobs: DashboardHost, job_id: int) -> str:
     if await jobs.cancel_by_id(job_id):
         return f"Job {job_id} is cancelled."
     return f"Job {job_id} has already finished: nothing changed."
 
 
-async def run_one(jobs: Jobs, job_id: int) -> str:
-    changed = await jobs.store.dashboard.make_due({"id": job_id}, jobs.clock())
+async def run_one(jobs: DashboardHost, job_id: int) -> str:
+    changed = await queries(jobs).make_due({"id": job_id}, jobs.clock())
     wake(jobs, changed)
     if changed:
         return f"Job {job_id} is due now."
     return f"Job {job_id} is running or finished: nothing changed."
 
 
-async def retry_matching(jobs: Jobs, chosen: JobFilter) -> str:
-    changed = await jobs.store.dashboard.retry(chosen.where(jobs.registry), jobs.clock())
+async def retry_matching(jobs: DashboardHost, chosen: JobFilter) -> str:
+    changed = await queries(jobs).retry(chosen.where(jobs.registry), jobs.clock())
     wake(jobs, changed)
     return f"{_jobs(len(changed))} will run again."
 
 
-async def cancel_matching(jobs: Jobs, chosen: JobFilter) -> str:
+async def cancel_matching(jobs: DashboardHost, chosen: JobFilter) -> str:
     cancelled = 0
     for where in chosen.wheres(jobs.registry):
         cancelled += await jobs.cancel(where=where)
     return f"{_jobs(cancelled)} cancelled."
 
 
-async def run_matching(jobs: Jobs, chosen: JobFilter) -> str:
-    changed = await jobs.store.dashboard.make_due(chosen.where(jobs.registry), jobs.clock())
+async def run_matching(jobs: DashboardHost, chosen: JobFilter) -> str:
+    changed = await queries(jobs).make_due(chosen.where(jobs.registry), jobs.clock())
     wake(jobs, changed)
     return f"{_jobs(len(changed))} due now."
 
@@ -76,7 +76,7 @@ ACTIONS = {
 }
 
 
-def wake(jobs: Jobs, changed: Sequence[tuple[int, str]]) -> None:
+def wake(jobs: DashboardHost, changed: Sequence[tuple[int, str]]) -> None:
     """Tell this process's autoRun entries that jobs on these queues are due now."""
     now = jobs.clock()
     for queue in sorted({queue for _, queue in changed}):
@@ -88,7 +88,7 @@ def _jobs(number: int) -> str:
     return "1 job" if number == 1 else f"{number:,} jobs"
 
 
-async def on_one(dashboard: DashboardApp, request: Request) -> Response:
+async def on_one(dashboard: Dashboard, request: Request) -> Response:
     """``POST /jobs/{id}/{retry|cancel|run}``."""
     job_id: int = request.path_params["id"]
     action = ACTIONS.get(request.path_params["action"])
@@ -105,7 +105,7 @@ async def on_one(dashboard: DashboardApp, request: Request) -> Response:
     return dashboard.renderer.redirect(request, back, message)
 
 
-async def on_matching(dashboard: DashboardApp, request: Request) -> Response:
+async def on_matching(dashboard: Dashboard, request: Request) -> Response:
     """``POST /jobs/{retry|cancel|run}`` with the list's filter in the form."""
     action = ACTIONS.get(request.path_params["action"])
     if action is None:
@@ -120,7 +120,7 @@ async def on_matching(dashboard: DashboardApp, request: Request) -> Response:
     back = f"{base_path(request)}/jobs{chosen.query()}"
     if form.get("confirmed") != "1":
         jobs = dashboard.jobs
-        found = await jobs.store.dashboard.count(chosen.where(jobs.registry), jobs.clock())
+        found = await queries(jobs).count(chosen.where(jobs.registry), jobs.clock())
         matching = f"{found.value:,}{'+' if found.capped else ''}"
         question = f"{action.verb} every job matching {chosen.describe()} ({matching} now)?"
         return _confirm(dashboard, request, form, action, question, back)
@@ -129,7 +129,7 @@ async def on_matching(dashboard: DashboardApp, request: Request) -> Response:
 
 
 async def _refusal(
-    dashboard: DashboardApp, request: Request, form: Form, action: Action
+    dashboard: Dashboard, request: Request, form: Form, action: Action
 ) -> Response | None:
     """403 unless the viewer may do this and the form came from this dashboard."""
     if not await dashboard.guard.may(viewer_of(request), action.permission, request):
@@ -142,7 +142,7 @@ async def _refusal(
 
 
 def _confirm(
-    dashboard: DashboardApp,
+    dashboard: Dashboard,
     request: Request,
     form: Form,
     action: Action,

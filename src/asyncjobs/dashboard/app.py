@@ -13,18 +13,19 @@ from starlette.types import Receive, Scope, Send
 
 from asyncjobs.dashboard import actions, pages
 from asyncjobs.dashboard.guard import VIEWER, Guard
+from asyncjobs.dashboard.host import Dashboard
 from asyncjobs.dashboard.query import BadFilter
 from asyncjobs.dashboard.render import Renderer, load_assets
 from asyncjobs.errors import StorageError
 from asyncjobs.http import serve_lifespan
 
 if TYPE_CHECKING:
-    from asyncjobs.jobs import Jobs
+    from asyncjobs.dashboard.host import DashboardHost
 
 logger = logging.getLogger(__name__)
 
 SIGN_IN = "Sign in with the dashboard's password (the Jobs secret), or ask for access."
-Handler = Callable[["DashboardApp", Request], Awaitable[Response]]
+Handler = Callable[[Dashboard, Request], Awaitable[Response]]
 
 
 class DashboardApp:
@@ -35,10 +36,11 @@ class DashboardApp:
     the framework's lifespan does that.
     """
 
-    def __init__(self, jobs: Jobs) -> None:
+    def __init__(self, jobs: DashboardHost) -> None:
         self.jobs = jobs
         self.guard = Guard(jobs)
         self.renderer = Renderer(load_assets())
+        self.parts = Dashboard(jobs, self.guard, self.renderer)
         self.router = Router(routes=self._routes(), default=self._default)
 
     def _routes(self) -> list[Route]:
@@ -77,7 +79,7 @@ class DashboardApp:
             try:
                 if not self.jobs.store.is_open:
                     await self.jobs.start(auto_run=False)
-                return await handler(self, request)
+                return await handler(self.parts, request)
             except BadFilter as exc:
                 return self.renderer.refused(request, 400, str(exc))
             except StorageError as exc:

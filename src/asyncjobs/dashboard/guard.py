@@ -13,10 +13,8 @@ from urllib.parse import urlsplit
 
 from starlette.requests import Request
 
-from asyncjobs import injection
-
 if TYPE_CHECKING:
-    from asyncjobs.jobs import Jobs
+    from asyncjobs.http import EndpointsHost
 
 VIEWER = "asyncjobs.viewer"  # the scope key of the request's Viewer
 CSRF_COOKIE = "asyncjobs_csrf"
@@ -35,15 +33,15 @@ class Viewer:
 class Guard:
     """Answers the dashboard's access questions for one ``Jobs``."""
 
-    def __init__(self, jobs: Jobs) -> None:
+    def __init__(self, jobs: EndpointsHost) -> None:
         self.jobs = jobs
 
     async def viewer(self, request: Request) -> Viewer | None:
         """The viewer when ``Access.dashboard`` approves or the Basic password is the secret."""
         if self._secret_matches(request):
             return Viewer(secret=True)
-        check = self.jobs.access.dashboard if self.jobs.access is not None else None
-        if check is not None and await injection.call(check, {"request": request}):
+        access = self.jobs.access
+        if access is not None and await access.approves("dashboard", request):
             return Viewer(secret=False)
         return None
 
@@ -51,8 +49,8 @@ class Guard:
         """Whether ``viewer`` may retry and run now (``run``) or cancel (``cancel``)."""
         if viewer.secret:
             return True
-        check = getattr(self.jobs.access, permission, None) if self.jobs.access else None
-        return check is not None and bool(await injection.call(check, {"request": request}))
+        access = self.jobs.access
+        return access is not None and await access.approves(permission, request)
 
     def _secret_matches(self, request: Request) -> bool:
         secret = self.jobs.secret

@@ -12,14 +12,14 @@ from starlette.responses import Response
 from asyncjobs import cron
 from asyncjobs.config import DEFAULT_QUEUE, AutoRun
 from asyncjobs.dashboard import present
+from asyncjobs.dashboard.host import queries
 from asyncjobs.dashboard.query import JobFilter, number
 from asyncjobs.models import Job, job_status
 from asyncjobs.schedules import collect
 from asyncjobs.storage.dashboard import CHART_MINUTES, QueueStats
 
 if TYPE_CHECKING:
-    from asyncjobs.dashboard.app import DashboardApp
-    from asyncjobs.jobs import Jobs
+    from asyncjobs.dashboard.host import Dashboard, DashboardHost
 
 PAGE_SIZE = 50
 CHILDREN_SHOWN = 100
@@ -45,12 +45,12 @@ class QueueCard:
     failed: int
 
 
-async def overview(dashboard: DashboardApp, request: Request) -> Response:
+async def overview(dashboard: Dashboard, request: Request) -> Response:
     jobs = dashboard.jobs
     now = jobs.clock()
     since = now - timedelta(minutes=CHART_MINUTES)
     names = await known_queues(jobs)
-    cards = [_card(await jobs.store.dashboard.queue_stats(name, now), now, since) for name in names]
+    cards = [_card(await queries(jobs).queue_stats(name, now), now, since) for name in names]
     return dashboard.renderer.page(request, "overview.html", now=now, cards=cards, since=since)
 
 
@@ -68,7 +68,7 @@ def _card(stats: QueueStats, now: datetime, since: datetime) -> QueueCard:
     )
 
 
-async def known_queues(jobs: Jobs) -> list[str]:
+async def known_queues(jobs: DashboardHost) -> list[str]:
     """Queues holding jobs, plus those the definitions and autoRun entries name."""
     named = {DEFAULT_QUEUE}
     for definition in jobs.registry.all_definitions():
@@ -76,7 +76,7 @@ async def known_queues(jobs: Jobs) -> list[str]:
         named.add(getattr(definition, "queue", None) or DEFAULT_QUEUE)
     if not callable(jobs.auto_run):
         named.update(entry.queue for entry in jobs.auto_run if not entry.all_queues)
-    return sorted(named | set(await jobs.store.dashboard.queues()))
+    return sorted(named | set(await queries(jobs).queues()))
 
 
 @dataclass(frozen=True)
@@ -91,13 +91,13 @@ class JobRow:
     note: present.Note
 
 
-async def job_list(dashboard: DashboardApp, request: Request) -> Response:
+async def job_list(dashboard: Dashboard, request: Request) -> Response:
     jobs = dashboard.jobs
     params = request.query_params
     chosen = JobFilter.parse(params)
     before, after = number(params.get("before"), "before"), number(params.get("after"), "after")
     now = jobs.clock()
-    page = await jobs.store.dashboard.page(
+    page = await queries(jobs).page(
         chosen.where(jobs.registry), now=now, limit=PAGE_SIZE, before=before, after=after
     )
     rows = [_row(values, now) for values in page.rows]
@@ -146,7 +146,7 @@ def _paging(
     return links
 
 
-async def job_page(dashboard: DashboardApp, request: Request) -> Response:
+async def job_page(dashboard: Dashboard, request: Request) -> Response:
     jobs = dashboard.jobs
     job_id = request.path_params["id"]
     job = await jobs.get(job_id)
@@ -156,7 +156,7 @@ async def job_page(dashboard: DashboardApp, request: Request) -> Response:
         )
     children = [
         _row(values, jobs.clock())
-        for values in await jobs.store.dashboard.children(job_id, CHILDREN_SHOWN)
+        for values in await queries(jobs).children(job_id, CHILDREN_SHOWN)
     ]
     return dashboard.renderer.page(
         request,
@@ -190,11 +190,11 @@ class ScheduleRow:
     next: datetime | None
 
 
-async def schedules(dashboard: DashboardApp, request: Request) -> Response:
+async def schedules(dashboard: Dashboard, request: Request) -> Response:
     jobs = dashboard.jobs
     now = jobs.clock()
     items = collect(jobs, queue=DEFAULT_QUEUE, all_queues=True)
-    last = await jobs.store.dashboard.schedule_ticks([item.key for item in items])
+    last = await queries(jobs).schedule_ticks([item.key for item in items])
     rows = [
         ScheduleRow(
             slug=item.definition.slug,

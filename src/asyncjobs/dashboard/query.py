@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from asyncjobs.config import MAX_NAME_LENGTH
+from asyncjobs.checks import MAX_NAME_LENGTH
 from asyncjobs.dashboard.present import STATUSES
 from asyncjobs.registry import Registry
 

@@ -18,6 +18,7 @@ from typing import Any, cast
 
 from quart import Blueprint, Quart, Response, request
 
+from asyncjobs.config import DEFAULT_STOP_TIMEOUT
 from asyncjobs.http import ENDPOINTS, Request, respond
 from asyncjobs.integrations.mounting import Prefixed
 from asyncjobs.jobs import Jobs
@@ -29,7 +30,12 @@ METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
 def init_app(
-    app: Quart, jobs: Jobs, prefix: str = DEFAULT_PREFIX, dashboard_prefix: str | None = None
+    app: Quart,
+    jobs: Jobs,
+    prefix: str = DEFAULT_PREFIX,
+    *,
+    stop_timeout: float = DEFAULT_STOP_TIMEOUT,
+    dashboard_prefix: str | None = None,
 ) -> Blueprint:
     """Start ``jobs`` before serving, stop it after serving, and register the endpoints.
 
@@ -37,6 +43,8 @@ def init_app(
         app: the Quart app.
         jobs: the ``Jobs`` object; also set as ``app.extensions["asyncjobs"]``.
         prefix: where ``GET /run`` and ``GET /handle-schedules`` are served.
+        stop_timeout: seconds running jobs get to finish after serving before they are
+            handed back (``Jobs.stop(timeout=...)``).
         dashboard_prefix: where to serve the dashboard (``asyncjobs[dashboard]``); ``None``
             serves none.
 
@@ -45,7 +53,11 @@ def init_app(
     """
     app.extensions[EXTENSION] = jobs
     app.before_serving(jobs.start)
-    app.after_serving(jobs.stop)
+
+    async def stop() -> None:
+        await jobs.stop(timeout=stop_timeout)
+
+    app.after_serving(stop)
     endpoints = blueprint(jobs)
     app.register_blueprint(endpoints, url_prefix=prefix)
     if dashboard_prefix is not None:

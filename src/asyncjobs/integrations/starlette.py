@@ -20,6 +20,7 @@ from typing import Any
 
 from starlette.routing import Mount
 
+from asyncjobs.config import DEFAULT_STOP_TIMEOUT
 from asyncjobs.jobs import Jobs
 
 DEFAULT_PREFIX = "/api/jobs"
@@ -29,11 +30,16 @@ State = Mapping[str, Any] | None
 AppLifespan = Callable[[Any], AbstractAsyncContextManager[State]]
 
 
-def lifespan(jobs: Jobs, app_lifespan: AppLifespan | None = None) -> AppLifespan:
+def lifespan(
+    jobs: Jobs,
+    app_lifespan: AppLifespan | None = None,
+    *,
+    stop_timeout: float = DEFAULT_STOP_TIMEOUT,
+) -> AppLifespan:
     """A lifespan for ``Starlette(lifespan=...)`` or ``FastAPI(lifespan=...)``.
 
     ``jobs`` starts first (so the app's own startup may queue jobs) and stops last, after
-    the app's own lifespan has finished; running jobs get ``Jobs.stop()``'s grace period.
+    the app's own lifespan has finished; running jobs get ``stop_timeout`` seconds to finish.
 
     Args:
         jobs: the ``Jobs`` object to start and stop; also set as ``app.state.jobs``.
@@ -48,7 +54,7 @@ def lifespan(jobs: Jobs, app_lifespan: AppLifespan | None = None) -> AppLifespan
     @asynccontextmanager
     async def run(app: Any) -> AsyncIterator[State]:
         app.state.jobs = jobs
-        async with jobs.lifespan():
+        async with jobs.lifespan(stop_timeout=stop_timeout):
             if inner is None:
                 yield None
                 return

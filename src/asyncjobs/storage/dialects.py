@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,7 @@ import anyio
 from sqlalchemy import Table, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
@@ -33,18 +36,29 @@ def create_engine(url: str, *, name: str = "asyncjobs") -> AsyncEngine:
         return _sqlite_engine(url, in_memory=parsed.database in (None, "", ":memory:"))
     if parsed.get_backend_name() == "postgresql":
         # Keyed claims rely on each statement taking a fresh snapshot after the claim lock.
-        return create_async_engine(
+        engine = create_async_engine(
             url,
             pool_size=10,
             max_overflow=10,
             pool_pre_ping=False,
             isolation_level="READ COMMITTED",
+            hide_parameters=True,  # bound values (job inputs) stay out of errors and logs
             connect_args={"server_settings": {"application_name": name}},
         )
+        event.listen(engine.sync_engine, "checkout", _replace_closed)
+        return engine
     raise ValueError(
         f"unsupported database URL {parsed.render_as_string(hide_password=True)!r}: "
         "use sqlite+aiosqlite:///path.db or postgresql+asyncpg://user@host/db"
     )
+
+
+def _replace_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Replace a pooled connection the server closed meanwhile (a restart, a terminated
+    backend) before it is used: asyncpg already knows, so this costs no round trip, and the
+    statement about to be sent goes to a live connection instead of failing."""
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the server closed this connection")
 
 
 def write_gate(url: str) -> AbstractAsyncContextManager[Any]:
@@ -72,7 +86,10 @@ def check_url(url: str) -> None:
 
 
 def _sqlite_engine(url: str, *, in_memory: bool) -> AsyncEngine:
-    options: dict[str, Any] = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}}
+    options: dict[str, Any] = {
+        "connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        "hide_parameters": True,  # bound values (job inputs) stay out of errors and logs
+    }
     if in_memory:
         options["poolclass"] = StaticPool
     engine = create_async_engine(url, **options)
@@ -133,6 +150,25 @@ async def lock_keyed_claims(conn: AsyncConnection) -> None:
     """
     if conn.dialect.name == "postgresql":
         await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_CLAIM_LOCK})
+
+
+async def lock_keys(conn: AsyncConnection, namespace: str, keys: Iterable[str]) -> None:
+    """Hold each of ``keys`` until the transaction ends, so that per-key decisions (which
+    pending job a superseding insert drops) see every earlier decision committed.
+
+    PostgreSQL takes transaction-scoped advisory locks, in one order so that two callers
+    never deadlock; SQLite's write lock (``BEGIN IMMEDIATE``) already serialises writers.
+    """
+    if conn.dialect.name != "postgresql":
+        return
+    for lock in sorted({advisory_key(namespace, key) for key in keys}):
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock})
+
+
+def advisory_key(namespace: str, key: str) -> int:
+    """A stable signed 64-bit advisory lock id for ``key`` (the same in every process)."""
+    digest = hashlib.blake2b(f"{namespace}\0{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def upsert(conn: AsyncConnection, table: Table) -> Any:

@@ -26,6 +26,11 @@ async def last_ticks(store: Store, keys: Sequence[str]) -> dict[str, datetime]:
 @translated
 async def count_unfinished_scheduled(store: Store, *, slug: str, queue: str) -> int:
     """Scheduled jobs of ``slug`` on ``queue`` that are neither completed nor failed for good."""
+    async with store.read() as conn:
+        return await _count_unfinished(conn, slug, queue)
+
+
+async def _count_unfinished(conn: AsyncConnection, slug: str, queue: str) -> int:
     stmt = (
         select(func.count())
         .select_from(jobs)
@@ -36,8 +41,7 @@ async def count_unfinished_scheduled(store: Store, *, slug: str, queue: str) -> 
             jobs.c.meta["scheduled"].as_boolean() == true(),
         )
     )
-    async with store.read() as conn:
-        return int((await conn.execute(stmt)).scalar_one())
+    return int((await conn.execute(stmt)).scalar_one())
 
 
 @translated
@@ -49,14 +53,24 @@ async def enqueue_tick(
     now: datetime,
     rows: Sequence[Row],
     supersede: Sequence[str],
+    only_if_idle: tuple[str, str] | None = None,
 ) -> list[Row] | None:
     """Record ``tick`` as the last tick of ``key`` and insert ``rows``, in one transaction.
 
+    ``only_if_idle=(slug, queue)``: insert only while no scheduled job of ``slug`` on ``queue``
+    is unfinished, checked in that transaction under a lock on the pair, so instances that
+    propose different ticks (their calls straddling a cron time) cannot both enqueue.
+
     Returns:
         The stored rows, or ``None`` when ``tick`` (or a later one) was already taken, by
-        this instance or another; then nothing is written.
+        this instance or another, or a scheduled job is unfinished; then nothing is written.
     """
     async with store.write() as conn:
+        if only_if_idle is not None:
+            slug, queue = only_if_idle
+            await dialects.lock_keys(conn, "schedule", [f"{queue}\0{slug}"])
+            if await _count_unfinished(conn, slug, queue):
+                return None
         if not await _advance(conn, key, tick, now):
             return None
         return await insert_superseding(conn, rows, supersede, now)

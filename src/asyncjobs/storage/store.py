@@ -7,37 +7,31 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import (
-    bindparam,
     delete,
-    false,
-    func,
     insert,
-    or_,
     select,
     true,
     update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from asyncjobs.errors import StorageError
+from asyncjobs.errors import ConnectionLost, StorageError
 from asyncjobs.storage import dialects, filters, notify
+from asyncjobs.storage.claims import Claim
+from asyncjobs.storage.errors import storage_error
 from asyncjobs.storage.hot import MAX_INSERT_ROWS, HotPath
 from asyncjobs.storage.tables import (
     SCHEMA_VERSION,
-    UTCDateTime,
     jobs,
     metadata,
     row_values,
     schema_version,
 )
-
-if TYPE_CHECKING:
-    from asyncjobs.storage.dashboard import DashboardQueries
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -45,16 +39,28 @@ Row = dict[str, Any]
 
 
 def translated(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
-    """Map driver and SQLAlchemy errors to :class:`StorageError` at the boundary."""
+    """Map driver and SQLAlchemy errors to :class:`StorageError` at the boundary
+    (:class:`ConnectionLost` when the connection broke)."""
 
     @functools.wraps(fn)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return await fn(*args, **kwargs)
         except (SQLAlchemyError, OSError) as exc:
-            raise StorageError(f"{fn.__name__} failed: {exc}") from exc
+            kind = ConnectionLost if _lost(exc) else StorageError
+            raise storage_error(fn.__name__, exc, kind) from None
 
     return wrapper
+
+
+def _lost(exc: BaseException) -> bool:
+    """Whether the connection broke (or could not be made), rather than a statement refused."""
+    if isinstance(exc, OSError | DisconnectionError):
+        return True
+    # No statement: it failed connecting (or beginning, or committing).
+    return isinstance(exc, DBAPIError) and (
+        exc.connection_invalidated or exc.statement is None or isinstance(exc.orig, OSError)
+    )
 
 
 class Store:
@@ -112,13 +118,6 @@ class Store:
             await hot.close()
         if engine is not None:
             await engine.dispose()
-
-    @property
-    def dashboard(self) -> DashboardQueries:
-        """The dashboard's statements (``storage.dashboard``), loaded when first asked for."""
-        from asyncjobs.storage.dashboard import DashboardQueries
-
-        return DashboardQueries(self)
 
     @property
     def hot(self) -> HotPath:
@@ -308,143 +307,8 @@ class Store:
             return [row_values(r) for r in await conn.execute(stmt)]
 
 
-class Claim:
-    """What one claim asks for; builds the candidate query."""
-
-    def __init__(
-        self,
-        *,
-        now: datetime,
-        until: datetime,
-        token: str,
-        limit: int,
-        order: str,
-        queue: str | None = None,
-        job_id: int | None = None,
-        where: Mapping[str, Any] | None = None,
-        keyed: bool = False,
-    ) -> None:
-        self.now, self.until, self.token, self.limit = now, until, token, limit
-        self.order, self.queue, self.job_id, self.where, self.keyed = (
-            order,
-            queue,
-            job_id,
-            where,
-            keyed,
-        )
-
-    def statement(self) -> tuple[Any, dict[str, Any]]:
-        """The claim's UPDATE and its parameters; prebuilt unless ``where`` filters are given.
-
-        Building the statement and its cache key took longer than the database needed to run
-        it, so the common shapes are built once with bind parameters.
-        """
-        if self.where:
-            return _claim_update(self), {}
-        template = _claim_template(
-            self.order, self.keyed, self.queue is not None, self.job_id is not None
-        )
-        params: dict[str, Any] = {
-            "p_now": self.now,
-            "p_until": self.until,
-            "p_token": self.token,
-            "p_limit": self.limit,
-        }
-        if self.job_id is not None:
-            params["p_job_id"] = self.job_id
-        elif self.queue is not None:
-            params["p_queue"] = self.queue
-        return template, params
-
-    def conditions(self) -> list[Any]:
-        conds = [filters.runnable(self.now), *filters.where_clause(self.where, self.now)]
-        if self.job_id is not None:
-            conds.append(jobs.c.id == self.job_id)
-        elif self.queue is not None:
-            conds.append(jobs.c.queue == self.queue)
-        return conds
-
-    def candidates(self) -> Any:
-        order = filters.order_by(self.order)
-        if self.keyed:
-            return self._keyed_candidates(order)
-        return (
-            select(jobs.c.id)
-            .where(*self.conditions())
-            .order_by(*order)
-            .limit(self.limit)
-            .with_for_update(skip_locked=True)
-        )
-
-    def _keyed_candidates(self, order: Any) -> Any:
-        """Skip keys held by a live lease, and take one job per exclusive key (first in order).
-
-        The caller holds ``dialects.lock_keyed_claims``, so under READ COMMITTED this
-        statement's snapshot sees every lease an earlier keyed claim committed. The runnable
-        conditions are repeated on the locking select because PostgreSQL re-checks only that
-        level's conditions against a row changed since the snapshot (say, cancelled meanwhile).
-        """
-        held = select(jobs.c.concurrency_key).where(
-            jobs.c.concurrency_key.is_not(None),
-            jobs.c.exclusive == true(),
-            jobs.c.processing_until > self.now,
-        )
-        free = or_(
-            jobs.c.concurrency_key.is_(None),
-            jobs.c.exclusive == false(),
-            jobs.c.concurrency_key.not_in(held),
-        )
-        rank = func.row_number().over(
-            partition_by=[jobs.c.concurrency_key, jobs.c.exclusive], order_by=order
-        )
-        ranked = (
-            select(jobs.c.id, jobs.c.concurrency_key, jobs.c.exclusive, rank.label("rank"))
-            .where(*self.conditions(), free)
-            .subquery()
-        )
-        first = select(ranked.c.id).where(
-            or_(
-                ranked.c.concurrency_key.is_(None),
-                ranked.c.exclusive == false(),
-                ranked.c.rank == 1,
-            )
-        )
-        return (
-            select(jobs.c.id)
-            .where(jobs.c.id.in_(first), *self.conditions())
-            .order_by(*order)
-            .limit(self.limit)
-            .with_for_update(skip_locked=True)
-        )
-
-
-def _claim_update(claim: Claim) -> Any:
-    return (
-        update(jobs)
-        .where(jobs.c.id.in_(claim.candidates()))
-        .values(processing_until=claim.until, processing_token=claim.token, updated_at=claim.now)
-        .returning(*jobs.c)
-    )
-
-
-@functools.lru_cache(maxsize=64)
-def _claim_template(order: str, keyed: bool, by_queue: bool, by_id: bool) -> Any:
-    template = Claim(
-        now=_param("p_now", UTCDateTime()),
-        until=_param("p_until", UTCDateTime()),
-        token=_param("p_token"),
-        limit=_param("p_limit"),
-        order=order,
-        queue=_param("p_queue") if by_queue and not by_id else None,
-        job_id=_param("p_job_id") if by_id else None,
-        keyed=keyed,
-    )
-    return _claim_update(template)
-
-
-def _param(name: str, type_: Any = None) -> Any:
-    """A bind parameter standing in for a claim's value in a prebuilt statement."""
-    return bindparam(name, type_=type_)
+def cancelled_error(message: str) -> dict[str, Any]:
+    return {"name": "JobCancelled", "message": message, "cancelled": True}
 
 
 def retried_values(now: datetime) -> dict[str, Any]:
@@ -462,7 +326,7 @@ def retried_values(now: datetime) -> dict[str, Any]:
 def cancelled_values(now: datetime, message: str) -> dict[str, Any]:
     return {
         "has_error": True,
-        "error": {"name": "JobCancelled", "message": message, "cancelled": True},
+        "error": cancelled_error(message),
         "completed_at": None,
         "wait_until": None,
         "processing_until": None,
@@ -488,8 +352,10 @@ async def insert_superseding(
 ) -> list[Row]:
     """Insert ``rows``, then drop never-started jobs of the ``supersede`` keys.
 
-    Of each key, the newest row just inserted is kept.
+    Of each key, the newest row just inserted is kept. Each key is locked first, so that
+    callers queueing one key at once take turns and the last of them sees every other's job.
     """
+    await dialects.lock_keys(conn, "supersede", supersede)
     inserted = await insert_rows(conn, rows)
     if supersede:
         newest = {row["concurrency_key"]: row["id"] for row in inserted}

@@ -28,7 +28,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
-from asyncjobs.config import MAX_KEY_LENGTH, MAX_NAME_LENGTH
+from asyncjobs.checks import MAX_KEY_LENGTH, MAX_NAME_LENGTH
 
 SCHEMA_VERSION = 1
 
@@ -176,3 +176,8 @@ schema_version = Table(
 def row_values(row: Any) -> dict[str, Any]:
     """A result row of ``jobs`` as a plain dict."""
     return dict(row._mapping)
+
+
+# The jobs columns by name, in table order; what an INSERT sets (the database makes the id).
+COLUMNS: tuple[str, ...] = tuple(c.name for c in jobs.c)
+INSERT_COLUMNS: tuple[str, ...] = tuple(name for name in COLUMNS if name != "id")

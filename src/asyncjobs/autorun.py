@@ -13,9 +13,9 @@ import heapq
 import logging
 import math
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 from apscheduler.executors.base import BaseExecutor
@@ -25,12 +25,17 @@ from apscheduler.triggers.base import BaseTrigger
 from asyncjobs import logs
 from asyncjobs.config import AutoRun
 from asyncjobs.cron import Cron, parse
+from asyncjobs.logs import Silent
 from asyncjobs.models import Job, RunResult
 
 if TYPE_CHECKING:
-    from asyncjobs.jobs import Jobs
+    from asyncjobs.runner import Runner
+    from asyncjobs.storage import Store
 
-logger = logging.getLogger(__name__)
+# The logger keeps the name it had before the module was renamed: handlers configured for it
+# keep working.
+LOGGER_NAME = "asyncjobs.scheduler"
+logger = logging.getLogger(LOGGER_NAME)
 TICK_ERROR = "Error in job queue cron job handler"
 MAX_DUE_TIMES = 10_000  # due times a lane remembers; later ones wait for a cron tick
 CLOSE_GRACE = 1.0  # how long close() lets a tick finish its last writes before cancelling it
@@ -44,10 +49,10 @@ class CronTrigger(BaseTrigger):  # type: ignore[misc]
     day-of-week, so crontab expressions would fire on the wrong days.
     """
 
-    __slots__ = ("cron",)
+    __slots__ = ("cron", "zone")
 
-    def __init__(self, cron: Cron) -> None:
-        self.cron = cron
+    def __init__(self, cron: Cron, zone: tzinfo | None = None) -> None:
+        self.cron, self.zone = cron, zone
 
     def get_next_fire_time(
         self, previous_fire_time: datetime | None, now: datetime
@@ -59,7 +64,7 @@ class CronTrigger(BaseTrigger):  # type: ignore[misc]
         """
         after = now if previous_fire_time is None else max(previous_fire_time, now)
         try:
-            return self.cron.next_after(after)
+            return self.cron.next_after(after, self.zone)
         except ValueError:  # the expression never fires again
             return None
 
@@ -140,6 +145,30 @@ class _Lane:
             self.wake() if due is None else self.wake_at(due)
 
 
+class TickHost(Protocol):
+    """What the timers need from the ``Jobs`` they serve: its clock, store and runner (to
+    hear of new and retried jobs), and the three calls a tick makes."""
+
+    @property
+    def clock(self) -> Callable[[], datetime]: ...
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def runner(self) -> Runner: ...
+
+    def on_queued(self, listener: Callable[[Sequence[Job]], None]) -> Callable[[], None]: ...
+
+    async def auto_run_allowed(self) -> bool: ...
+
+    async def handle_schedules(self, *, queue: str, all_queues: bool) -> Any: ...
+
+    async def run(
+        self, *, queue: str, limit: int, all_queues: bool, silent: Silent
+    ) -> RunResult: ...
+
+
 class AutoRunner:
     """The autoRun entries of one ``Jobs``: timers plus one tick loop per entry.
 
@@ -147,7 +176,7 @@ class AutoRunner:
     left to ``Jobs.stop()``'s drain, and ``close()`` then waits for the loops to end.
     """
 
-    def __init__(self, jobs: Jobs) -> None:
+    def __init__(self, jobs: TickHost) -> None:
         self.jobs = jobs
         self._lanes: list[_Lane] = []
         self._timers: AsyncIOScheduler | None = None
@@ -158,8 +187,14 @@ class AutoRunner:
         self._stopping = False
 
     async def start(self, entries: Sequence[AutoRun]) -> None:
-        """Install one timer per entry, and the queue listener for ``wake_on_queue``."""
+        """Install one timer per entry, and the queue listener for ``wake_on_queue``.
+
+        Each entry ticks once at once, so jobs already due (a backlog, or jobs another instance
+        handed back when it stopped) start now rather than at the entry's next cron time.
+        """
         self._lanes = [_Lane(entry, index, self.jobs.clock) for index, entry in enumerate(entries)]
+        for lane in self._lanes:
+            lane.fire()
         self._task = asyncio.get_running_loop().create_task(self._serve(), name="asyncjobs-autorun")
         self._timers = self._install_timers()
         if any(lane.entry.wake_on_queue for lane in self._lanes):
@@ -176,14 +211,14 @@ class AutoRunner:
     def _install_timers(self) -> AsyncIOScheduler:
         timers = AsyncIOScheduler(
             timezone=UTC,
-            logger=logging.getLogger(f"{__name__}.timers"),
+            logger=logging.getLogger(f"{LOGGER_NAME}.timers"),
             executors={"default": _Immediate()},
         )
         timers.start()
         for lane in self._lanes:
             timers.add_job(
                 lane.fire,
-                CronTrigger(parse(lane.entry.cron)),
+                CronTrigger(parse(lane.entry.cron), lane.entry.zone),
                 id=lane.name,
                 name=lane.name,
                 coalesce=True,

@@ -1,4 +1,9 @@
-"""Django (ASGI): start ``jobs`` on the lifespan protocol and serve its endpoints beside Django.
+"""Django: the ASGI wrapper that runs ``jobs``, a ``django.tasks`` backend, the admin, a command.
+
+Add ``"asyncjobs.integrations.django"`` to ``INSTALLED_APPS`` for ``python manage.py asyncjobs
+...`` and, when asyncjobs uses one of Django's databases, the jobs in Django's admin.
+``TasksBackend`` (:mod:`.backend`) runs Django's ``@task`` functions as jobs of
+:func:`task_runner`.
 
 Django's ASGI handler refuses the lifespan protocol, so :func:`asgi` wraps it. In
 ``asgi.py``::
@@ -17,48 +22,39 @@ Settings (all optional when the ``Jobs`` object is passed to :func:`asgi`)::
 
 Views reach the object with :func:`get_jobs`. Async views ``await jobs.queue(...)``; sync
 views, which Django runs in a worker thread, call ``async_to_sync(jobs.queue)(...)`` (from
-``asgiref.sync``), which runs the call on the server's event loop where ``jobs`` lives.
+``asgiref.sync``), which runs the call on the server's event loop where ``jobs`` lives. Django's
+tasks API (``Task.enqueue()``) and the admin work from any view, also under WSGI (:mod:`.bridge`).
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from asyncjobs.http import Receive, Scope, Send, route_path
+from asyncjobs.config import DEFAULT_STOP_TIMEOUT
+from asyncjobs.http import Receive, Scope, Send, route_path, serve_lifespan
+from asyncjobs.integrations.django import bridge
+from asyncjobs.integrations.django.loading import _settings, get_jobs
 from asyncjobs.integrations.mounting import Prefixed
 from asyncjobs.jobs import Jobs
 
+if TYPE_CHECKING:
+    from asyncjobs.integrations.django.backend import TasksBackend
+    from asyncjobs.integrations.django.runner import task_runner
+
+__all__ = ["DEFAULT_PREFIX", "JobsASGI", "TasksBackend", "asgi", "get_jobs", "task_runner"]
+_LAZY = {  # they import Django's tasks API, which plain ``asgi()`` users may not have
+    "TasksBackend": "asyncjobs.integrations.django.backend",
+    "task_runner": "asyncjobs.integrations.django.runner",
+}
+
 DEFAULT_PREFIX = "/api/jobs"
-SETTING = "ASYNCJOBS"
 
 
-def get_jobs() -> Jobs:
-    """The ``Jobs`` object named by ``settings.ASYNCJOBS["JOBS"]``.
-
-    Raises:
-        ValueError: the setting is missing or does not name a ``Jobs`` object.
-    """
-    target = _settings().get("JOBS")
-    if isinstance(target, str) and ":" in target:
-        module, _, attr = target.partition(":")
-        target = getattr(importlib.import_module(module), attr, None)
-    if not isinstance(target, Jobs):
-        raise ValueError(
-            f'settings.{SETTING}["JOBS"] must be a Jobs object or a "module:attr" naming one, '
-            f"got {_settings().get('JOBS')!r}"
-        )
-    return target
-
-
-def _settings() -> dict[str, Any]:
-    from django.conf import settings
-    from django.core.exceptions import ImproperlyConfigured
-
-    try:
-        return dict(getattr(settings, SETTING, None) or {})
-    except ImproperlyConfigured:  # no Django settings at all: everything was passed in
-        return {}
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class JobsASGI:
@@ -66,12 +62,17 @@ class JobsASGI:
     passes on the rest."""
 
     def __init__(
-        self, jobs: Jobs, django_app: Any, prefix: str, dashboard_prefix: str | None = None
+        self,
+        jobs: Jobs,
+        django_app: Any,
+        prefix: str,
+        stop_timeout: float = DEFAULT_STOP_TIMEOUT,
+        dashboard_prefix: str | None = None,
     ) -> None:
         if not prefix.startswith("/") or prefix == "/":
             raise ValueError(f"prefix must be a path like '/api/jobs', got {prefix!r}")
-        self.jobs, self.prefix = jobs, prefix.rstrip("/")
-        self.django_app = django_app
+        self.jobs, self.django_app, self.prefix = jobs, django_app, prefix.rstrip("/")
+        self.stop_timeout = stop_timeout
         if dashboard_prefix is not None:
             dashboard = jobs.dashboard_app()
             self.django_app = Prefixed(dashboard_prefix, dashboard, django_app)
@@ -79,7 +80,8 @@ class JobsASGI:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await self.endpoints(scope, receive, send)
+            bridge.remember(self.jobs)  # sync views reach ``jobs`` on this, the server's loop
+            await serve_lifespan(self.jobs, receive, send, stop_timeout=self.stop_timeout)
         elif scope["type"] == "http" and self._ours(route_path(scope)):
             root = scope.get("root_path", "") + self.prefix
             await self.endpoints({**scope, "root_path": root}, receive, send)
@@ -94,6 +96,8 @@ def asgi(
     jobs: Jobs | None = None,
     django_app: Any = None,
     prefix: str | None = None,
+    *,
+    stop_timeout: float = DEFAULT_STOP_TIMEOUT,
     dashboard_prefix: str | None = None,
 ) -> JobsASGI:
     """The ASGI application to serve: Django, plus ``jobs`` started and stopped on lifespan.
@@ -103,6 +107,8 @@ def asgi(
         django_app: the Django ASGI app; ``None`` means ``get_asgi_application()``.
         prefix: where the endpoints are served; ``None`` means ``settings.ASYNCJOBS["PREFIX"]``,
             else ``/api/jobs``.
+        stop_timeout: seconds running jobs get to finish at shutdown before they are handed
+            back (``Jobs.stop(timeout=...)``).
         dashboard_prefix: where the dashboard is served (``asyncjobs[dashboard]``); ``None``
             means ``settings.ASYNCJOBS["DASHBOARD_PREFIX"]``, else no dashboard.
     """
@@ -114,4 +120,5 @@ def asgi(
         prefix = str(_settings().get("PREFIX", DEFAULT_PREFIX))
     if dashboard_prefix is None:
         dashboard_prefix = _settings().get("DASHBOARD_PREFIX")
-    return JobsASGI(jobs if jobs is not None else get_jobs(), django_app, prefix, dashboard_prefix)
+    jobs = jobs if jobs is not None else get_jobs()
+    return JobsASGI(jobs, django_app, prefix, stop_timeout, dashboard_prefix)

@@ -13,8 +13,8 @@ import anyio.lowlevel
 import pytest
 
 import asyncjobs
+from asyncjobs.autorun import CLOSE_GRACE, TICK_ERROR
 from asyncjobs.jobs import utcnow
-from asyncjobs.scheduler import CLOSE_GRACE, TICK_ERROR
 from tests.conftest import FakeClock
 
 MakeJobs = Callable[..., asyncjobs.Jobs]
@@ -105,6 +105,41 @@ async def test_stop_is_idempotent_and_jobs_can_start_again(make_jobs: MakeJobs) 
     await recorder.wait_for(1)
 
 
+async def test_start_ticks_each_entry_once_so_a_backlog_runs_at_once(
+    make_jobs: MakeJobs,
+) -> None:
+    recorder = Recorder()
+    jobs = make_jobs(tasks=[recorder.task], auto_run=auto("* * * * *", wake_on_queue=False))
+    await jobs.queue_many([{"task": "record", "input": {"n": n}} for n in range(3)])
+    await jobs.start()  # the injected clock never reaches the next minute
+    await recorder.wait_for(3)
+
+
+async def test_jobs_handed_back_by_a_stopped_instance_start_at_once_on_another(
+    make_jobs: MakeJobs,
+) -> None:
+    started = anyio.Event()
+
+    async def stuck(*, jobs: asyncjobs.Jobs) -> None:
+        if not started.is_set():
+            started.set()
+            await anyio.sleep_forever()
+        recorder.ran.append((jobs, {}))
+
+    recorder = Recorder()
+    task = asyncjobs.Task("stuck", stuck)
+    first = make_jobs(tasks=[task])
+    second = make_jobs(tasks=[task], auto_run=auto("* * * * *", wake_on_queue=False))
+    await first.queue(task="stuck")
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(first.run)
+        await started.wait()
+        await first.stop(timeout=0.1)  # hands the job back
+    await second.start()
+    await recorder.wait_for(1)
+    assert recorder.ran[0][0] is second
+
+
 # -- ticks woken by queueing (no waiting for the clock) ------------------------------------
 
 
@@ -166,7 +201,7 @@ async def test_wakes_during_a_tick_fold_into_exactly_one_more_tick(make_jobs: Ma
 
 
 async def test_should_auto_run_false_on_a_tick_does_nothing(make_jobs: MakeJobs) -> None:
-    answers = iter([True, False, True])  # start(), then two ticks
+    answers = iter([True, False, True])  # start(), then the tick at start, then a wake
     asked = 0
 
     def should(jobs: asyncjobs.Jobs) -> bool:
@@ -176,8 +211,8 @@ async def test_should_auto_run_false_on_a_tick_does_nothing(make_jobs: MakeJobs)
 
     recorder = Recorder()
     jobs = make_jobs(tasks=[recorder.task], auto_run=auto(), should_auto_run=should)
-    await jobs.start()
     await jobs.queue(task="record", input={"n": 1})
+    await jobs.start()
     await until(lambda: asked == 2)
     assert recorder.ran == []
     await jobs.queue(task="record", input={"n": 2})
@@ -217,13 +252,14 @@ async def test_ticks_woken_by_queued_jobs_leave_schedules_to_cron_times(
 
     jobs.handle_schedules = counted  # type: ignore[method-assign]
     await jobs.start()
+    await until(lambda: handled == 1)  # the tick at start() is a full one
     for n in range(3):
         await jobs.queue(task="record", input={"n": n})
         await recorder.wait_for(n + 1)
-    assert handled == 0
-    assert {job.task_slug for job in await jobs.find()} == {"record"}
+    assert handled == 1
+    assert len(await jobs.find(where={"task_slug": "tick"})) == 1
     fire(jobs)
-    await until(lambda: handled == 1)
+    await until(lambda: handled == 2)
 
 
 async def test_disable_scheduling_only_runs(make_jobs: MakeJobs) -> None:

@@ -1,0 +1,149 @@
+"""``TasksBackend``: Django's ``@task`` functions run as asyncjobs jobs.
+
+Settings::
+
+    TASKS = {
+        "default": {
+            "BACKEND": "asyncjobs.integrations.django.TasksBackend",
+            "QUEUES": ["default", "emails"],   # asyncjobs queues the tasks may use
+            "OPTIONS": {"JOBS": "myproject.jobs:jobs"},  # default: settings.ASYNCJOBS["JOBS"]
+        }
+    }
+
+That ``Jobs`` needs :func:`~asyncjobs.integrations.django.task_runner` among its tasks, and
+``delete_job_on_complete=False`` so that ``get_result()`` finds completed tasks (``manage.py
+check`` says so when either is missing). ``TaskResult.id`` is ``str(Job.id)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+from django.utils import timezone
+
+from asyncjobs.checks import check_id
+from asyncjobs.errors import NotRegistered
+from asyncjobs.integrations.django import bridge, idle
+from asyncjobs.integrations.django.loading import load_jobs
+from asyncjobs.integrations.django.results import (
+    PRIORITY_KEY,
+    RUNNER_SLUG,
+    django_task,
+    job_input,
+    task_result,
+)
+from asyncjobs.integrations.django.tasks_api import (
+    BaseTaskBackend,
+    Task,
+    TaskResult,
+    TaskResultDoesNotExist,
+    normalize_json,
+    task_enqueued,
+)
+from asyncjobs.jobs import Jobs
+from asyncjobs.models import Job
+
+
+class TasksBackend(BaseTaskBackend):  # type: ignore[misc]
+    """A ``django.tasks`` backend that stores each enqueued task as an asyncjobs job."""
+
+    supports_defer = True
+    supports_async_task = True
+    supports_get_result = True
+    supports_priority = True
+
+    @property
+    def jobs(self) -> Jobs:
+        """The ``Jobs`` named by ``OPTIONS["JOBS"]``, else by ``settings.ASYNCJOBS["JOBS"]``."""
+        return load_jobs(self.options.get("JOBS"), f'TASKS["{self.alias}"]["OPTIONS"]["JOBS"]')
+
+    def enqueue(self, task: Task, args: Any, kwargs: Any) -> TaskResult:
+        self.validate_task(task)
+        jobs = self.jobs
+        job = self._queued(bridge.call(jobs, self._queue, jobs, task, args, kwargs))
+        result = task_result(job, task)
+        task_enqueued.send(type(self), task_result=result)
+        return result
+
+    async def aenqueue(self, task: Task, args: Any, kwargs: Any) -> TaskResult:
+        self.validate_task(task)
+        jobs = self.jobs
+        job = self._queued(await bridge.acall(jobs, self._queue, jobs, task, args, kwargs))
+        result = task_result(job, task)
+        await task_enqueued.asend(type(self), task_result=result)
+        return result
+
+    def get_result(self, result_id: str) -> TaskResult:
+        jobs = self.jobs
+        return _result(bridge.call(jobs, jobs.get, _job_id(result_id)), result_id)
+
+    async def aget_result(self, result_id: str) -> TaskResult:
+        jobs = self.jobs
+        return _result(await bridge.acall(jobs, jobs.get, _job_id(result_id)), result_id)
+
+    def check(self, **kwargs: Any) -> Iterator[checks.CheckMessage]:
+        try:
+            jobs = self.jobs
+        except (ValueError, ImportError) as exc:
+            yield checks.Error(str(exc), id="asyncjobs.E001")
+            return
+        if RUNNER_SLUG not in jobs.tasks:
+            yield checks.Error(_no_runner(jobs), id="asyncjobs.E002")
+        if jobs.delete_job_on_complete:
+            yield checks.Warning(
+                f"{jobs!r} deletes jobs when they complete, so get_result() cannot find "
+                "completed tasks",
+                hint="create it with Jobs(..., delete_job_on_complete=False)",
+                id="asyncjobs.W001",
+            )
+
+    async def _queue(self, jobs: Jobs, task: Task, args: Any, kwargs: Any) -> Job:
+        # TODO(queue in Django's transaction): once jobs can be inserted through Django's own
+        # connection (``asyncjobs.integrations.django.queue``), enqueue() inside atomic()
+        # commits and rolls back with it; until then the job is stored at once.
+        try:
+            return await jobs.queue(
+                task=RUNNER_SLUG,
+                input=job_input(task, normalize_json(args), normalize_json(kwargs)),
+                queue=task.queue_name,
+                wait_until=_aware(task.run_after),
+                # TODO(Job.priority): pass priority=task.priority once jobs have priorities.
+                meta={PRIORITY_KEY: task.priority},
+            )
+        except NotRegistered:
+            raise ImproperlyConfigured(_no_runner(jobs)) from None
+
+    def _queued(self, job: Job) -> Job:
+        idle.check_runs_here(self.jobs, job)
+        return job
+
+
+def _result(job: Job | None, result_id: str) -> TaskResult:
+    if job is None or job.task_slug != RUNNER_SLUG:
+        raise TaskResultDoesNotExist(result_id)
+    return task_result(job, django_task(job))
+
+
+def _job_id(result_id: str) -> int:
+    try:
+        return check_id(int(str(result_id)))
+    except ValueError:
+        raise TaskResultDoesNotExist(result_id) from None
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    if moment is None or timezone.is_aware(moment):
+        return moment
+    aware: datetime = timezone.make_aware(moment)
+    return aware
+
+
+def _no_runner(jobs: Jobs) -> str:
+    return (
+        f"{jobs!r} has no task {RUNNER_SLUG!r} to run Django tasks: add "
+        "asyncjobs.integrations.django.task_runner() to its tasks"
+    )

@@ -1,0 +1,69 @@
+"""Step lists (workflows written as data) checked when the workflow is defined.
+
+The runtime half, which runs the steps pass after pass, is ``json_workflow``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Any
+
+from asyncjobs import injection
+from asyncjobs.checks import HANDLER_ARGS
+from asyncjobs.retry import as_retries
+
+STEP_KEYS = frozenset(
+    {"id", "task", "inline_task", "input", "condition", "completes_job", "retries"}
+)
+JOB_ARGS = frozenset({"job"})
+
+
+def check_steps(steps: Sequence[Mapping[str, Any]], what: str) -> tuple[Mapping[str, Any], ...]:
+    """Validate a step list when the workflow is defined.
+
+    Raises:
+        ValueError: an empty list, a duplicate or missing id, unknown keys, not exactly one of
+            ``task``/``inline_task``.
+        TypeError: a callable that declares arguments it cannot receive.
+    """
+    if not steps:
+        raise ValueError(f"{what} has an empty step list")
+    seen: set[str] = set()
+    checked = []
+    for index, step in enumerate(steps):
+        checked.append(_check_step(step, f"{what} step {index}", seen))
+    return tuple(checked)
+
+
+def _check_step(step: Mapping[str, Any], where: str, seen: set[str]) -> Mapping[str, Any]:
+    if not isinstance(step, Mapping):
+        raise TypeError(f"{where} must be a dict, got {step!r}")
+    unknown = sorted(set(step) - STEP_KEYS)
+    if unknown:
+        raise ValueError(f"{where} has unknown key(s) {', '.join(unknown)}")
+    step_id = step.get("id")
+    if not isinstance(step_id, str) or not step_id or step_id in seen:
+        raise ValueError(f"{where} needs a unique non-empty string 'id', got {step_id!r}")
+    seen.add(step_id)
+    if ("task" in step) == ("inline_task" in step):
+        raise ValueError(f"{where} ({step_id!r}) needs exactly one of 'task' or 'inline_task'")
+    if "inline_task" in step:
+        injection.check_injectable(step["inline_task"], HANDLER_ARGS, f"{where} inline_task")
+    elif not isinstance(step["task"], str):
+        raise TypeError(f"{where} ({step_id!r}) 'task' must be a task slug")
+    _check_callables(step, f"{where} ({step_id!r})")
+    as_retries(step.get("retries"), f"{where} retries")
+    return MappingProxyType(dict(step))
+
+
+def _check_callables(step: Mapping[str, Any], where: str) -> None:
+    if "condition" in step:
+        injection.check_injectable(step["condition"], JOB_ARGS, f"{where} condition")
+    value = step.get("input")
+    if callable(value):
+        injection.check_injectable(value, JOB_ARGS, f"{where} input")
+    elif value is not None and not isinstance(value, Mapping):
+        raise TypeError(f"{where} 'input' must be a dict or a callable(job), got {value!r}")
+    if not isinstance(step.get("completes_job", False), bool):
+        raise TypeError(f"{where} 'completes_job' must be a bool, got {step['completes_job']!r}")

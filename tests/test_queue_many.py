@@ -1,0 +1,123 @@
+"""queue_many(): edge cases alike on SQLite and PostgreSQL, and every queue() option per item."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+import asyncjobs
+from asyncjobs.storage.hot import MAX_INSERT_ROWS
+from tests.conftest import FakeClock
+
+MakeJobs = Callable[..., asyncjobs.Jobs]
+SIZES = [3, MAX_INSERT_ROWS + 1]  # the direct insert and the large-batch path
+
+
+def _key(*, input: dict[str, Any]) -> str | None:
+    return input.get("key")
+
+
+plain = asyncjobs.Task("plain", lambda: None)
+keyed = asyncjobs.Task("keyed", lambda: None, concurrency=_key)
+superseding = asyncjobs.Task(
+    "superseding", lambda: None, concurrency=asyncjobs.Concurrency(_key, supersedes=True)
+)
+flow = asyncjobs.Workflow("flow", lambda: None, queue="flows")
+
+
+def _jobs(make_jobs: MakeJobs, **options: Any) -> asyncjobs.Jobs:
+    return make_jobs(tasks=[plain, keyed, superseding], workflows=[flow], **options)
+
+
+async def test_an_empty_batch_stores_nothing_and_wakes_nobody(make_jobs: MakeJobs) -> None:
+    jobs = _jobs(make_jobs)
+    woken: list[object] = []
+    jobs.on_queued(woken.append)
+    assert await jobs.queue_many([]) == []
+    assert (await jobs.find(), woken) == ([], [])
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_every_option_is_honoured_per_item(
+    make_jobs: MakeJobs, clock: FakeClock, size: int
+) -> None:
+    jobs = _jobs(make_jobs)
+    later = clock.now + timedelta(hours=1)
+    special = [
+        {"task": plain, "queue": "q1", "meta": {"m": 1}},
+        {"workflow": "flow", "input": {"n": 1}, "wait_until": later},
+        {"task": "keyed", "input": {"key": "k"}},
+    ]
+    items = special + [{"task": "plain", "input": {"n": n}} for n in range(size - len(special))]
+    created = await jobs.queue_many(items)
+    stored = {job.id: job for job in await jobs.find(limit=size)}
+    first, second, third = (stored[job.id] for job in created[:3])
+    assert (first.task_slug, first.queue, first.meta, first.status) == (
+        "plain",
+        "q1",
+        {"m": 1},
+        "queued",
+    )
+    assert (second.workflow_slug, second.queue, second.input) == ("flow", "flows", {"n": 1})
+    assert (second.wait_until, second.status) == (later, "waiting")
+    assert (third.concurrency_key, third.meta) == ("k", {})
+    assert [job.input for job in created[3:]] == [{"n": n} for n in range(size - 3)]
+    assert [stored[job.id] for job in created] == created
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_keys_repeated_in_one_batch(make_jobs: MakeJobs, size: int) -> None:
+    jobs = _jobs(make_jobs)
+    await jobs.queue(task="superseding", input={"key": "a", "n": -1})
+    items = [
+        {"task": slug, "input": {"key": prefix + "ab"[n % 2], "n": n}}
+        for n in range(size)
+        for slug, prefix in (("keyed", "x"), ("superseding", ""))
+    ]
+    await jobs.queue_many(items)
+    stored = await jobs.find(limit=3 * size)
+    kept = sorted((job.input["key"], job.input["n"]) for job in stored if job.slug == "superseding")
+    newest = {"ab"[n % 2]: n for n in range(size)}  # the pending job queued before is gone
+    assert kept == sorted(newest.items())
+    assert len([job for job in stored if job.slug == "keyed"]) == size
+
+
+async def test_per_item_access_is_checked_with_the_items_request(make_jobs: MakeJobs) -> None:
+    asked: list[object] = []
+
+    def allow(*, request: Any) -> bool:
+        asked.append(request)
+        return bool(request.get("admin"))
+
+    jobs = _jobs(make_jobs, access=asyncjobs.Access(queue=allow))
+    items = [
+        {"task": "plain"},
+        {"task": "plain", "override_access": False, "request": {"admin": False}},
+    ]
+    with pytest.raises(asyncjobs.Forbidden, match="item 1"):
+        await jobs.queue_many(items)
+    assert (asked, await jobs.find()) == ([{"admin": False}], [])
+    items[1]["request"] = {"admin": True}
+    assert len(await jobs.queue_many(items)) == 2
+
+
+@pytest.mark.parametrize(
+    ("items", "message"),
+    [
+        ({"task": "plain"}, "a list of dicts"),
+        ("plain", "a list of dicts"),
+        ([{"task": "plain"}, "plain"], "item 1 must be a dict"),
+        ([{"task": "plain"}, None], "item 1 must be a dict"),
+        ([{"task": "plain"}, {"task": "plain", "retries": 3}], "item 1: unknown .* retries"),
+    ],
+)
+async def test_malformed_batches_are_refused_naming_the_problem(
+    make_jobs: MakeJobs, items: Any, message: str
+) -> None:
+    jobs = _jobs(make_jobs)
+    with pytest.raises((TypeError, ValueError), match=message):
+        await jobs.queue_many(items)
+    assert await jobs.find() == []
