@@ -6,7 +6,7 @@ import asyncio
 from datetime import datetime
 from typing import Any
 
-from asyncjobs import injection, logs
+from asyncjobs import injection, logs, telemetry
 from asyncjobs.attempt import (
     Attempt,
     error_json,
@@ -171,6 +171,7 @@ def _extra(attempt: Attempt) -> dict[str, Any]:
 
 
 def _log_failure(attempt: Attempt, what: str, final: bool, error: dict[str, Any]) -> None:
+    telemetry.failed(attempt, error)
     outcome = "max retries reached" if final else "will retry"
     logs.error(
         "Error running %s of job %s, attempt %s: %s (%s)",

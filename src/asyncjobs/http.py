@@ -268,19 +268,24 @@ async def handle_schedules(jobs: Jobs, params: Params) -> Response:
 
 Endpoint = Callable[["Jobs", Params], Awaitable[Response]]
 ENDPOINTS: dict[str, Endpoint] = {"/run": run_jobs, "/handle-schedules": handle_schedules}
+MONITORING = frozenset({"/health", "/metrics"})
 
 
 async def respond(jobs: Jobs, request: Request) -> Response:
     """Answer one request: 404, 405, 401 (nothing runs), 400, or the endpoint's answer."""
+    if request.path in MONITORING:  # /health and /metrics: asyncjobs.monitoring
+        from asyncjobs.monitoring import respond as monitor
+
+        return await monitor(jobs, request)
     endpoint = ENDPOINTS.get(request.path)
     if endpoint is None:
         return Response(404, {"message": f"Not found: {request.path}"})
     if request.method != "GET":
         refused = {"message": f"Method {request.method} not allowed; use GET"}
         return Response(405, refused, (("allow", "GET"),))
-    denied = await _denied(jobs, request)
-    if denied is not None:
-        return denied
+    unauthorized = await denied(jobs, request)
+    if unauthorized is not None:
+        return unauthorized
     try:
         params = parse_params(request.query_items)
     except BadParameter as exc:
@@ -288,7 +293,8 @@ async def respond(jobs: Jobs, request: Request) -> Response:
     return await endpoint(jobs, params)
 
 
-async def _denied(jobs: Jobs, request: Request) -> Response | None:
+async def denied(jobs: Jobs, request: Request) -> Response | None:
+    """``None`` when the request may call ``/run``, else the 401 (or 500) to answer."""
     try:
         if await allowed(jobs, request):
             return None

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
-from asyncjobs import injection
+from asyncjobs import injection, telemetry
 from asyncjobs.config import (
     DEFAULT_LIMIT,
     DEFAULT_ORDER,
@@ -258,7 +258,9 @@ class Jobs:
         rows, supersede = await prepare_rows(self.registry, items, now)
         if not self.store.is_open:
             await self._ready()
-        stored = await self.store.insert_jobs(rows, supersede=supersede, now=now)
+        stored = await telemetry.created(
+            rows, self.store.insert_jobs(rows, supersede=supersede, now=now)
+        )
         created = [make_job(row, now) for row in stored]
         if self._queued_listeners:
             for listener in list(self._queued_listeners):

@@ -22,7 +22,7 @@ from apscheduler.executors.base import BaseExecutor
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 
-from asyncjobs import logs
+from asyncjobs import health, logs
 from asyncjobs.config import AutoRun
 from asyncjobs.cron import Cron, parse
 from asyncjobs.models import Job, RunResult
@@ -242,7 +242,7 @@ class AutoRunner:
 
     async def _listen(self) -> None:
         """Hear jobs queued by other processes (PostgreSQL NOTIFY) and wake covering lanes."""
-        with self._listener:
+        with self._listener, health.listening(self.jobs):
             await self.jobs.store.listen(self._notice)
 
     async def _serve_lane(self, lane: _Lane) -> None:
@@ -256,6 +256,7 @@ class AutoRunner:
         """Ask ``should_auto_run``, handle schedules (at cron times, unless disabled), then run
         due jobs."""
         jobs, entry = self.jobs, lane.entry
+        health.ticked(jobs, lane.name, entry)
         with logs.silenced(entry.silent):
             if not await self._phase(entry, "should_auto_run", jobs.auto_run_allowed):
                 return

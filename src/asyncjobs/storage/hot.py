@@ -36,7 +36,7 @@ T = TypeVar("T")
 COLUMNS: tuple[str, ...] = tuple(c.name for c in jobs.c)
 INSERT_COLUMNS: tuple[str, ...] = tuple(name for name in COLUMNS if name != "id")
 _TIMES = frozenset({"wait_until", "processing_until", "completed_at", "created_at", "updated_at"})
-_JSON = frozenset({"input", "meta", "error", "log"})
+_JSON = frozenset({"input", "meta", "error", "log", "trace_context"})
 _FLAGS = frozenset({"has_error", "exclusive"})
 # A column's value when an inserted row leaves it out (the table's server defaults).
 _INSERT_DEFAULTS: dict[str, Any] = {"has_error": False, "total_tried": 0, "exclusive": False}
@@ -505,6 +505,7 @@ _PG_ARRAY_TYPES: dict[str, str] = {
     "exclusive": "boolean",
     "created_at": "timestamptz",
     "updated_at": "timestamptz",
+    "trace_context": "jsonb",
 }
 
 
