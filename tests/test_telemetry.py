@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, StatusCode
 
 import asyncjobs
 from asyncjobs import telemetry
 from tests.conftest import FakeClock, run_until_idle
+from tests.servers import serve
 from tests.telemetry_support import Telemetry, with_attributes
 
 MakeJobs = Callable[..., asyncjobs.Jobs]
@@ -29,6 +33,11 @@ async def fetch(*, input: dict) -> dict:
         failing.discard(input["key"])
         raise KeyError("path")
     return {"ok": True}
+
+
+@asyncjobs.task("welcome")
+async def welcome(*, input: dict) -> None:
+    return None
 
 
 @asyncjobs.workflow("import", retries=3)
@@ -198,3 +207,32 @@ anyio.run(main)
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=50
     )
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.slow
+async def test_a_request_trace_runs_through_a_real_server_into_the_job(
+    tmp_path: Path, otel: Telemetry
+) -> None:
+    spans_file, database = tmp_path / "spans.jsonl", f"sqlite+aiosqlite:///{tmp_path / 'j.db'}"
+    env = {"OTEL_TEST_SPANS": str(spans_file), "OTEL_TEST_DATABASE": database}
+    async with (
+        serve("tests.otel_app:app", env=env, log_dir=tmp_path) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
+    ):
+        with tracer.start_as_current_span("client") as client:
+            headers: dict[str, str] = {}
+            propagate.inject(headers)
+            response = await http.get("/signup", headers=headers)
+        assert response.status_code == 200, server.output()
+    async with asyncjobs.Jobs(tasks=[welcome], database_url=database, auto_run=[]) as jobs:
+        await run_until_idle(jobs, queue="signups")  # in this process, through the database
+
+    served = {s["name"]: s for s in map(json.loads, spans_file.read_text().splitlines())}
+    request, create = served["GET /signup"], served["create signups"]
+    process = otel.span("process signups")
+    trace_id = client.get_span_context().trace_id
+    assert request["parent_id"] == client.get_span_context().span_id
+    assert (create["kind"], create["parent_id"]) == ("PRODUCER", request["span_id"])
+    assert create["attributes"]["messaging.message.id"] == str(response.json()["id"])
+    assert process.parent is not None and process.parent.span_id == create["span_id"]
+    assert request["trace_id"] == create["trace_id"] == process.context.trace_id == trace_id

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from asyncjobs.errors import StorageError
 from asyncjobs.storage.monitoring import answers
 
 if TYPE_CHECKING:
@@ -56,7 +57,12 @@ def listening(jobs: Jobs) -> Iterator[None]:
 async def report(jobs: Jobs, *, detailed: bool) -> tuple[bool, dict[str, Any]]:
     """Whether the database answers, and the body to send: ``{"status": ...}``, with
     ``details`` when ``detailed`` (for callers with credentials)."""
-    up = await answers(jobs.store)
+    try:
+        await jobs.start(auto_run=False)  # opens the database if nothing did yet
+    except StorageError:
+        up = False
+    else:
+        up = await answers(jobs.store)
     body: dict[str, Any] = {"status": OK if up else UNAVAILABLE}
     if detailed:
         body["details"] = details(jobs)

@@ -67,8 +67,9 @@ async def metrics(jobs: Jobs, request: Request) -> Response:
     except ImportError:
         return Response(501, {"message": NO_PROMETHEUS})
     try:
+        await jobs.start(auto_run=False)  # opens the database if nothing did yet
         text = await prometheus.exposition(jobs.store, jobs.clock())
-    except (StorageError, RuntimeError):  # the database is gone, or jobs not started
+    except StorageError:
         logger.exception("Could not read the job counts for /metrics")
         return Response(503, {"message": UNKNOWN_ERROR})
     return TextResponse(200, {}, text=text, content_type=prometheus.CONTENT_TYPE)
