@@ -21,7 +21,7 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("asyncjobs.http")
 
 SUCCESS = "Success"
 UNAUTHORIZED = "Unauthorized: "

@@ -314,7 +314,7 @@ class Runner:
                 logs.info(
                     "Job %s was cancelled or lost its lease; stopping it.",
                     attempt.id,
-                    extra={"job_id": attempt.id},
+                    extra=logs.job_fields(attempt.row),
                 )
                 attempt.cancel()
 
@@ -378,7 +378,7 @@ def _log_outcome(attempt: Attempt) -> None:
         attempt.id,
         slug,
         attempt.result,
-        extra={"job_id": attempt.id, "slug": slug, "queue": row["queue"], "status": attempt.result},
+        extra={**logs.job_fields(row), "status": attempt.result},
     )
 
 

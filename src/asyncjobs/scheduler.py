@@ -30,7 +30,7 @@ from asyncjobs.models import Job, RunResult
 if TYPE_CHECKING:
     from asyncjobs.jobs import Jobs
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("asyncjobs.autorun")
 TICK_ERROR = "Error in job queue cron job handler"
 MAX_DUE_TIMES = 10_000  # due times a lane remembers; later ones wait for a cron tick
 CLOSE_GRACE = 1.0  # how long close() lets a tick finish its last writes before cancelling it
@@ -182,7 +182,7 @@ class AutoRunner:
     def _install_timers(self) -> AsyncIOScheduler:
         timers = AsyncIOScheduler(
             timezone=UTC,
-            logger=logging.getLogger(f"{__name__}.timers"),
+            logger=logging.getLogger("asyncjobs.autorun.timers"),
             executors={"default": _Immediate()},
         )
         timers.start()

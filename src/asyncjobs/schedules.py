@@ -19,7 +19,7 @@ from asyncjobs.storage import schedules as state
 if TYPE_CHECKING:
     from asyncjobs.jobs import Jobs
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("asyncjobs.schedules")
 
 Outcome = Literal["success", "skipped", "error"]
 DECISION_KEYS = frozenset({"should_schedule", "input", "wait_until"})
