@@ -180,11 +180,22 @@ async def test_the_queue_depth_gauge_counts_unfinished_jobs_by_status(
     }
 
 
-def test_without_opentelemetry_nothing_is_traced_or_stored(tmp_path: Any) -> None:
+@pytest.mark.parametrize(
+    ("setup", "sinks"),
+    [
+        (
+            'sys.modules["opentelemetry"] = None  # as if it were not installed\n'
+            'sys.modules["prometheus_client"] = None',
+            "telemetry.Sinks(None, False)",
+        ),
+        ("pass  # installed, but no provider set", "telemetry.Sinks(telemetry.sinks().otel, True)"),
+    ],
+    ids=["absent", "unconfigured"],
+)
+def test_without_an_sdk_nothing_is_traced_or_stored(tmp_path: Any, setup: str, sinks: str) -> None:
     script = f"""
 import sys
-sys.modules["opentelemetry"] = None  # as if it were not installed
-sys.modules["prometheus_client"] = None
+{setup}
 import anyio, asyncjobs
 from asyncjobs import telemetry
 
@@ -198,8 +209,7 @@ async def main():
         await jobs.run()
         row = await jobs.store.get(job.id)
         assert row["trace_context"] is None and row["completed_at"] is not None, row
-    assert telemetry.sinks() == telemetry.Sinks(None, False)
-    assert "opentelemetry.trace" not in sys.modules
+    assert telemetry.sinks() == {sinks}, telemetry.sinks()
 
 anyio.run(main)
 """

@@ -1,7 +1,8 @@
 """The OpenTelemetry side of ``asyncjobs.telemetry``: the only module importing opentelemetry.
 
-Spans and instruments come from the global providers, looked up once: until the application
-sets its providers they are the API's no-ops, and they follow the providers set later.
+Spans and instruments come from the global providers, looked up once: they follow providers
+the application sets later. Until it sets one, nothing is done for it, not even the API's
+no-op calls, so an installed but unconfigured OpenTelemetry costs a check per hook.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context, metrics, propagate, trace
 from opentelemetry.metrics import CallbackOptions, Observation
-from opentelemetry.trace import Span, SpanKind, StatusCode
+from opentelemetry.trace import ProxyTracerProvider, Span, SpanKind, StatusCode
 
 if TYPE_CHECKING:
     from asyncjobs.attempt import Attempt
@@ -144,14 +145,26 @@ class Otel:
                 failed(span, type(cause if isinstance(cause, BaseException) else exc).__name__)
                 raise
 
-    def ended(
-        self, span: Span, queue: str, status: str, seconds: float, error_type: str | None
-    ) -> None:
-        """End the ``process`` span of an attempt that ended in ``status``, and count it."""
+    @staticmethod
+    def tracing() -> bool:
+        """Whether the application set a tracer provider."""
+        return not isinstance(trace.get_tracer_provider(), ProxyTracerProvider)
+
+    @staticmethod
+    def metering() -> bool:
+        """Whether the application set a meter provider."""
+        return type(metrics.get_meter_provider()).__name__ != "_ProxyMeterProvider"
+
+    @staticmethod
+    def end(span: Span, status: str, error_type: str | None) -> None:
+        """End the ``process`` span of an attempt that ended in ``status``."""
         span.set_attribute(STATUS, status)
         if error_type is not None or status == "aborted":
             failed(span, error_type or status)
         span.end()
+
+    def ended(self, queue: str, status: str, seconds: float) -> None:
+        """Count and time an attempt that ended in ``status``."""
         attributes = {DESTINATION: queue, STATUS: status}
         self.duration.record(seconds, attributes)
         self.finished.add(1, attributes)

@@ -35,10 +35,6 @@ class Sinks:
     otel: Otel | None
     counting: bool  # keep ``stats.FINISHED``
 
-    @property
-    def any(self) -> bool:
-        return self.otel is not None or self.counting
-
 
 @dataclass(slots=True)
 class Observed:
@@ -71,7 +67,7 @@ async def created(rows: Sequence[dict[str, Any]], insert: Awaitable[T]) -> T:
     """Await ``insert`` of ``rows`` inside one ``create`` span per row, storing each span's
     context in its row's ``trace_context``, for the job's attempts to continue."""
     otel = (_sinks or sinks()).otel
-    if otel is None:
+    if otel is None or not otel.tracing():
         return await insert
     stored: T = await otel.created(rows, insert)
     return stored
@@ -84,9 +80,11 @@ def process_span(attempt: Attempt) -> AbstractContextManager[Any]:
     exception (a cancellation) leaves before that.
     """
     current = _sinks or sinks()
-    if not current.any:
+    otel = current.otel
+    tracing = otel is not None and otel.tracing()
+    if not (tracing or current.counting or (otel is not None and otel.metering())):
         return NOTHING
-    return _observing(attempt, current.otel)
+    return _observing(attempt, otel if tracing else None)
 
 
 @contextmanager
@@ -106,7 +104,7 @@ def _observing(attempt: Attempt, otel: Otel | None) -> Iterator[None]:
 def step_span(attempt: Attempt, step: Step) -> AbstractContextManager[Any]:
     """Around one executed step (a step restored from the log gets none)."""
     otel = (_sinks or sinks()).otel
-    return NOTHING if otel is None else otel.step(attempt, step)
+    return otel.step(attempt, step) if otel is not None and otel.tracing() else NOTHING
 
 
 def failed(attempt: Attempt, error: dict[str, Any]) -> None:
@@ -141,8 +139,12 @@ def _end(attempt: Attempt, observed: Observed, status: str) -> None:
     seconds = time.perf_counter() - observed.start
     row = attempt.row
     current = _sinks or sinks()
-    if current.otel is not None:
-        current.otel.ended(observed.span, row["queue"], status, seconds, observed.error_type)
+    otel = current.otel
+    if otel is not None:
+        if observed.span is not None:
+            otel.end(observed.span, status, observed.error_type)
+        if otel.metering():
+            otel.ended(row["queue"], status, seconds)
     if current.counting:
         slug = row.get("workflow_slug") or row.get("task_slug") or ""
         stats.FINISHED.add(row["queue"], slug, status, seconds)
@@ -155,7 +157,7 @@ async def refresh_depth(store: Store, now: datetime) -> None:
     Gauges are read synchronously, so they report the latest count made here (on a ``run()``).
     """
     otel = (_sinks or sinks()).otel
-    if otel is None or not otel.depth_due(DEPTH_REFRESH):
+    if otel is None or not otel.metering() or not otel.depth_due(DEPTH_REFRESH):
         return
     from asyncjobs.storage.monitoring import queue_counts
 
