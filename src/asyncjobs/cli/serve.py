@@ -27,7 +27,7 @@ EXAMPLE = Path("integrations") / "starlette" / "app.py"
 HOST = "127.0.0.1"
 BACKLOG = 128
 SECRET_ENV = "ASYNCJOBS_SECRET"
-TIMERS_LOGGER = "asyncjobs.scheduler.timers"
+TIMERS_LOGGER = "asyncjobs.autorun.timers"
 
 
 async def serve(args: argparse.Namespace) -> int:

@@ -17,8 +17,9 @@ from typing import Any, cast
 
 from quart import Blueprint, Quart, Response, request
 
+from asyncjobs.asgi import Request
 from asyncjobs.config import DEFAULT_STOP_TIMEOUT
-from asyncjobs.http import ENDPOINTS, Request, respond
+from asyncjobs.http import ENDPOINTS, respond
 from asyncjobs.jobs import Jobs
 
 DEFAULT_PREFIX = "/api/jobs"
