@@ -175,3 +175,20 @@ async def run_until_idle(
         if result.no_jobs_remaining:
             return results
     raise AssertionError(f"queue not idle after {rounds} runs")
+
+
+# -- telemetry ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def _telemetry() -> Any:
+    from tests.telemetry_support import install
+
+    return install()
+
+
+@pytest.fixture
+def otel(_telemetry: Any) -> Any:
+    """The session's OpenTelemetry SDK (``tests.telemetry_support.Telemetry``), spans cleared."""
+    _telemetry.exporter.clear()
+    return _telemetry

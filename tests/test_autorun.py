@@ -296,7 +296,7 @@ async def test_a_failing_tick_is_logged_even_when_silent(
         await until(lambda: calls == 2)
         await jobs.queue(task="record")
         await recorder.wait_for(2)
-    (record,) = [r for r in caplog.records if r.name == "asyncjobs.scheduler"]
+    (record,) = [r for r in caplog.records if r.name == "asyncjobs.autorun"]
     assert record.getMessage() == TICK_ERROR
     assert record.phase == "should_auto_run"  # type: ignore[attr-defined]
     assert "flaky check" in caplog.text

@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 import asyncjobs
-from asyncjobs.http import Headers, Request, parse_params, route_path
+from asyncjobs.asgi import Headers, Request, route_path
+from asyncjobs.http import parse_params
 from tests.lifespan import lifespan_messages
 
 SECRET = "s3cret-token"

@@ -93,7 +93,9 @@ CONTRACT_NAMES = [
     "mount",
     "get_jobs",
     "asyncjobs.runner",
-    "asyncjobs.scheduler",
+    "asyncjobs.autorun",
+    "asyncjobs.storage",
+    "asyncjobs.http",
     "asyncjobs.schedules",
 ]
 

@@ -39,6 +39,7 @@ class Attempt:
     # collection of a large heap pauses the host loop (see ``Runner._run_one``).
     scope: anyio.CancelScope | None = None
     cancel_requested: bool = False
+    observed: Any = None  # what ``asyncjobs.telemetry`` keeps while it runs
     _lock: anyio.Lock | None = None
 
     @property

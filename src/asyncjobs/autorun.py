@@ -22,7 +22,7 @@ from apscheduler.executors.base import BaseExecutor
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 
-from asyncjobs import logs
+from asyncjobs import health, logs
 from asyncjobs.config import AutoRun
 from asyncjobs.cron import Cron, parse
 from asyncjobs.logs import Silent
@@ -32,9 +32,7 @@ if TYPE_CHECKING:
     from asyncjobs.runner import Runner
     from asyncjobs.storage import Store
 
-# The logger keeps the name it had before the module was renamed: handlers configured for it
-# keep working.
-LOGGER_NAME = "asyncjobs.scheduler"
+LOGGER_NAME = "asyncjobs.autorun"
 logger = logging.getLogger(LOGGER_NAME)
 TICK_ERROR = "Error in job queue cron job handler"
 MAX_DUE_TIMES = 10_000  # due times a lane remembers; later ones wait for a cron tick
@@ -271,7 +269,7 @@ class AutoRunner:
 
     async def _listen(self) -> None:
         """Hear jobs queued by other processes (PostgreSQL NOTIFY) and wake covering lanes."""
-        with self._listener:
+        with self._listener, health.listening(self.jobs):
             await self.jobs.store.listen(self._notice)
 
     async def _serve_lane(self, lane: _Lane) -> None:
@@ -285,6 +283,7 @@ class AutoRunner:
         """Ask ``should_auto_run``, handle schedules (at cron times, unless disabled), then run
         due jobs."""
         jobs, entry = self.jobs, lane.entry
+        health.ticked(jobs, lane.name, entry)
         with logs.silenced(entry.silent):
             if not await self._phase(entry, "should_auto_run", jobs.auto_run_allowed):
                 return

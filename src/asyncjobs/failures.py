@@ -6,7 +6,7 @@ import asyncio
 from datetime import datetime
 from typing import Any
 
-from asyncjobs import injection, logs
+from asyncjobs import injection, logs, telemetry
 from asyncjobs.attempt import (
     Attempt,
     error_json,
@@ -161,22 +161,18 @@ async def outcome_refused(attempt: Attempt, steps: StepRunner, exc: Exception) -
 
 
 def _extra(attempt: Attempt) -> dict[str, Any]:
-    row = attempt.row
-    return {
-        "job_id": row["id"],
-        "slug": row.get("workflow_slug") or row.get("task_slug"),
-        "queue": row["queue"],
-        "attempt": row["total_tried"],
-    }
+    return logs.job_fields(attempt.row)
 
 
 def _log_failure(attempt: Attempt, what: str, final: bool, error: dict[str, Any]) -> None:
+    telemetry.failed(attempt, error)
     outcome = "max retries reached" if final else "will retry"
     logs.error(
-        "Error running %s of job %s, attempt %s: %s (%s)",
+        "Error running %s of job %s, attempt %s: %s: %s (%s)",
         what,
         attempt.id,
         attempt.row["total_tried"],
+        error.get("name"),
         error.get("message"),
         outcome,
         extra={**_extra(attempt), "final": final, "error_name": error.get("name")},

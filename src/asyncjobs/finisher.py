@@ -133,4 +133,4 @@ class Finisher:
 
 
 def unrecorded(attempt: Attempt) -> None:
-    logs.error("Could not record job %s", attempt.id, extra={"job_id": attempt.id}, exc=True)
+    logs.error("Could not record job %s", attempt.id, extra=logs.job_fields(attempt.row), exc=True)

@@ -1,4 +1,10 @@
-"""Runner logging with structured fields, honouring ``silent`` (reference §18)."""
+"""Runner logging with structured fields, honouring ``silent`` (reference §18).
+
+Every area logs under its own name below ``asyncjobs``: ``asyncjobs.runner`` (here),
+``asyncjobs.autorun``, ``asyncjobs.schedules``, ``asyncjobs.storage``, ``asyncjobs.http`` and
+``asyncjobs.cli``. The ``asyncjobs`` logger has a ``NullHandler``, so an application that
+configures no logging gets no lines on stderr from Python's last-resort handler.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from typing import Any
 
 Silent = bool | Mapping[str, bool]
 
+logging.getLogger("asyncjobs").addHandler(logging.NullHandler())
 logger = logging.getLogger("asyncjobs.runner")
 _silenced: ContextVar[tuple[bool, bool]] = ContextVar("asyncjobs_silenced", default=(False, False))
 
@@ -21,6 +28,19 @@ def check_silent(silent: Silent) -> tuple[bool, bool]:
     if isinstance(silent, Mapping) and set(silent) <= {"info", "error"}:
         return bool(silent.get("info", False)), bool(silent.get("error", False))
     raise ValueError(f"silent must be a bool or a dict with 'info'/'error' keys, got {silent!r}")
+
+
+def job_fields(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``extra`` of every line about a job: its id, slug, queue and attempt (1 for the
+    first; a job's row counts an attempt once its outcome is written)."""
+    return {
+        "job_id": row["id"],
+        "slug": row.get("workflow_slug") or row.get("task_slug"),
+        "queue": row["queue"],
+        "attempt": row["total_tried"]
+        if row.get("processing_token") is None
+        else row["total_tried"] + 1,
+    }
 
 
 @contextmanager

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
-from asyncjobs import injection
+from asyncjobs import injection, telemetry
 from asyncjobs.checks import MAX_KEY_LENGTH, check_length, check_queue
 from asyncjobs.config import DEFAULT_QUEUE, Access, Task, Workflow, check_access
 from asyncjobs.errors import Forbidden, JobCancelled, ValidationError
@@ -31,7 +31,7 @@ async def queue_items(
 ) -> list[Job]:
     """Validate every item, then insert all of them in one transaction (all or nothing)."""
     rows, supersede = await prepare_rows(registry, items, now)
-    stored = await store.insert_jobs(rows, supersede=supersede, now=now)
+    stored = await telemetry.created(rows, store.insert_jobs(rows, supersede=supersede, now=now))
     return [make_job(row, now) for row in stored]
 
 

@@ -12,7 +12,7 @@ from typing import Any, Final, Literal
 import anyio
 import anyio.lowlevel
 
-from asyncjobs import failures, injection, logs
+from asyncjobs import failures, injection, logs, telemetry
 from asyncjobs.attempt import Attempt
 from asyncjobs.checks import seconds
 from asyncjobs.config import Workflow
@@ -83,6 +83,7 @@ class Runner:
     async def run(self, request: RunRequest) -> RunResult:
         with logs.silenced(request.silent):
             now = self.clock()
+            await telemetry.refresh_depth(self.store, now)
             token = uuid.uuid4().hex
             rows = await self.store.claim(self._claim(request, now, token))
             if not rows:
@@ -182,7 +183,7 @@ class Runner:
         objects that survive young collections reach the old generation, whose full
         collections pause the host loop for the whole heap.
         """
-        with attempt.new_scope():
+        with attempt.new_scope(), telemetry.process_span(attempt):
             try:
                 status = await self._execute(attempt, finisher)
             except JobRunAborted:
@@ -204,6 +205,7 @@ class Runner:
         self, attempt: Attempt, status: RunStatus | None, statuses: dict[int, RunStatus]
     ) -> None:
         attempt.result = status or "aborted"
+        telemetry.settled(attempt, status)
         if status is not None:
             statuses[attempt.id] = status
         _log_outcome(attempt)
@@ -312,7 +314,7 @@ class Runner:
                 logs.info(
                     "Job %s was cancelled or lost its lease; stopping it.",
                     attempt.id,
-                    extra={"job_id": attempt.id},
+                    extra=logs.job_fields(attempt.row),
                 )
                 attempt.cancel()
 
@@ -376,7 +378,7 @@ def _log_outcome(attempt: Attempt) -> None:
         attempt.id,
         slug,
         attempt.result,
-        extra={"job_id": attempt.id, "slug": slug, "queue": row["queue"], "status": attempt.result},
+        extra={**logs.job_fields(row), "status": attempt.result},
     )
 
 

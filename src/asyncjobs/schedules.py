@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from asyncjobs.registry import Registry
     from asyncjobs.storage import Store
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("asyncjobs.schedules")
 
 Outcome = Literal["success", "skipped", "error"]
 DECISION_KEYS = frozenset({"should_schedule", "input", "wait_until"})

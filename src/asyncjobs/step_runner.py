@@ -14,7 +14,7 @@ import anyio.lowlevel
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
-from asyncjobs import injection
+from asyncjobs import injection, telemetry
 from asyncjobs.attempt import Attempt, new_log_entry, unstorable
 from asyncjobs.checks import HANDLER_ARGS
 from asyncjobs.config import Task
@@ -166,7 +166,8 @@ class StepRunner:
         if status is not None and status.complete and await self._restore(step, status):
             return typed_output(step.task, status.output)
         try:
-            output = await self._execute(step, status)
+            with telemetry.step_span(self.attempt, step):
+                output = await self._execute(step, status)
         except (JobCancelled, JobRunAborted, ConnectionLost, HandlerImportError):
             raise
         except Exception as exc:

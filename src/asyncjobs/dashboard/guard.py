@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 
 if TYPE_CHECKING:
-    from asyncjobs.http import EndpointsHost
+    from asyncjobs.asgi import EndpointsHost
 
 VIEWER = "asyncjobs.viewer"  # the scope key of the request's Viewer
 CSRF_COOKIE = "asyncjobs_csrf"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from asyncjobs.http import EndpointsHost
+from asyncjobs.asgi import EndpointsHost
 from asyncjobs.storage.dashboard import DashboardQueries
 
 if TYPE_CHECKING:

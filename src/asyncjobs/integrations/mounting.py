@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from asyncjobs.http import Receive, Scope, Send, route_path
+from asyncjobs.asgi import Receive, Scope, Send, route_path
 
 
 def check_prefix(prefix: str, name: str = "prefix") -> str:

@@ -12,7 +12,7 @@ from asyncjobs.storage.tables import COLUMNS
 Row = dict[str, Any]
 
 _TIMES = frozenset({"wait_until", "processing_until", "completed_at", "created_at", "updated_at"})
-_JSON = frozenset({"input", "meta", "error", "log"})
+_JSON = frozenset({"input", "meta", "error", "log", "trace_context"})
 _FLAGS = frozenset({"has_error", "exclusive"})
 # A column's value when an inserted row leaves it out (the table's server defaults).
 _INSERT_DEFAULTS: dict[str, Any] = {"has_error": False, "total_tried": 0, "exclusive": False}

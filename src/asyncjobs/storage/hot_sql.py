@@ -85,6 +85,7 @@ _PG_ARRAY_TYPES: dict[str, str] = {
     "error": "jsonb",
     "total_tried": "integer",
     "log": "jsonb",
+    "trace_context": "jsonb",
     "concurrency_key": "varchar",
     "exclusive": "boolean",
     "created_at": "timestamptz",

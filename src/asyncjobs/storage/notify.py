@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 CHANNEL = "asyncjobs_queued"
 RECONNECT_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0)
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("asyncjobs.storage")
 
 # One notification per insert statement and queue, sent by the server when the transaction
 # commits: queueing costs no extra round trip, and a listener never sees uncommitted jobs.

@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from asyncjobs.errors import ConnectionLost, StorageError
-from asyncjobs.storage import dialects, filters, notify
+from asyncjobs.storage import dialects, filters, migrations, notify
 from asyncjobs.storage.claims import Claim
 from asyncjobs.storage.errors import storage_error
 from asyncjobs.storage.hot import MAX_INSERT_ROWS, HotPath
@@ -383,6 +383,8 @@ async def _check_version(conn: AsyncConnection) -> None:
     found = (await conn.execute(select(schema_version.c.version))).scalar()
     if found is None:
         await conn.execute(insert(schema_version).values(id=1, version=SCHEMA_VERSION))
+    elif found < SCHEMA_VERSION:
+        await migrations.upgrade(conn, found)
     elif found > SCHEMA_VERSION:
         raise StorageError(
             f"the database schema is version {found}, newer than this asyncjobs "

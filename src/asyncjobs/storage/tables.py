@@ -30,7 +30,7 @@ from sqlalchemy.types import TypeDecorator
 
 from asyncjobs.checks import MAX_KEY_LENGTH, MAX_NAME_LENGTH
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # see ``migrations`` for what each version added
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -80,6 +80,8 @@ jobs = Table(
     Column("exclusive", Boolean, nullable=False, server_default=false()),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # W3C trace context (traceparent, tracestate) active when the job was queued.
+    Column("trace_context", Json),
 )
 
 _UNFINISHED = (jobs.c.completed_at.is_(None)) & (jobs.c.has_error == false())

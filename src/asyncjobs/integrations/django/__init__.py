@@ -31,8 +31,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from asyncjobs.asgi import Receive, Scope, Send, route_path
 from asyncjobs.config import DEFAULT_STOP_TIMEOUT
-from asyncjobs.http import Receive, Scope, Send, route_path, serve_lifespan
+from asyncjobs.http import serve_lifespan
 from asyncjobs.integrations.django import bridge
 from asyncjobs.integrations.django.loading import _settings, get_jobs
 from asyncjobs.integrations.mounting import Prefixed

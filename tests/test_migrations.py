@@ -1,0 +1,35 @@
+"""A database made by an older asyncjobs is upgraded when opened."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import select, text, update
+
+import asyncjobs
+from asyncjobs.storage.tables import SCHEMA_VERSION, schema_version
+from tests.conftest import run_until_idle
+
+MakeJobs = Callable[..., asyncjobs.Jobs]
+
+
+@asyncjobs.task("noop")
+async def noop(*, input: dict) -> None:
+    return None
+
+
+async def test_a_version_1_schema_gets_the_trace_context_column(make_jobs: MakeJobs) -> None:
+    old = make_jobs(tasks=[noop])
+    await old.queue(task="noop")
+    async with old.store.engine.begin() as conn:  # what 0.1 created
+        await conn.execute(text("ALTER TABLE asyncjobs_jobs DROP COLUMN trace_context"))
+        await conn.execute(update(schema_version).values(version=1))
+    await old.stop()
+
+    jobs = make_jobs(tasks=[noop])
+    await jobs.start(auto_run=False)
+    async with jobs.store.engine.connect() as conn:
+        assert (await conn.execute(select(schema_version.c.version))).scalar() == SCHEMA_VERSION
+    await jobs.queue(task="noop")
+    await run_until_idle(jobs)
+    assert [job.status for job in await jobs.find()] == ["completed", "completed"]
