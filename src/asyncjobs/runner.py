@@ -31,6 +31,7 @@ from asyncjobs.policies import Lease
 from asyncjobs.registry import SINGLE_TASK, Registry
 from asyncjobs.step_runner import StepRunner, TaskFailed, stray
 from asyncjobs.storage import Claim, Store
+from asyncjobs.wake import Wake
 
 MIN_HEARTBEAT = 0.05
 CANCEL_CHECK_INTERVAL = 0.5  # seconds between checks for jobs cancelled elsewhere
@@ -67,14 +68,15 @@ class Runner:
         lease: Lease,
         clock: Callable[[], datetime],
         delete_on_complete: bool,
+        on_retry: Wake | None = None,
     ) -> None:
         self.store, self.registry, self.host, self.clock = store, registry, host, clock
         self.duration = timedelta(seconds=seconds(lease.duration))
         self.buffer = timedelta(seconds=seconds(lease.safety_buffer))
         self.delete_on_complete = delete_on_complete
         self.running: dict[int, Attempt] = {}
-        # Called with (queue, wait_until) when a job failed and will be retried.
-        self.retry_listeners: list[Callable[[str, datetime], None]] = []
+        # Called with (queue, due) when a job failed and will be retried.
+        self.on_retry = on_retry
         self._batches: set[anyio.CancelScope] = set()
         self._idle = anyio.Event()
         self._idle.set()
@@ -211,9 +213,8 @@ class Runner:
             self._announce_retry(attempt)
 
     def _announce_retry(self, attempt: Attempt) -> None:
-        due = attempt.row.get("wait_until") or self.clock()
-        for listener in list(self.retry_listeners):
-            listener(attempt.row["queue"], due)
+        if self.on_retry is not None:
+            self.on_retry(attempt.row["queue"], attempt.row.get("wait_until") or self.clock())
 
     async def _execute(self, attempt: Attempt, finisher: Finisher) -> RunStatus | HandedOver | None:
         try:
