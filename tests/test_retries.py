@@ -1,4 +1,4 @@
-"""Retry caps and backoff (reference §8), timed with the injected clock."""
+"""Retry caps and backoff, timed with the injected clock."""
 
 from __future__ import annotations
 

@@ -246,7 +246,7 @@ def _bearer_matches(header: str, secret: str) -> bool:
 
 
 def has_schedules(jobs: EndpointsHost) -> bool:
-    """Whether any task or workflow declares a schedule (the reference's ``jobs.scheduling``)."""
+    """Whether any task or workflow declares a schedule; without one the endpoints skip them."""
     tasks = any(task.schedule for task in jobs.tasks.values())
     return tasks or any(flow.schedule for flow in jobs.workflows.values())
 

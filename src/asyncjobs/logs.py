@@ -1,4 +1,5 @@
-"""Runner logging with structured fields, honouring ``silent`` (reference §18)."""
+"""Runner logging with structured fields; ``silent`` mutes its info or error records (or both)
+for the run, tick or call it is given to."""
 
 from __future__ import annotations
 
