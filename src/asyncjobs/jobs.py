@@ -36,6 +36,7 @@ from asyncjobs.runner import Runner, RunRequest
 from asyncjobs.schedules import handle_schedules
 from asyncjobs.storage import Store
 from asyncjobs.urls import driver_url
+from asyncjobs.wake import WakeBus
 
 if TYPE_CHECKING:
     from asyncjobs.http import EndpointsApp
@@ -84,6 +85,7 @@ class Jobs(Lifecycle):
         self.lease = check_type(lease, Lease, "lease") or Lease()
         self.clock: Callable[[], datetime] = check_callable(clock, "clock") or utcnow
         self.store = Store(self.database_url)
+        self.wake = WakeBus()  # autoRun lanes subscribe; queue(), retries and NOTIFY publish
         self.runner = Runner(
             store=self.store,
             registry=self.registry,
@@ -91,6 +93,7 @@ class Jobs(Lifecycle):
             lease=self.lease,
             clock=self.clock,
             delete_on_complete=self.delete_job_on_complete,
+            on_retry=self.wake.publish,
         )
         super().__init__()
 
@@ -173,7 +176,7 @@ class Jobs(Lifecycle):
             return []
         await self._ready()
         created = await queue_items(self.store, self.registry, items, self.clock())
-        self._announce(created)
+        self.wake.publish_jobs(created)
         return created
 
     async def run(
@@ -251,7 +254,7 @@ class Jobs(Lifecycle):
         row = await self.store.retry(check_id(id), now=now)
         if row is None:
             return False
-        self._announce([make_job(row, now)])  # runnable again: wake_on_queue may run it now
+        self.wake.publish_jobs([make_job(row, now)])  # runnable again: a lane may run it now
         return True
 
     async def _cancel(self, where: Mapping[str, Any] | None, queue: str | None) -> list[int]:
