@@ -493,3 +493,24 @@ async def test_an_instance_told_not_to_auto_run_processes_nothing(make_jobs: Mak
     await recorder.wait_for(5, within=6)
     await until(lambda: refused >= 3)  # the instant wake and at least one timer tick
     assert {id(jobs) for jobs, _ in recorder.ran} == {id(busy)}
+
+
+@sqlite_only
+async def test_timer_fires_log_nothing_below_warning(
+    make_jobs: MakeJobs, caplog: pytest.LogCaptureFixture
+) -> None:
+    """APScheduler's executor logs each run at INFO; a timer every second must not flood."""
+    jobs = make_jobs(tasks=[Recorder().task], auto_run=auto(EVERY_SECOND))
+    handled = 0
+    handle = jobs.handle_schedules
+
+    async def counted(**options: Any) -> asyncjobs.ScheduleResult:
+        nonlocal handled
+        handled += 1
+        return await handle(**options)
+
+    jobs.handle_schedules = counted  # type: ignore[method-assign]
+    with caplog.at_level(logging.INFO):
+        await jobs.start()
+        await until(lambda: handled >= 2, within=5)  # the tick at start(), then a timer's
+    assert not [r for r in caplog.records if r.name.startswith("apscheduler.executors")]

@@ -71,3 +71,24 @@ async def test_inserted_rows_build_fully_validated_jobs(
     for row in stored:
         assert make_job(row, clock.now).model_dump() == validated_job(row, clock.now).model_dump()
         assert (await jobs.get(row["id"])) == make_job(row, clock.now)
+
+
+def test_job_rows_have_the_columns_of_the_jobs_table_in_order() -> None:
+    from asyncjobs.models import JobRow
+    from asyncjobs.storage.tables import jobs
+
+    assert JobRow._fields == tuple(column.name for column in jobs.c)
+
+
+async def test_a_job_row_builds_the_same_job_as_its_mapping(
+    make_jobs: MakeJobs, clock: FakeClock
+) -> None:
+    from asyncjobs.models import JobRow
+
+    jobs = make_jobs(tasks=[step], workflows=[two_steps])
+    await jobs.queue(workflow="two-steps", input={"fail": True})
+    await run_until_idle(jobs)
+    (row,) = await jobs.store.find(None, limit=1, order="created_at", now=clock.now)
+    typed = JobRow.of(row)
+    assert JobRow.of(typed) is typed and typed.slug == "two-steps"
+    assert make_job(typed, clock.now) == make_job(row, clock.now)

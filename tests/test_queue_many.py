@@ -35,7 +35,7 @@ def _jobs(make_jobs: MakeJobs, **options: Any) -> asyncjobs.Jobs:
 async def test_an_empty_batch_stores_nothing_and_wakes_nobody(make_jobs: MakeJobs) -> None:
     jobs = _jobs(make_jobs)
     woken: list[object] = []
-    jobs.on_queued(woken.append)
+    jobs.wake.subscribe(lambda queue, due: woken.append((queue, due)))
     assert await jobs.queue_many([]) == []
     assert (await jobs.find(), woken) == ([], [])
 

@@ -1,4 +1,4 @@
-"""Retry caps and backoff (reference §8), timed with the injected clock."""
+"""Retry caps and backoff, timed with the injected clock."""
 
 from __future__ import annotations
 
@@ -12,8 +12,11 @@ import asyncjobs
 from asyncjobs.retry import (
     MAX_BACKOFF,
     Backoff,
+    Decision,
     Retries,
+    StepTries,
     backoff_until,
+    decide,
     task_max_retries,
     workflow_verdict,
 )
@@ -311,3 +314,40 @@ def test_backoff_math_is_pure() -> None:
     assert task_max_retries(None, None) == 0
     assert workflow_verdict(None, 10, T0).final is False
     assert workflow_verdict(Retries(attempts=2), 2, T0).final is True
+
+
+def _tries(attempts: int | None, delay: float = 0, since_success: int = 0) -> StepTries:
+    backoff = Backoff(delay=delay) if delay else None
+    return StepTries(Retries(attempts=attempts, backoff=backoff), 0, since_success)
+
+
+def test_decide_a_handler_failure_counts_only_the_workflow_retries() -> None:
+    pending, hour = T0 + timedelta(minutes=5), timedelta(hours=1)
+    no_retries = decide(job=None, tried=0, pending=pending, now=T0)
+    assert no_retries == Decision(final=True, wait_until=None)  # a pending wait is cleared
+    flow = Retries(attempts=1, backoff=Backoff(delay=hour.total_seconds()))
+    assert decide(job=flow, tried=0, pending=pending, now=T0) == Decision(False, T0 + hour)
+    assert decide(job=flow, tried=1, pending=pending, now=T0) == Decision(True, None)
+    assert decide(job=Retries(), tried=0, pending=None, now=T0) == Decision(True, None)
+
+
+def test_decide_a_step_failure_waits_for_the_latest_and_keeps_it_when_final() -> None:
+    pending, past = T0 + timedelta(minutes=5), T0 - timedelta(minutes=5)
+    minute = Retries(attempts=3, backoff=Backoff(delay=60))
+    step = _tries(2, delay=600)
+    assert decide(job=minute, tried=0, pending=pending, now=T0, step=step) == Decision(
+        False, T0 + timedelta(minutes=10)
+    )
+    used_up = _tries(2, since_success=2)
+    assert decide(job=None, tried=5, pending=pending, now=T0, step=used_up) == Decision(
+        True, pending
+    )
+    assert decide(job=None, tried=5, pending=past, now=T0, step=used_up) == Decision(True, None)
+    # The step could retry, the workflow cannot: final, with the step's backoff kept.
+    flow_cap = Retries(attempts=1)
+    assert decide(job=flow_cap, tried=1, pending=None, now=T0, step=step) == Decision(
+        True, T0 + timedelta(minutes=10)
+    )
+    # Retries without attempts on the workflow cap nothing after a step: the step's cap does.
+    uncapped = decide(job=Retries(), tried=9, pending=None, now=T0, step=_tries(None))
+    assert uncapped == Decision(True, None)

@@ -46,8 +46,8 @@ async def test_a_retried_failed_job_runs_again_without_its_succeeded_steps(
     make_jobs: MakeJobs,
 ) -> None:
     jobs, job = await failed_job(make_jobs)
-    woken: list[list[int]] = []
-    jobs.on_queued(lambda created: woken.append([j.id for j in created]))
+    woken: list[tuple[str, object]] = []
+    jobs.wake.subscribe(lambda queue, due: woken.append((queue, due)))
     broken["mail"] = False
 
     assert await jobs.retry_by_id(job.id) is True
@@ -55,7 +55,7 @@ async def test_a_retried_failed_job_runs_again_without_its_succeeded_steps(
     assert retried is not None
     assert (retried.status, retried.error, retried.has_error) == ("queued", None, False)
     assert len(retried.log) == 2 and retried.total_tried == 1
-    assert woken == [[job.id]]
+    assert woken == [(job.queue, None)]  # once, runnable now
 
     await run_until_idle(jobs)
 

@@ -316,8 +316,8 @@ async def test_failing_after_schedule_is_logged_and_keeps_the_outcome(
 
 async def test_scheduled_jobs_do_not_wake_queue_listeners(make_jobs: MakeJobs) -> None:
     jobs = make_jobs(tasks=[scheduled_task(before_schedule=lambda: {"wait_until": None})])
-    heard: list[asyncjobs.Job] = []
-    jobs.on_queued(heard.extend)
+    heard: list[tuple[str, object]] = []
+    jobs.wake.subscribe(lambda queue, due: heard.append((queue, due)))
     assert (await jobs.handle_schedules()).queued == [("report", "default")]
     assert heard == []
 

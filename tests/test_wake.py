@@ -119,3 +119,32 @@ def test_notification_payload_parses() -> None:
     queue, due, origin = parse("my queue 1767614400.5 asyncjobs-2")
     assert (queue, origin) == ("my queue", "asyncjobs-2")
     assert due is not None and due.timestamp() == 1767614400.5
+
+
+def test_the_bus_publishes_each_runnable_queue_and_due_time_once() -> None:
+    from asyncjobs.models import make_job
+    from asyncjobs.wake import WakeBus
+
+    now = utcnow()
+    later = now + timedelta(hours=1)
+
+    def job(id: int, queue: str, wait_until: Any = None, **values: Any) -> asyncjobs.Job:
+        row = {"id": id, "queue": queue, "wait_until": wait_until, "created_at": now}
+        return make_job({**row, "updated_at": now, **values}, now)
+
+    bus, heard = WakeBus(), []
+    unsubscribe = bus.subscribe(lambda queue, due: heard.append((queue, due)))
+    bus.publish_jobs(
+        [
+            job(1, "a"),
+            job(2, "a"),
+            job(3, "b", later),
+            job(4, "b", later),
+            job(5, "c", completed_at=now),
+            job(6, "d", has_error=True),
+        ]
+    )
+    bus.publish("e", None)
+    unsubscribe()
+    bus.publish("f", None)
+    assert heard == [("a", None), ("b", later), ("e", None)]

@@ -11,9 +11,9 @@ from typing import Any
 
 import anyio
 
-from asyncjobs.config import Workflow
 from asyncjobs.errors import ConnectionLost, JobRunAborted, ValidationError, WriteRefused
-from asyncjobs.models import Job, TaskStatus, make_job, step_status
+from asyncjobs.models import Job, JobRow, TaskStatus, make_job, step_status
+from asyncjobs.retry import Retries
 from asyncjobs.storage import Store
 
 WRITE_GRACE = 10.0  # seconds a started write may finish despite cancellation
@@ -23,12 +23,12 @@ WRITE_GRACE = 10.0  # seconds a started write may finish despite cancellation
 class Attempt:
     """The worker's view of one leased job; every write checks the lease token."""
 
-    row: dict[str, Any]
+    row: JobRow
     token: str
     store: Store
     clock: Callable[[], datetime]
     safety_buffer: timedelta
-    definition: Workflow | None = None
+    retries: Retries | None = None  # the workflow's (a single-task job has none of its own)
     result: str | None = None
     releasing: bool = False
     defer_top_step: bool = False
@@ -44,7 +44,7 @@ class Attempt:
 
     @property
     def id(self) -> int:
-        return int(self.row["id"])
+        return self.row.id
 
     @property
     def holding(self) -> bool:
@@ -54,7 +54,7 @@ class Attempt:
     @property
     def log(self) -> list[dict[str, Any]]:
         """Every step entry of this job, including those waiting for the next write."""
-        return [*(self.row.get("log") or ()), *self.pending]
+        return [*(self.row.log or ()), *self.pending]
 
     def new_scope(self) -> anyio.CancelScope:
         """The scope the handler runs in; born cancelled if :meth:`cancel` came first."""
@@ -75,12 +75,12 @@ class Attempt:
 
     def finished(self, now: datetime) -> None:
         """Reflect a completion that a group write recorded."""
-        self.row.update(
+        self.row = self.row._replace(
             log=self.log,
             completed_at=now,
             processing_until=None,
             processing_token=None,
-            total_tried=self.row["total_tried"] + 1,
+            total_tried=self.row.total_tried + 1,
             updated_at=now,
         )
         self.pending.clear()
@@ -144,7 +144,7 @@ class Attempt:
             with anyio.move_on_after(WRITE_GRACE, shield=True):
                 owned = await self._update(update, now)
                 if owned:
-                    self.row.update(update)
+                    self.row = self.row._replace(**update)
                     self.pending.clear()
                     return
             raise JobRunAborted(f"job {self.id} can no longer be updated by this runner")

@@ -1,9 +1,21 @@
 """autoRun: cron timers that handle schedules and run due jobs inside the host event loop.
 
-APScheduler only keeps time here. A timer firing (or a job queued on a covered queue) wakes
-the entry's lane; each lane is a loop in a task group we own that runs one tick at a time, so
-a tick never overlaps the previous one, and wakes that arrive during a tick fold into exactly
-one more tick right after it.
+APScheduler only keeps time here, through its public API: an ``AsyncIOScheduler`` on the host
+loop, one job per entry on our own ``CronTrigger`` (crontab semantics from ``cron.py``), whose
+function is a coroutine that only wakes the entry's lane (the default ``AsyncIOExecutor`` runs
+it as a task on the loop, never in a thread). Each lane is a loop in a task group we own that
+runs one tick at a time, so a tick never overlaps the previous one, and wakes that arrive
+during a tick (a timer, the wake bus) fold into exactly one more tick right after it.
+
+That task group lives in the one task this module starts with ``create_task``: the scheduler
+is asyncio-bound anyway, and ``start()`` and ``stop()`` are separate calls of the host, so no
+anyio task group could span them without wrapping the host's own code.
+
+APScheduler's executor logs two INFO records per fire ("Running job ...", "... executed
+successfully") on ``apscheduler.executors.<alias>``; the executor is added under its own
+alias, ``EXECUTOR``, whose logger is set to WARNING so a tick every second does not flood an
+app that logs INFO (its warnings and errors still show). The scheduler's own records go to
+``asyncjobs.scheduler.timers``.
 """
 
 from __future__ import annotations
@@ -15,10 +27,10 @@ import math
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, tzinfo
 from functools import partial
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import anyio
-from apscheduler.executors.base import BaseExecutor
+from apscheduler.executors.asyncio import AsyncIOExecutor
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 
@@ -26,18 +38,20 @@ from asyncjobs import health, logs
 from asyncjobs.config import AutoRun
 from asyncjobs.cron import Cron, parse
 from asyncjobs.logs import Silent
-from asyncjobs.models import Job, RunResult
-
-if TYPE_CHECKING:
-    from asyncjobs.runner import Runner
-    from asyncjobs.storage import Store
+from asyncjobs.models import RunResult
+from asyncjobs.wake import Wake, WakeBus
 
 LOGGER_NAME = "asyncjobs.autorun"
 logger = logging.getLogger(LOGGER_NAME)
 TICK_ERROR = "Error in job queue cron job handler"
 MAX_DUE_TIMES = 10_000  # due times a lane remembers; later ones wait for a cron tick
 CLOSE_GRACE = 1.0  # how long close() lets a tick finish its last writes before cancelling it
-_RUNNABLE = frozenset({"queued", "waiting"})  # job statuses that wake a covering lane
+EXECUTOR = "asyncjobs"  # APScheduler logs each run on "apscheduler.executors.<this alias>"
+# Fires are idempotent wakes: never let APScheduler skip one (with a warning) because an
+# earlier fire's task has not had its turn on a busy loop yet.
+MAX_INSTANCES = 1_000
+logging.getLogger(f"apscheduler.executors.{EXECUTOR}").setLevel(logging.WARNING)
+Listen = Callable[[Wake], Awaitable[None]]
 
 
 class CronTrigger(BaseTrigger):  # type: ignore[misc]
@@ -68,20 +82,6 @@ class CronTrigger(BaseTrigger):  # type: ignore[misc]
 
     def __repr__(self) -> str:
         return f"CronTrigger({self.cron.expr!r})"
-
-
-class _Immediate(BaseExecutor):  # type: ignore[misc]
-    """Calls the timer's function on the loop at once: it only wakes a lane, so it never blocks.
-
-    The default asyncio executor would start a task outside our task group for each fire,
-    skip fires (with a warning) while one is running, and drop fires later than one second.
-    """
-
-    def submit_job(self, job: Any, run_times: list[datetime]) -> None:
-        self._do_submit_job(job, run_times)
-
-    def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:
-        job.func()
 
 
 class _Lane:
@@ -144,19 +144,7 @@ class _Lane:
 
 
 class TickHost(Protocol):
-    """What the timers need from the ``Jobs`` they serve: its clock, store and runner (to
-    hear of new and retried jobs), and the three calls a tick makes."""
-
-    @property
-    def clock(self) -> Callable[[], datetime]: ...
-
-    @property
-    def store(self) -> Store: ...
-
-    @property
-    def runner(self) -> Runner: ...
-
-    def on_queued(self, listener: Callable[[Sequence[Job]], None]) -> Callable[[], None]: ...
+    """The three calls a tick makes on the ``Jobs`` it serves."""
 
     async def auto_run_allowed(self) -> bool: ...
 
@@ -167,75 +155,83 @@ class TickHost(Protocol):
     ) -> RunResult: ...
 
 
+async def _fire(lane: _Lane) -> None:
+    """What a timer runs: a coroutine, so APScheduler's executor runs it on the loop."""
+    lane.fire()
+
+
 class AutoRunner:
     """The autoRun entries of one ``Jobs``: timers plus one tick loop per entry.
 
+    Lanes of entries with ``wake_on_queue`` subscribe to ``bus``; ``listen`` (PostgreSQL's
+    NOTIFY listener, ``None`` without one) feeds the bus with jobs other processes queue.
     ``stop()`` removes the timers and starts no further tick; a tick already running jobs is
     left to ``Jobs.stop()``'s drain, and ``close()`` then waits for the loops to end.
     """
 
-    def __init__(self, jobs: TickHost) -> None:
-        self.jobs = jobs
+    def __init__(
+        self,
+        jobs: TickHost,
+        *,
+        clock: Callable[[], datetime],
+        bus: WakeBus,
+        listen: Listen | None = None,
+    ) -> None:
+        self.jobs, self.clock, self.bus, self.listen = jobs, clock, bus, listen
         self._lanes: list[_Lane] = []
         self._timers: AsyncIOScheduler | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._ended = anyio.Event()
         self._cancel = anyio.CancelScope()  # may be cancelled before the lanes even start
         self._listener = anyio.CancelScope()
         self._stopping = False
 
+    @property
+    def _wakes_on_queue(self) -> bool:
+        return any(lane.entry.wake_on_queue for lane in self._lanes)
+
     async def start(self, entries: Sequence[AutoRun]) -> None:
-        """Install one timer per entry, and the queue listener for ``wake_on_queue``.
+        """Install one timer per entry, and subscribe to the bus for ``wake_on_queue``.
 
         Each entry ticks once at once, so jobs already due (a backlog, or jobs another instance
         handed back when it stopped) start now rather than at the entry's next cron time.
         """
-        self._lanes = [_Lane(entry, index, self.jobs.clock) for index, entry in enumerate(entries)]
+        self._lanes = [_Lane(entry, index, self.clock) for index, entry in enumerate(entries)]
         for lane in self._lanes:
             lane.fire()
         self._task = asyncio.get_running_loop().create_task(self._serve(), name="asyncjobs-autorun")
         self._timers = self._install_timers()
-        if any(lane.entry.wake_on_queue for lane in self._lanes):
-            unsubscribe = self.jobs.on_queued(self._on_queued)
-            retries = self.jobs.runner.retry_listeners
-            retries.append(self._notice)
-
-            def unsubscribe_all() -> None:
-                unsubscribe()
-                retries.remove(self._notice)
-
-            self._unsubscribe = unsubscribe_all
+        if self._wakes_on_queue:
+            self._unsubscribe = self.bus.subscribe(self._notice)
 
     def _install_timers(self) -> AsyncIOScheduler:
         timers = AsyncIOScheduler(
             timezone=UTC,
             logger=logging.getLogger(f"{LOGGER_NAME}.timers"),
-            executors={"default": _Immediate()},
+            executors={EXECUTOR: AsyncIOExecutor()},
         )
         timers.start()
         for lane in self._lanes:
             timers.add_job(
-                lane.fire,
+                _fire,
                 CronTrigger(parse(lane.entry.cron), lane.entry.zone),
+                args=[lane],
                 id=lane.name,
                 name=lane.name,
+                executor=EXECUTOR,
                 coalesce=True,
                 misfire_grace_time=None,
+                max_instances=MAX_INSTANCES,
             )
         return timers
-
-    def _on_queued(self, created: Sequence[Job]) -> None:
-        # A batch mostly repeats one (queue, due) pair: notice each pair once, in order.
-        runnable = {(j.queue, j.wait_until): None for j in created if j.status in _RUNNABLE}
-        for queue, due in runnable:
-            self._notice(queue, due)
 
     def _notice(self, queue: str, due: datetime | None) -> None:
         for lane in self._lanes:
             lane.notice(queue, due)
 
     async def stop(self) -> None:
-        """Remove the timers and the queue listener; no tick starts after this returns."""
+        """Remove the timers and the bus subscription; no tick starts after this returns."""
         self._stopping = True
         unsubscribe, self._unsubscribe = self._unsubscribe, None
         if unsubscribe is not None:
@@ -253,24 +249,26 @@ class AutoRunner:
         task, self._task = self._task, None
         if task is None:
             return
-        await asyncio.wait({task}, timeout=CLOSE_GRACE)
+        with anyio.move_on_after(CLOSE_GRACE):
+            await self._ended.wait()
         self._cancel.cancel()
         await task
 
     async def _serve(self) -> None:
-        with self._cancel:
-            async with anyio.create_task_group() as tg:
-                for lane in self._lanes:
-                    tg.start_soon(self._serve_lane, lane, name=lane.name)
-                if self.jobs.store.notifies and any(
-                    lane.entry.wake_on_queue for lane in self._lanes
-                ):
-                    tg.start_soon(self._listen, name="asyncjobs-notifications")
+        try:
+            with self._cancel:
+                async with anyio.create_task_group() as tg:
+                    for lane in self._lanes:
+                        tg.start_soon(self._serve_lane, lane, name=lane.name)
+                    if self.listen is not None and self._wakes_on_queue:
+                        tg.start_soon(self._listen, self.listen, name="asyncjobs-notifications")
+        finally:
+            self._ended.set()
 
-    async def _listen(self) -> None:
-        """Hear jobs queued by other processes (PostgreSQL NOTIFY) and wake covering lanes."""
+    async def _listen(self, listen: Listen) -> None:
+        """Hear jobs queued by other processes (PostgreSQL NOTIFY) and publish them."""
         with self._listener, health.listening(self.jobs):
-            await self.jobs.store.listen(self._notice)
+            await listen(self.bus.publish)
 
     async def _serve_lane(self, lane: _Lane) -> None:
         while True:
@@ -308,7 +306,8 @@ class AutoRunner:
         """Run one step of a tick; an exception is logged and the next tick still comes.
 
         A failing ``handle_schedules`` does not hold back running jobs, so one broken schedule
-        hook cannot stall the queue. The message ignores ``silent`` (reference §18).
+        hook cannot stall the queue. The message is logged even when the entry is ``silent``: a
+        silenced tick must not hide a broken one.
         """
         try:
             return await call()

@@ -1,4 +1,5 @@
-"""What a failed attempt writes: task errors, workflow errors, cancellation (reference §8, §11)."""
+"""What a failed attempt writes: a step's failure, the handler's, one that cannot be retried, a
+cancellation. ``retry.decide`` says whether and when to try again; each writes once."""
 
 from __future__ import annotations
 
@@ -18,22 +19,11 @@ from asyncjobs.attempt import (
 from asyncjobs.errors import JobCancelled, JobRunAborted, StorageError, WriteRefused
 from asyncjobs.finisher import unrecorded
 from asyncjobs.models import RunStatus
-from asyncjobs.retry import backoff_until, task_max_retries, workflow_verdict
+from asyncjobs.retry import Decision, StepTries, decide
 from asyncjobs.step_runner import Step, StepRunner, TaskFailed, stray
 from asyncjobs.storage import cancelled_values
 
 FINAL: RunStatus = "error-reached-max-retries"
-
-
-def _later(a: datetime | None, b: datetime | None) -> datetime | None:
-    if a is None or b is None:
-        return a or b
-    return max(a, b)
-
-
-def _future_wait(attempt: Attempt, now: datetime) -> datetime | None:
-    wait: datetime | None = attempt.row.get("wait_until")
-    return wait if wait is not None and wait > now else None
 
 
 async def task_failed(attempt: Attempt, steps: StepRunner, failure: TaskFailed) -> RunStatus:
@@ -55,24 +45,16 @@ async def task_failed(attempt: Attempt, steps: StepRunner, failure: TaskFailed) 
         error=error,
         parent=step.parent,
     )
-    workflow_retries = attempt.definition.retries if attempt.definition else None
-    cap = task_max_retries(step.retries, workflow_retries)
-    wait = _future_wait(attempt, now)
-    values: dict[str, Any] = {**released(), "total_tried": attempt.row["total_tried"] + 1}
-    if attempt.failures_since_success(step.slug, step.task_id) >= cap:
-        final = True
-    else:
-        prior = failure.status.total_tried if failure.status else 0
-        wait = _later(wait, backoff_until(step.retries, prior, now))
-        verdict = workflow_verdict(workflow_retries, attempt.row["total_tried"], now, step=True)
-        wait = _later(wait, verdict.wait_until)
-        final = verdict.final
-    values.update(wait_until=wait, has_error=final)
-    if final:
-        values["error"] = error
+    tries = StepTries(
+        retries=step.retries,
+        prior=failure.status.total_tried if failure.status else 0,
+        since_success=attempt.failures_since_success(step.slug, step.task_id),
+    )
+    decision = _decide(attempt, now, tries)
+    values = failure_values(attempt, error if decision.final else None, decision)
     await attempt.write(values, log_entry=entry)
-    _log_failure(attempt, f"task {step.slug!r} ({step.task_id})", final, error)
-    return FINAL if final else "error"
+    _log_failure(attempt, f"task {step.slug!r} ({step.task_id})", decision.final, error)
+    return FINAL if decision.final else "error"
 
 
 async def _on_fail(attempt: Attempt, steps: StepRunner, failure: TaskFailed) -> RunStatus | None:
@@ -92,42 +74,44 @@ async def _on_fail(attempt: Attempt, steps: StepRunner, failure: TaskFailed) -> 
 
 async def workflow_failed(attempt: Attempt, exc: BaseException) -> RunStatus:
     """The handler itself raised (not a step): only the workflow's retries count."""
-    now = attempt.clock()
-    retries = attempt.definition.retries if attempt.definition else None
-    wait = _future_wait(attempt, now)
-    if retries is None:
-        final = True
-    else:
-        verdict = workflow_verdict(retries, attempt.row["total_tried"], now)
-        final, wait = verdict.final, _later(wait, verdict.wait_until)
+    decision = _decide(attempt, attempt.clock())
     error = error_json(exc)
-    await attempt.write(
-        {
-            **released(),
-            "error": error,
-            "has_error": final,
-            "total_tried": attempt.row["total_tried"] + 1,
-            "wait_until": None if final else wait,
-        }
-    )
-    _log_failure(attempt, "handler", final, error)
-    return FINAL if final else "error"
+    await attempt.write(failure_values(attempt, error, decision))
+    _log_failure(attempt, "handler", decision.final, error)
+    return FINAL if decision.final else "error"
 
 
 async def failed_for_good(attempt: Attempt, exc: BaseException) -> RunStatus:
     """Nothing to retry: an unregistered slug or a handler that cannot be imported."""
     error = error_json(exc)
     error.pop("traceback", None)
-    await attempt.write(
-        {
-            **released(),
-            "error": error,
-            "has_error": True,
-            "total_tried": attempt.row["total_tried"] + 1,
-        }
-    )
+    await attempt.write(failure_values(attempt, error))
     _log_failure(attempt, "job", True, error)
     return FINAL
+
+
+def _decide(attempt: Attempt, now: datetime, step: StepTries | None = None) -> Decision:
+    row = attempt.row
+    return decide(
+        job=attempt.retries, tried=row.total_tried, pending=row.wait_until, now=now, step=step
+    )
+
+
+def failure_values(
+    attempt: Attempt, error: dict[str, Any] | None, decision: Decision | None = None
+) -> dict[str, Any]:
+    """The columns a failed try writes: the lease released, the try counted, ``error`` unless
+    ``None``; without a ``decision`` the job fails for good and its ``wait_until`` stays."""
+    values: dict[str, Any] = {
+        **released(),
+        "total_tried": attempt.row.total_tried + 1,
+        "has_error": decision is None or decision.final,
+    }
+    if error is not None:
+        values["error"] = error
+    if decision is not None:
+        values["wait_until"] = decision.wait_until
+    return values
 
 
 async def cancelled(attempt: Attempt, message: str) -> RunStatus:
@@ -171,7 +155,7 @@ def _log_failure(attempt: Attempt, what: str, final: bool, error: dict[str, Any]
         "Error running %s of job %s, attempt %s: %s: %s (%s)",
         what,
         attempt.id,
-        attempt.row["total_tried"],
+        attempt.row.total_tried,
         error.get("name"),
         error.get("message"),
         outcome,

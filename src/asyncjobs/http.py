@@ -105,7 +105,7 @@ def _flag(given: Mapping[str, str], name: str) -> bool:
 
 
 def has_schedules(jobs: EndpointsHost) -> bool:
-    """Whether any task or workflow declares a schedule (the reference's ``jobs.scheduling``)."""
+    """Whether any task or workflow declares a schedule; without one the endpoints skip them."""
     tasks = any(task.schedule for task in jobs.tasks.values())
     return tasks or any(flow.schedule for flow in jobs.workflows.values())
 

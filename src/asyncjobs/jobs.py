@@ -36,6 +36,7 @@ from asyncjobs.runner import Runner, RunRequest
 from asyncjobs.schedules import handle_schedules
 from asyncjobs.storage import Store
 from asyncjobs.urls import driver_url
+from asyncjobs.wake import WakeBus
 
 if TYPE_CHECKING:
     from asyncjobs.dashboard.app import DashboardApp
@@ -85,6 +86,7 @@ class Jobs(Lifecycle):
         self.lease = check_type(lease, Lease, "lease") or Lease()
         self.clock: Callable[[], datetime] = check_callable(clock, "clock") or utcnow
         self.store = Store(self.database_url)
+        self.wake = WakeBus()  # autoRun lanes subscribe; queue(), retries and NOTIFY publish
         self.runner = Runner(
             store=self.store,
             registry=self.registry,
@@ -92,6 +94,7 @@ class Jobs(Lifecycle):
             lease=self.lease,
             clock=self.clock,
             delete_on_complete=self.delete_job_on_complete,
+            on_retry=self.wake.publish,
         )
         super().__init__()
 
@@ -118,8 +121,7 @@ class Jobs(Lifecycle):
         return EndpointsApp(self)
 
     def dashboard_app(self) -> DashboardApp:
-        """An ASGI app showing the jobs in a browser (``asyncjobs.dashboard``; ImportError
-        without ``asyncjobs[dashboard]``); access: ``Access.dashboard`` or the secret."""
+        """The jobs in a browser: an ASGI app (``asyncjobs.dashboard``, extra ``dashboard``)."""
         from asyncjobs.dashboard import build
 
         return build(self)
@@ -181,7 +183,7 @@ class Jobs(Lifecycle):
             return []
         await self._ready()
         created = await queue_items(self.store, self.registry, items, self.clock())
-        self._announce(created)
+        self.wake.publish_jobs(created)
         return created
 
     async def run(
@@ -259,7 +261,7 @@ class Jobs(Lifecycle):
         row = await self.store.retry(check_id(id), now=now)
         if row is None:
             return False
-        self._announce([make_job(row, now)])  # runnable again: wake_on_queue may run it now
+        self.wake.publish_jobs([make_job(row, now)])  # runnable again: a lane may run it now
         return True
 
     async def _cancel(self, where: Mapping[str, Any] | None, queue: str | None) -> list[int]:

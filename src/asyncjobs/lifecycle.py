@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, cast
 
@@ -14,18 +15,20 @@ import anyio
 
 from asyncjobs import injection
 from asyncjobs.config import DEFAULT_STOP_TIMEOUT, AutoRun, auto_run_list
-from asyncjobs.models import Job
 from asyncjobs.runner import Runner
 from asyncjobs.storage import Store
+from asyncjobs.wake import WakeBus
 
 if TYPE_CHECKING:
     from asyncjobs.autorun import TickHost
 
 
 class Lifecycle:
-    """Start, stop and the queue listeners of the facade."""
+    """Start and stop of the facade."""
 
     store: Store
+    wake: WakeBus
+    clock: Callable[[], datetime]
     runner: Runner
     auto_run: Sequence[AutoRun] | Callable[..., Any]
     should_auto_run: Callable[..., Any] | None
@@ -33,7 +36,6 @@ class Lifecycle:
     def __init__(self) -> None:
         self._open_lock = anyio.Lock()
         self._timers: Any = None
-        self._queued_listeners: list[Callable[[Sequence[Job]], None]] = []
 
     async def start(self, auto_run: bool = True) -> None:
         """Open the database (creating the schema) and, if asked, install the autoRun timers."""
@@ -44,7 +46,12 @@ class Lifecycle:
         if entries:
             from asyncjobs.autorun import AutoRunner
 
-            timers = AutoRunner(cast("TickHost", self))  # a Jobs: it adds run() and the rest
+            timers = AutoRunner(
+                cast("TickHost", self),  # a Jobs: it adds run() and handle_schedules()
+                clock=self.clock,
+                bus=self.wake,
+                listen=self.store.listen if self.store.notifies else None,
+            )
             await timers.start(entries)
             self._timers = timers
 
@@ -103,12 +110,3 @@ class Lifecycle:
         if callable(entries):
             entries = await injection.call_positional(entries, self)
         return auto_run_list(entries)
-
-    def on_queued(self, listener: Callable[[Sequence[Job]], None]) -> Callable[[], None]:
-        """Call ``listener`` with the jobs after every successful queue; returns an unsubscribe."""
-        self._queued_listeners.append(listener)
-        return lambda: self._queued_listeners.remove(listener)
-
-    def _announce(self, created: Sequence[Job]) -> None:
-        for listener in list(self._queued_listeners):
-            listener(created)

@@ -1,4 +1,4 @@
-"""Runner logging with structured fields, honouring ``silent`` (reference §18).
+"""Runner logging with structured fields, honouring ``silent``.
 
 Every area logs under its own name below ``asyncjobs``: ``asyncjobs.runner`` (here),
 ``asyncjobs.autorun``, ``asyncjobs.schedules``, ``asyncjobs.storage``, ``asyncjobs.http`` and
@@ -30,17 +30,11 @@ def check_silent(silent: Silent) -> tuple[bool, bool]:
     raise ValueError(f"silent must be a bool or a dict with 'info'/'error' keys, got {silent!r}")
 
 
-def job_fields(row: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``extra`` of every line about a job: its id, slug, queue and attempt (1 for the
-    first; a job's row counts an attempt once its outcome is written)."""
-    return {
-        "job_id": row["id"],
-        "slug": row.get("workflow_slug") or row.get("task_slug"),
-        "queue": row["queue"],
-        "attempt": row["total_tried"]
-        if row.get("processing_token") is None
-        else row["total_tried"] + 1,
-    }
+def job_fields(row: Any) -> dict[str, Any]:
+    """The ``extra`` of every line about a job (a ``JobRow``): its id, slug, queue and attempt
+    (1 for the first; a job's row counts an attempt once its outcome is written)."""
+    tried = row.total_tried if row.processing_token is None else row.total_tried + 1
+    return {"job_id": row.id, "slug": row.slug, "queue": row.queue, "attempt": tried}
 
 
 @contextmanager

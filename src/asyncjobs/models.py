@@ -1,10 +1,11 @@
-"""Read models: Job, JobLogEntry, TaskStatus, RunResult, ScheduleResult (frozen pydantic)."""
+"""Read models: Job, JobLogEntry, TaskStatus, RunResult, ScheduleResult (frozen pydantic),
+and ``JobRow``, a stored job as the engine holds it."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -12,6 +13,43 @@ JobStatusName = Literal["queued", "waiting", "processing", "completed", "failed"
 RunStatus = Literal["success", "error", "error-reached-max-retries"]
 
 _FROZEN = ConfigDict(frozen=True)
+
+
+class JobRow(NamedTuple):
+    """One row of the jobs table, typed and immutable; fields in the table's column order.
+
+    The engine holds a claimed job as one and replaces it (``_replace``) after each write.
+    """
+
+    id: int
+    queue: str
+    task_slug: str | None
+    workflow_slug: str | None
+    input: Any
+    meta: Any
+    wait_until: datetime | None
+    processing_until: datetime | None
+    processing_token: str | None
+    completed_at: datetime | None
+    has_error: bool
+    error: dict[str, Any] | None
+    total_tried: int
+    log: list[dict[str, Any]] | None
+    concurrency_key: str | None
+    exclusive: bool
+    created_at: datetime
+    updated_at: datetime
+    trace_context: dict[str, Any] | None = None
+
+    @property
+    def slug(self) -> str:
+        """The workflow slug, or the task slug of a single-task job."""
+        return self.workflow_slug or self.task_slug or ""
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any] | JobRow) -> JobRow:
+        """The ``JobRow`` of a row storage returned (a mapping of every column)."""
+        return row if isinstance(row, JobRow) else cls(**row)
 
 
 class JobLogEntry(BaseModel):
@@ -43,7 +81,9 @@ class TaskStatus(BaseModel):
 
 
 def fold_task_status(log: Iterable[JobLogEntry]) -> dict[str, dict[str, TaskStatus]]:
-    """``task_status[slug][task_id]`` as the reference §4.3 folds it: last success wins."""
+    """``task_status[slug][task_id]`` folded from the log in order: a step is complete once any
+    attempt succeeded; its input and output are its last success's (else its first attempt's),
+    and ``total_tried`` counts every attempt."""
     status: dict[str, dict[str, TaskStatus]] = {}
     for entry in log:
         by_id = status.setdefault(entry.task_slug, {})
@@ -107,7 +147,7 @@ class Job(BaseModel):
 
 
 def job_status(values: Mapping[str, Any], now: datetime) -> JobStatusName:
-    """Derive the status of a job row against ``now``."""
+    """Derive the status of a job row (as a mapping) against ``now``."""
     error = values.get("error") or {}
     if values.get("has_error"):
         return "cancelled" if error.get("cancelled") else "failed"
@@ -122,8 +162,9 @@ def job_status(values: Mapping[str, Any], now: datetime) -> JobStatusName:
     return "queued"
 
 
-def make_job(values: Mapping[str, Any], now: datetime) -> Job:
-    """Build a :class:`Job` from storage values (the one place rows become models)."""
+def make_job(row: Mapping[str, Any] | JobRow, now: datetime) -> Job:
+    """Build a :class:`Job` from a stored row (the one place rows become models)."""
+    values = row._asdict() if isinstance(row, JobRow) else row
     raw_log = values.get("log")
     log = [JobLogEntry.model_validate(entry) for entry in raw_log] if raw_log else []
     fields = dict(values)  # columns without a Job field (processing_token, ...) are ignored

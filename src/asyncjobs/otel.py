@@ -21,6 +21,7 @@ from opentelemetry.trace import ProxyTracerProvider, Span, SpanKind, StatusCode
 
 if TYPE_CHECKING:
     from asyncjobs.attempt import Attempt
+    from asyncjobs.models import JobRow
     from asyncjobs.storage import Store
     from asyncjobs.storage.monitoring import QueueCount
 
@@ -55,12 +56,12 @@ def job_attributes(row: Row, operation: str) -> dict[str, Any]:
     }
 
 
-def running_attributes(row: Row) -> dict[str, Any]:
+def running_attributes(row: JobRow) -> dict[str, Any]:
     """A ``process`` or ``step`` span's: the job's id and which attempt (1 for the first)."""
     return {
-        **job_attributes(row, "process"),
-        MESSAGE_ID: str(row["id"]),
-        "asyncjobs.job.attempt": int(row["total_tried"]) + 1,
+        **job_attributes(row._asdict(), "process"),
+        MESSAGE_ID: str(row.id),
+        "asyncjobs.job.attempt": row.total_tried + 1,
     }
 
 
@@ -126,9 +127,9 @@ class Otel:
     def process(self, attempt: Attempt) -> Iterator[Span]:
         """The attempt's ``process`` span, current while it runs; ended by the caller."""
         row = attempt.row
-        parent = stored_context(row.get("trace_context"))
+        parent = stored_context(row.trace_context)
         span = self.tracer.start_span(
-            f"process {row['queue']}",
+            f"process {row.queue}",
             context=parent,
             kind=SpanKind.CONSUMER,
             attributes=running_attributes(row),

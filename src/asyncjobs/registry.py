@@ -8,8 +8,6 @@ from typing import Any
 from asyncjobs.config import Task, Workflow, import_handler
 from asyncjobs.errors import NotRegistered
 
-SINGLE_TASK = "singleTask"
-
 
 class Registry:
     """Tasks and workflows by slug; slugs are unique across both."""
@@ -50,13 +48,13 @@ class Registry:
         try:
             return self.tasks[slug]
         except KeyError:
-            raise NotRegistered(f"task {slug!r} is not registered") from None
+            raise not_registered("task", slug) from None
 
     def workflow(self, slug: str) -> Workflow:
         try:
             return self.workflows[slug]
         except KeyError:
-            raise NotRegistered(f"workflow {slug!r} is not registered") from None
+            raise not_registered("workflow", slug) from None
 
     @property
     def keyed(self) -> bool:
@@ -74,3 +72,8 @@ class Registry:
         if target not in self._imported:
             self._imported[target] = import_handler(target, what)
         return self._imported[target]
+
+
+def not_registered(kind: str, slug: str) -> NotRegistered:
+    """The error for a ``kind`` ("task" or "workflow") that no definition has the slug of."""
+    return NotRegistered(f"{kind} {slug!r} is not registered")

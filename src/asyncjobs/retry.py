@@ -1,4 +1,5 @@
-"""Retry policy (``Retries``, ``Backoff``) and the pure decisions made from it: caps, backoff."""
+"""Retry policy (``Retries``, ``Backoff``) and the pure decisions made from it: caps, backoff,
+and ``decide``, the one answer to "a try failed: again, and when?"."""
 
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ def as_retries(value: RetriesLike, what: str = "retries") -> Retries | None:
 
 
 def merge_retries(base: Retries | None, override: RetriesLike) -> Retries | None:
-    """Call-site retries win field by field over the task's own (reference §2.4).
+    """Call-site retries win field by field over the task's own.
 
     A number at the call site changes only ``attempts``: the task's backoff and
     ``should_restore`` stay.
@@ -94,8 +95,8 @@ MAX_BACKOFF = timedelta(days=100 * 365)
 
 
 def backoff_until(retries: Retries | None, prior_attempts: int, now: datetime) -> datetime:
-    """When the next try may start: ``now`` without a backoff (reference §8.4), and at most
-    ``MAX_BACKOFF`` after it."""
+    """When the next try may start: ``now`` without a backoff (the next run may retry at once),
+    and at most ``MAX_BACKOFF`` after it."""
     if retries is None or retries.backoff is None:
         return now
     delay = seconds(retries.backoff.delay)
@@ -105,7 +106,8 @@ def backoff_until(retries: Retries | None, prior_attempts: int, now: datetime) -
 
 
 def task_max_retries(task_retries: Retries | None, workflow_retries: Retries | None) -> int:
-    """A task's own attempts, else the workflow's attempts, else 0 (reference §8.2 step 4)."""
+    """How many times a failed step may be retried: the task's own attempts, else the
+    workflow's attempts, else 0."""
     if task_retries is not None and task_retries.attempts is not None:
         return task_retries.attempts
     if workflow_retries is not None and workflow_retries.attempts is not None:
@@ -122,7 +124,8 @@ class WorkflowVerdict:
 def workflow_verdict(
     workflow_retries: Retries | None, total_tried: int, now: datetime, *, step: bool = False
 ) -> WorkflowVerdict:
-    """Whether the job may try again under the workflow's cap (reference §8.2 step 7.2).
+    """Whether the job may try again under the workflow's cap: ``total_tried`` tries before
+    this one, against ``attempts`` retries; if so, not before the workflow's backoff.
 
     ``Retries`` without ``attempts`` on a workflow caps nothing after a failed ``step`` (the
     step's own cap decides, and the workflow's backoff still applies), and counts as 0 retries
@@ -138,3 +141,72 @@ def workflow_verdict(
     return WorkflowVerdict(
         final=False, wait_until=backoff_until(workflow_retries, total_tried, now)
     )
+
+
+@dataclass(frozen=True)
+class StepTries:
+    """What a failed step adds to the decision: its own retries (after the call site's), its
+    tries before this one, and its failures since its last success (this one not counted)."""
+
+    retries: Retries | None
+    prior: int
+    since_success: int
+
+
+@dataclass(frozen=True)
+class Decision:
+    """``final``: the job fails for good; ``wait_until``: the value to write for it."""
+
+    final: bool
+    wait_until: datetime | None
+
+
+def decide(
+    *,
+    job: Retries | None,
+    tried: int,
+    pending: datetime | None,
+    now: datetime,
+    step: StepTries | None = None,
+) -> Decision:
+    """A try of a job failed (``step=None``: its handler raised): try again, and when?
+
+    ``job`` is the workflow's retries (``None`` for a single-task job), ``tried`` the job's
+    tries before this one, ``pending`` its current ``wait_until``. A retry waits for the
+    latest of: a still pending ``wait_until``, the step's backoff, the workflow's backoff. A
+    step's final failure keeps a pending ``wait_until`` (and its backoff); a handler's final
+    failure clears it.
+    """
+    wait = pending if pending is not None and pending > now else None
+    if step is None:
+        return _handler_decision(job, tried, wait, now)
+    return _step_decision(job, tried, wait, now, step)
+
+
+def _handler_decision(
+    job: Retries | None, tried: int, wait: datetime | None, now: datetime
+) -> Decision:
+    """Only the workflow's retries count; a job without any fails for good."""
+    if job is None:
+        return Decision(final=True, wait_until=None)
+    verdict = workflow_verdict(job, tried, now)
+    if verdict.final:
+        return Decision(final=True, wait_until=None)
+    return Decision(final=False, wait_until=_later(wait, verdict.wait_until))
+
+
+def _step_decision(
+    job: Retries | None, tried: int, wait: datetime | None, now: datetime, step: StepTries
+) -> Decision:
+    """The step's cap first, then the workflow's."""
+    if step.since_success >= task_max_retries(step.retries, job):
+        return Decision(final=True, wait_until=wait)
+    wait = _later(wait, backoff_until(step.retries, step.prior, now))
+    verdict = workflow_verdict(job, tried, now, step=True)
+    return Decision(final=verdict.final, wait_until=_later(wait, verdict.wait_until))
+
+
+def _later(a: datetime | None, b: datetime | None) -> datetime | None:
+    if a is None or b is None:
+        return a or b
+    return max(a, b)

@@ -12,10 +12,9 @@ from typing import Any, Final, Literal
 import anyio
 import anyio.lowlevel
 
-from asyncjobs import failures, injection, logs, telemetry
+from asyncjobs import failures, logs, telemetry
 from asyncjobs.attempt import Attempt
 from asyncjobs.checks import seconds
-from asyncjobs.config import Workflow
 from asyncjobs.errors import (
     ConnectionLost,
     HandlerImportError,
@@ -26,11 +25,13 @@ from asyncjobs.errors import (
     WriteRefused,
 )
 from asyncjobs.finisher import Finisher, unrecorded
-from asyncjobs.models import RunResult, RunStatus
+from asyncjobs.models import JobRow, RunResult, RunStatus
+from asyncjobs.plans import Plans
 from asyncjobs.policies import Lease
-from asyncjobs.registry import SINGLE_TASK, Registry
+from asyncjobs.registry import Registry
 from asyncjobs.step_runner import StepRunner, TaskFailed, stray
 from asyncjobs.storage import Claim, Store
+from asyncjobs.wake import Wake
 
 MIN_HEARTBEAT = 0.05
 CANCEL_CHECK_INTERVAL = 0.5  # seconds between checks for jobs cancelled elsewhere
@@ -67,28 +68,29 @@ class Runner:
         lease: Lease,
         clock: Callable[[], datetime],
         delete_on_complete: bool,
+        on_retry: Wake | None = None,
     ) -> None:
         self.store, self.registry, self.host, self.clock = store, registry, host, clock
         self.duration = timedelta(seconds=seconds(lease.duration))
         self.buffer = timedelta(seconds=seconds(lease.safety_buffer))
         self.delete_on_complete = delete_on_complete
         self.running: dict[int, Attempt] = {}
-        # Called with (queue, wait_until) when a job failed and will be retried.
-        self.retry_listeners: list[Callable[[str, datetime], None]] = []
+        # Called with (queue, due) when a job failed and will be retried.
+        self.on_retry = on_retry
         self._batches: set[anyio.CancelScope] = set()
         self._idle = anyio.Event()
         self._idle.set()
-        self._single: dict[str, Workflow] = {}
+        self.plans = Plans(registry)  # every definition compiled once, here
 
     async def run(self, request: RunRequest) -> RunResult:
         with logs.silenced(request.silent):
             now = self.clock()
             await telemetry.refresh_depth(self.store, now)
             token = uuid.uuid4().hex
-            rows = await self.store.claim(self._claim(request, now, token))
+            rows = [JobRow.of(r) for r in await self.store.claim(self._claim(request, now, token))]
             if not rows:
                 return RunResult(no_jobs_remaining=True)
-            fresh = sum(1 for r in rows if r["total_tried"] == 0)
+            fresh = sum(1 for r in rows if r.total_tried == 0)
             logs.info(
                 "Running %d %s.",
                 len(rows),
@@ -115,14 +117,14 @@ class Runner:
             keyed=self.registry.keyed,
         )
 
-    def _attempt(self, row: dict[str, Any], token: str) -> Attempt:
+    def _attempt(self, row: JobRow, token: str) -> Attempt:
         return Attempt(
             row=row,
             token=token,
             store=self.store,
             clock=self.clock,
             safety_buffer=self.buffer,
-            defer_top_step=not row.get("workflow_slug"),
+            defer_top_step=not row.workflow_slug,
         )
 
     async def _run_batch(
@@ -213,18 +215,18 @@ class Runner:
             self._announce_retry(attempt)
 
     def _announce_retry(self, attempt: Attempt) -> None:
-        due = attempt.row.get("wait_until") or self.clock()
-        for listener in list(self.retry_listeners):
-            listener(attempt.row["queue"], due)
+        if self.on_retry is not None:
+            self.on_retry(attempt.row.queue, attempt.row.wait_until or self.clock())
 
     async def _execute(self, attempt: Attempt, finisher: Finisher) -> RunStatus | HandedOver | None:
         try:
-            attempt.definition = self._definition(attempt.row)
+            plan = self.plans.for_row(attempt.row)
         except NotRegistered as exc:
             return await failures.failed_for_good(attempt, exc)
+        attempt.retries = plan.retries
         steps = StepRunner(attempt, self.registry, self.host)
         try:
-            await self._call_handler(attempt, steps)
+            await plan.body(steps, attempt.row.input or {})
         except HandlerImportError as exc:
             return await failures.failed_for_good(attempt, exc)
         except JobCancelled as exc:
@@ -241,36 +243,6 @@ class Runner:
             return await failures.workflow_failed(attempt, exc)
         await finisher.finish(attempt)
         return HANDED_OVER
-
-    def _definition(self, row: Mapping[str, Any]) -> Workflow:
-        if row.get("workflow_slug"):
-            return self.registry.workflow(row["workflow_slug"])
-        slug = row.get("task_slug") or ""
-        self.registry.task(slug)
-        if slug not in self._single:
-            self._single[slug] = single_task_workflow(slug)
-        return self._single[slug]
-
-    async def _call_handler(self, attempt: Attempt, steps: StepRunner) -> None:
-        definition = attempt.definition
-        assert definition is not None
-        raw_input = attempt.row.get("input") or {}
-        if not attempt.row.get("workflow_slug"):
-            # What the one-step wrapper does, without calling it: tasks[slug]("1", input=...)
-            await steps.call_task(attempt.row.get("task_slug") or "", "1", raw_input, None)
-            return
-        if isinstance(definition.handler, tuple):
-            from asyncjobs.json_workflow import run_json_workflow
-
-            await run_json_workflow(steps, definition.handler)
-            return
-        fn = self.registry.handler(definition.handler, f"workflow {definition.slug!r}")
-        value = (
-            definition.input_schema.model_validate(raw_input)
-            if definition.input_schema is not None
-            else raw_input
-        )
-        await injection.call(fn, steps.injected(value))
 
     async def _heartbeat(self, attempts: list[Attempt], token: str, done: anyio.Event) -> None:
         """Renew the batch's leases and notice jobs cancelled by another instance.
@@ -372,23 +344,10 @@ class Runner:
 
 def _log_outcome(attempt: Attempt) -> None:
     row = attempt.row
-    slug = row.get("workflow_slug") or row.get("task_slug")
     logs.info(
         "Job %s (%s) finished: %s",
         attempt.id,
-        slug,
+        row.slug,
         attempt.result,
         extra={**logs.job_fields(row), "status": attempt.result},
     )
-
-
-def single_task_workflow(slug: str) -> Workflow:
-    """A job queued with ``task=`` runs as a one-step workflow without retries of its own.
-
-    The runner makes this handler's one call itself (``Runner._call_handler``).
-    """
-
-    async def handler(*, input: Any, tasks: Any) -> None:
-        await tasks[slug]("1", input=input)
-
-    return Workflow(SINGLE_TASK, handler)

@@ -163,7 +163,7 @@ async def _enqueue(
         extra={**_extra(item, tick), "job_id": created[0].id},
         log=logger,
     )
-    # Not announced to on_queued listeners: the autoRun tick that handles schedules runs jobs
+    # Not published on the wake bus: the autoRun tick that handles schedules runs jobs
     # next anyway, and a wake here would let a hook that schedules every call spin forever.
     return created[0]
 

@@ -20,6 +20,7 @@ from asyncjobs.errors import StorageError
 
 if TYPE_CHECKING:
     from asyncjobs.attempt import Attempt
+    from asyncjobs.models import JobRow
     from asyncjobs.otel import Otel, Step
     from asyncjobs.storage import Store
 
@@ -121,7 +122,7 @@ def settled(attempt: Attempt, status: str | None) -> None:
         _end(attempt, observed, outcome(attempt.row, status))
 
 
-def outcome(row: dict[str, Any], status: str | None) -> str:
+def outcome(row: JobRow, status: str | None) -> str:
     """The ``asyncjobs.job.status`` an ended attempt is counted under."""
     if status is None:
         return "aborted"
@@ -129,7 +130,7 @@ def outcome(row: dict[str, Any], status: str | None) -> str:
         return "completed"
     if status != FINAL_STATUS:
         return "retrying"
-    error = row.get("error") or {}
+    error = row.error or {}
     return "cancelled" if error.get("cancelled") else "failed"
 
 
@@ -143,10 +144,9 @@ def _end(attempt: Attempt, observed: Observed, status: str) -> None:
         if observed.span is not None:
             otel.end(observed.span, status, observed.error_type)
         if otel.metering():
-            otel.ended(row["queue"], status, seconds)
+            otel.ended(row.queue, status, seconds)
     if current.counting:
-        slug = row.get("workflow_slug") or row.get("task_slug") or ""
-        stats.FINISHED.add(row["queue"], slug, status, seconds)
+        stats.FINISHED.add(row.queue, row.slug, status, seconds)
 
 
 async def refresh_depth(store: Store, now: datetime) -> None:

@@ -78,10 +78,8 @@ ACTIONS = {
 
 def wake(jobs: DashboardHost, changed: Sequence[tuple[int, str]]) -> None:
     """Tell this process's autoRun entries that jobs on these queues are due now."""
-    now = jobs.clock()
     for queue in sorted({queue for _, queue in changed}):
-        for listener in list(jobs.runner.retry_listeners):
-            listener(queue, now)
+        jobs.wake.publish(queue, None)
 
 
 def _jobs(number: int) -> str:

@@ -15,8 +15,8 @@ if TYPE_CHECKING:
     from asyncjobs.dashboard.render import Renderer
     from asyncjobs.models import Job
     from asyncjobs.registry import Registry
-    from asyncjobs.runner import Runner
     from asyncjobs.storage import Store
+    from asyncjobs.wake import WakeBus
 
 
 class DashboardHost(EndpointsHost, Protocol):
@@ -29,7 +29,7 @@ class DashboardHost(EndpointsHost, Protocol):
     def registry(self) -> Registry: ...
 
     @property
-    def runner(self) -> Runner: ...
+    def wake(self) -> WakeBus: ...
 
     @property
     def clock(self) -> Callable[[], datetime]: ...

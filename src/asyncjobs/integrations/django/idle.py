@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 
 from asyncjobs.integrations.django import bridge
@@ -34,6 +35,17 @@ def check_runs_here(jobs: Jobs, job: Job) -> None:
             return
         _warned = True
     logger.warning(MESSAGE, job.id, extra={"job_id": job.id, "queue": job.queue})
+    if not _handled(logger):  # a development server whose logging nobody configured
+        print(MESSAGE % job.id, file=sys.stderr)
+
+
+def _handled(log: logging.Logger | None) -> bool:
+    """Whether a record of ``log`` reaches a handler that writes it somewhere."""
+    while log is not None:
+        if any(not isinstance(h, logging.NullHandler) for h in log.handlers):
+            return True
+        log = log.parent if log.propagate else None
+    return False
 
 
 def _hosted(jobs: Jobs) -> bool:

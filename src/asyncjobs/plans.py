@@ -1,0 +1,91 @@
+"""Every registered definition compiled once into one handler: the runner never asks what kind
+of job it runs (a task, a workflow function, a workflow written as a list of steps)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from asyncjobs import injection
+from asyncjobs.config import Workflow
+from asyncjobs.json_workflow import run_json_workflow
+from asyncjobs.models import JobRow
+from asyncjobs.registry import Registry, not_registered
+from asyncjobs.retry import Retries
+from asyncjobs.step_runner import StepRunner
+
+Body = Callable[[StepRunner, Any], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """How to run a job of one definition.
+
+    ``body(steps, input)`` runs it; ``retries`` are the workflow's (a single-task job has none:
+    its one step's own retries decide); ``defer_top_step``: the one step of a single-task job
+    is logged with the job's completion rather than by a write of its own.
+    """
+
+    retries: Retries | None
+    defer_top_step: bool
+    body: Body
+
+
+class Plans:
+    """The plan of every task and workflow of ``registry``, by slug."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self.tasks = {slug: _task_plan(slug) for slug in registry.tasks}
+        self.workflows = {
+            slug: _workflow_plan(flow, registry) for slug, flow in registry.workflows.items()
+        }
+
+    def for_row(self, row: JobRow) -> Plan:
+        """The plan for a claimed job.
+
+        Raises:
+            NotRegistered: its workflow or task is not registered here.
+        """
+        kind, slug = (
+            ("workflow", row.workflow_slug) if row.workflow_slug else ("task", row.task_slug)
+        )
+        plans = self.workflows if kind == "workflow" else self.tasks
+        try:
+            return plans[slug or ""]
+        except KeyError:
+            raise not_registered(kind, slug or "") from None
+
+
+def _task_plan(slug: str) -> Plan:
+    """A job queued with ``task=`` is one step, ``tasks[slug]("1", input=...)``."""
+
+    async def body(steps: StepRunner, input: Any) -> None:
+        await steps.call_task(slug, "1", input, None)
+
+    return Plan(retries=None, defer_top_step=True, body=body)
+
+
+def _workflow_plan(flow: Workflow, registry: Registry) -> Plan:
+    if isinstance(flow.handler, tuple):
+        return Plan(flow.retries, False, _steps_body(flow.handler))
+    handler, schema = flow.handler, flow.input_schema
+    what = f"workflow {flow.slug!r}"
+
+    async def body(steps: StepRunner, input: Any) -> None:
+        # An import string is resolved on first run, so a broken one fails that job (for good).
+        fn = registry.handler(handler, what)
+        value = schema.model_validate(input) if schema is not None else input
+        await injection.call(fn, steps.injected(value))
+
+    return Plan(flow.retries, False, body)
+
+
+def _steps_body(steps_list: Sequence[Mapping[str, Any]]) -> Body:
+    """A workflow written as a list of steps; its input reaches the steps through ``job``."""
+
+    async def body(steps: StepRunner, input: Any) -> None:
+        await run_json_workflow(steps, steps_list)
+
+    return body

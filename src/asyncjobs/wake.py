@@ -1,0 +1,44 @@
+"""The wake bus: every way a job becomes runnable here is announced as ``(queue, due)``.
+
+Publishers: ``queue()``/``queue_many()`` (the runnable jobs they stored), ``retry_by_id``, the
+runner (a failed attempt that will be tried again) and, on PostgreSQL, the NOTIFY listener
+(jobs queued by other processes). Subscribers: the autoRun lanes, which tick now (``due`` is
+``None`` or past) or at ``due``. Jobs enqueued by ``handle_schedules`` are not published: the
+tick that handles schedules runs jobs right after, and a wake would let a hook that
+schedules on every call spin forever.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+from asyncjobs.models import Job
+
+Wake = Callable[[str, datetime | None], None]
+_RUNNABLE = frozenset({"queued", "waiting"})  # statuses that make a queued job worth a wake
+
+
+class WakeBus:
+    """Subscribers called in order, synchronously, for every ``(queue, due)`` published."""
+
+    def __init__(self) -> None:
+        self._subscribers: list[Wake] = []
+
+    def subscribe(self, wake: Wake) -> Callable[[], None]:
+        """Call ``wake(queue, due)`` for every event from now on; returns an unsubscribe."""
+        self._subscribers.append(wake)
+        return lambda: self._subscribers.remove(wake)
+
+    def publish(self, queue: str, due: datetime | None) -> None:
+        for wake in list(self._subscribers):
+            wake(queue, due)
+
+    def publish_jobs(self, jobs: Iterable[Job]) -> None:
+        """The runnable ones of ``jobs``; a batch mostly repeats one ``(queue, due)`` pair, so
+        each pair is published once, in order."""
+        if not self._subscribers:
+            return  # the common case without autoRun: no pass over the batch
+        runnable = {(j.queue, j.wait_until): None for j in jobs if j.status in _RUNNABLE}
+        for queue, due in runnable:
+            self.publish(queue, due)
