@@ -82,7 +82,7 @@ def make_jobs(url: str) -> asyncjobs.Jobs:
 def pages(rows: int, failed_id: int) -> list[tuple[str, str, dict[str, str]]]:
     live = {"X-Asyncjobs-Live": "1"}
     return [
-        ("overview (4 queues)", "/", {}),
+        ("overview (3 queues)", "/", {}),
         ("overview, live update", "/", live),
         ("job list, newest", "/jobs", {}),
         ("job list, live update", "/jobs", live),

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 import asyncjobs
-from asyncjobs.storage import dashboard, dashboard_filters
+from asyncjobs.storage import dashboard_filters, dashboard_stats
 from asyncjobs.storage.dashboard import Count, DashboardQueries
+from asyncjobs.storage.dashboard_stats import QueueStats
 from tests.conftest import FakeClock, run_until_idle
 
 MakeJobs = Callable[..., asyncjobs.Jobs]
@@ -18,6 +19,10 @@ MakeJobs = Callable[..., asyncjobs.Jobs]
 
 def queries(jobs: asyncjobs.Jobs) -> DashboardQueries:
     return DashboardQueries(jobs.store)
+
+
+async def stats_of(jobs: asyncjobs.Jobs, queue: str, now: Any) -> QueueStats:
+    return (await queries(jobs).queue_stats([queue], now))[queue]
 
 
 @asyncjobs.task("work")
@@ -59,7 +64,7 @@ async def mixed(jobs: asyncjobs.Jobs, clock: FakeClock) -> dict[str, list[int]]:
     return ids
 
 
-def counts(stats: dashboard.QueueStats) -> dict[str, int]:
+def counts(stats: QueueStats) -> dict[str, int]:
     return {name: count.value for name, count in stats.counts.items() if count.value}
 
 
@@ -72,7 +77,7 @@ async def test_queues_are_every_queue_holding_a_job(jobs: asyncjobs.Jobs, clock:
 async def test_queue_stats_count_each_status(jobs: asyncjobs.Jobs, clock: FakeClock) -> None:
     await mixed(jobs, clock)
     clock.advance(30)
-    stats = await queries(jobs).queue_stats("q", clock())
+    stats = await stats_of(jobs, "q", clock())
     assert counts(stats) == {"completed": 3, "failed": 1, "queued": 1, "waiting": 1, "cancelled": 1}
     assert not any(count.capped for count in stats.counts.values())
     assert stats.oldest_due == clock() - timedelta(seconds=30)
@@ -90,7 +95,7 @@ async def test_a_leased_job_counts_as_processing(jobs: asyncjobs.Jobs, clock: Fa
             queue="q",
         )
     )
-    stats = await queries(jobs).queue_stats("q", clock())
+    stats = await stats_of(jobs, "q", clock())
     assert counts(stats) == {"processing": 1}
     assert stats.oldest_due is None
     assert job.id
@@ -101,7 +106,7 @@ async def test_counts_stop_at_the_cap(
 ) -> None:
     monkeypatch.setattr(dashboard_filters, "CAP", 3)
     await jobs.queue_many([{"task": "work", "input": {}, "queue": "q"} for _ in range(5)])
-    stats = await queries(jobs).queue_stats("q", clock())
+    stats = await stats_of(jobs, "q", clock())
     assert stats.counts["queued"] == Count(3, capped=True)
     assert await queries(jobs).count({"queue": "q"}, clock()) == Count(3, capped=True)
     assert await queries(jobs).count({"status": "failed"}, clock()) == Count(0)
@@ -117,24 +122,24 @@ async def test_the_chart_counts_completions_and_failures_per_minute(
     await jobs.queue(task="work", input={}, queue="q")
     await run_until_idle(jobs, queue="q")  # at 12:10:05
     clock.advance(minutes=20)
-    stats = await queries(jobs).queue_stats("q", clock())  # since 11:30:05
+    stats = await stats_of(jobs, "q", clock())  # since 11:30:05
     assert sum(stats.completed) == 2 and sum(stats.failed) == 1
     assert stats.completed[29] == 1 and stats.completed[40] == 1  # 12:00:00, 12:10:05
     assert stats.failed[40] == 1
     assert not stats.failed_partial
     clock.advance(minutes=40)  # the 12:00 completion falls out of the hour
-    later = await queries(jobs).queue_stats("q", clock())
+    later = await stats_of(jobs, "q", clock())
     assert sum(later.completed) == 1 and later.completed[0] == 1
 
 
 async def test_the_failure_chart_says_when_it_only_saw_a_sample(
     jobs: asyncjobs.Jobs, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(dashboard, "CHART_SAMPLE", 2)
+    monkeypatch.setattr(dashboard_stats, "CHART_SAMPLE", 2)
     for _ in range(3):
         await jobs.queue(task="work", input={"fail": True}, queue="q")
     await run_until_idle(jobs, queue="q")
-    stats = await queries(jobs).queue_stats("q", clock())
+    stats = await stats_of(jobs, "q", clock())
     assert stats.failed_partial and sum(stats.failed) == 2
     assert stats.counts["failed"] == Count(3)
 
@@ -197,7 +202,7 @@ async def test_retry_remakes_matching_failed_and_cancelled_jobs(
     ids = await mixed(jobs, clock)
     changed = await queries(jobs).retry({"queue": "q"}, clock())
     assert sorted(changed) == sorted((i, "q") for i in ids["failed"] + ids["cancelled"])
-    stats = await queries(jobs).queue_stats("q", clock())
+    stats = await stats_of(jobs, "q", clock())
     assert counts(stats) == {"completed": 3, "queued": 3, "waiting": 1}
 
 

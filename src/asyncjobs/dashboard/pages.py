@@ -16,7 +16,7 @@ from asyncjobs.dashboard.host import queries
 from asyncjobs.dashboard.query import JobFilter, number
 from asyncjobs.models import Job, job_status
 from asyncjobs.schedules import collect
-from asyncjobs.storage.dashboard import CHART_MINUTES, QueueStats
+from asyncjobs.storage.dashboard_stats import CHART_MINUTES, QueueStats
 
 if TYPE_CHECKING:
     from asyncjobs.dashboard.host import Dashboard, DashboardHost
@@ -50,7 +50,8 @@ async def overview(dashboard: Dashboard, request: Request) -> Response:
     now = jobs.clock()
     since = now - timedelta(minutes=CHART_MINUTES)
     names = await known_queues(jobs)
-    cards = [_card(await queries(jobs).queue_stats(name, now), now, since) for name in names]
+    stats = await queries(jobs).queue_stats(names, now)
+    cards = [_card(stats[name], now, since) for name in names]
     return dashboard.renderer.page(request, "overview.html", now=now, cards=cards, since=since)
 
 

@@ -134,8 +134,6 @@ def _cancelled_sqlite(element: cancelled_error, compiler: SQLCompiler, **kw: Any
 COMPLETED = jobs.c.completed_at.is_not(None)
 FAILED = (jobs.c.has_error == true(), ~cancelled_error(jobs.c.error))
 CANCELLED = (jobs.c.has_error == true(), cancelled_error(jobs.c.error))
-# Lists filtered by queue, newest first, and the dashboard's list of queues.
-Index("ix_asyncjobs_jobs_queue", jobs.c.queue, jobs.c.id)
 Index(
     "ix_asyncjobs_jobs_completed",
     jobs.c.queue,
