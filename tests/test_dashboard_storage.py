@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 import asyncjobs
 from asyncjobs.storage import dashboard_filters, dashboard_stats
@@ -225,3 +226,34 @@ async def test_a_job_has_no_children_before_parents_exist(jobs: asyncjobs.Jobs) 
 
 async def test_schedule_ticks_of_no_keys_are_none(jobs: asyncjobs.Jobs) -> None:
     assert await queries(jobs).schedule_ticks([]) == {}
+
+
+async def test_reads_plan_for_their_values_and_leave_the_connection_as_it_was(
+    jobs: asyncjobs.Jobs, backend: str
+) -> None:
+    if backend != "postgres":
+        pytest.skip("only PostgreSQL switches prepared statements to generic plans")
+    async with queries(jobs)._read() as conn:
+        assert (await conn.exec_driver_sql("SHOW plan_cache_mode")).scalar() == "force_custom_plan"
+    async with jobs.store.read() as conn:
+        assert (await conn.exec_driver_sql("SHOW plan_cache_mode")).scalar() == "auto"
+
+
+@pytest.mark.parametrize("status", ["queued", "completed", "failed", "cancelled"])
+async def test_a_status_count_on_a_queue_reads_that_statuss_partial_index(
+    jobs: asyncjobs.Jobs, backend: str, clock: FakeClock, status: str
+) -> None:
+    """Without statistics, SQLite picks among indexes that serve a query alike by the order
+    they were created in; only one index may serve each of these counts."""
+    if backend != "sqlite":
+        pytest.skip("PostgreSQL plans from statistics")
+    found = dashboard_filters.conditions({"status": status, "queue": "q"}, clock())
+    where = found.parts["status"].branches[0]
+    stmt = select(dashboard_filters.capped_count(where))
+    async with jobs.store.read() as conn:
+        sql = str(stmt.compile(conn.sync_connection, compile_kwargs={"literal_binds": True}))
+        plan = " ".join(row[3] for row in await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql))
+    index = {"queued": "runnable"}.get(status, status)
+    assert f"USING COVERING INDEX ix_asyncjobs_jobs_{index} " in plan or (
+        f"USING INDEX ix_asyncjobs_jobs_{index} " in plan
+    ), plan
