@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from asyncjobs.storage.tables import COLUMNS
 
@@ -89,3 +91,20 @@ def _utc(value: datetime) -> datetime:
     if value.tzinfo is UTC:
         return value
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Compiled:
+    """A SQLAlchemy statement compiled once to the driver's SQL and parameter order."""
+
+    def __init__(self, statement: Any, engine: AsyncEngine) -> None:
+        compiled = statement.compile(dialect=engine.dialect)
+        self.sql: str = compiled.string
+        self.names: tuple[str, ...] = tuple(compiled.positiontup or ())
+        self.defaults: dict[str, Any] = dict(compiled.params)
+
+    def args(self, params: Mapping[str, Any], codec: Codec) -> list[Any]:
+        values = {**self.defaults, **params}
+        return [
+            codec.time(values[name]) if isinstance(values[name], datetime) else values[name]
+            for name in self.names
+        ]

@@ -123,3 +123,6 @@ def row_values(row: Any) -> dict[str, Any]:
 # The jobs columns by name, in table order; what an INSERT sets (the database makes the id).
 COLUMNS: tuple[str, ...] = tuple(c.name for c in jobs.c)
 INSERT_COLUMNS: tuple[str, ...] = tuple(name for name in COLUMNS if name != "id")
+# Quoted, for the backends' driver SQL.
+COLUMN_LIST = ", ".join(f'"{name}"' for name in INSERT_COLUMNS)
+RETURNING_ALL = ", ".join(f'"{name}"' for name in COLUMNS)
