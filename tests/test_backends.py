@@ -307,7 +307,7 @@ async def test_runs_interrupted_at_any_point_lose_no_job_and_leak_no_connection(
     # A statement is never cut off half-way, so no connection had to be replaced.
     assert len(opened) <= 3
     await jobs.stop()
-    assert jobs.store._engine is None
+    assert not jobs.store.is_open
 
 
 @pytest.mark.parametrize("value", ["hello", "123", '"quoted"', "null", "true", "", "[1]"])

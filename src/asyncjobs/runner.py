@@ -30,7 +30,7 @@ from asyncjobs.models import RunResult, RunStatus
 from asyncjobs.policies import Lease
 from asyncjobs.registry import SINGLE_TASK, Registry
 from asyncjobs.step_runner import StepRunner, TaskFailed, stray
-from asyncjobs.storage import Claim, Store
+from asyncjobs.storage import Claim, Selection, Store
 
 MIN_HEARTBEAT = 0.05
 CANCEL_CHECK_INTERVAL = 0.5  # seconds between checks for jobs cancelled elsewhere
@@ -42,15 +42,10 @@ HandedOver = Literal["handed over"]
 HANDED_OVER: Final[HandedOver] = "handed over"  # a success the batch's Finisher settles
 
 
-@dataclass(frozen=True)
-class RunRequest:
+@dataclass(frozen=True, kw_only=True)
+class RunRequest(Selection):
     """What one ``run()`` asks for, after defaults and validation."""
 
-    limit: int
-    order: str
-    queue: str | None = None
-    job_id: int | None = None
-    where: Mapping[str, Any] | None = None
     sequential: bool = False
     silent: logs.Silent = False
 
@@ -102,17 +97,8 @@ class Runner:
             )
 
     def _claim(self, request: RunRequest, now: datetime, token: str) -> Claim:
-        return Claim(
-            now=now,
-            until=now + self.duration,
-            token=token,
-            limit=request.limit,
-            order=request.order,
-            queue=request.queue,
-            job_id=request.job_id,
-            where=request.where,
-            keyed=self.registry.keyed,
-        )
+        until = now + self.duration
+        return Claim.of(request, now=now, until=until, token=token, keyed=self.registry.keyed)
 
     def _attempt(self, row: dict[str, Any], token: str) -> Attempt:
         return Attempt(

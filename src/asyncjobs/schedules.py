@@ -14,6 +14,7 @@ from asyncjobs.cron import parse
 from asyncjobs.errors import JobCancelled
 from asyncjobs.models import Job, ScheduleResult, make_job
 from asyncjobs.queueing import prepare_rows
+from asyncjobs.storage import ScheduledTick
 
 if TYPE_CHECKING:
     from asyncjobs.registry import Registry
@@ -143,12 +144,14 @@ async def _enqueue(
     }
     rows, supersede = await prepare_rows(jobs.registry, [entry], now)
     stored = await jobs.store.enqueue_tick(
-        key=item.key,
-        tick=tick,
-        now=now,
-        rows=rows,
-        supersede=supersede,
-        only_if_idle=(item.definition.slug, item.schedule.queue) if by_default else None,
+        ScheduledTick(
+            key=item.key,
+            tick=tick,
+            now=now,
+            rows=rows,
+            supersede=supersede,
+            only_if_idle=(item.definition.slug, item.schedule.queue) if by_default else None,
+        )
     )
     if stored is None:
         return None

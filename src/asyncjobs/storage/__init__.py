@@ -7,12 +7,22 @@ from __future__ import annotations
 
 from sqlalchemy.engine import make_url
 
-from asyncjobs.storage.base import Claim, Row, Store, cancelled_error, cancelled_values
+from asyncjobs.storage.base import (
+    Claim,
+    Row,
+    ScheduledTick,
+    Selection,
+    Store,
+    cancelled_error,
+    cancelled_values,
+)
 from asyncjobs.storage.common import SqlStore
 
 __all__ = [
     "Claim",
     "Row",
+    "ScheduledTick",
+    "Selection",
     "SqlStore",
     "Store",
     "cancelled_error",

@@ -4,7 +4,7 @@ a cancellation writes. Nothing here knows a backend."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -12,21 +12,51 @@ Row = dict[str, Any]
 Wake = Callable[[str, datetime | None], None]
 
 
-@dataclass(frozen=True)
-class Claim:
-    """What one claim asks for: up to ``limit`` runnable jobs, leased to ``token`` until
-    ``until``, in ``order``, of one ``queue`` or one ``job_id``, matching ``where``;
-    ``keyed``: some definition has a concurrency key (claims then take one job per key)."""
+# Each job's full step log when it changed since the last write, else ``None``.
+Logs = Mapping[int, list[dict[str, Any]] | None]
 
-    now: datetime
-    until: datetime
-    token: str
+
+@dataclass(frozen=True, kw_only=True)
+class Selection:
+    """Which runnable jobs a run asks for: up to ``limit``, in ``order``, of one ``queue``
+    (``None``: any) or one ``job_id``, matching ``where``."""
+
     limit: int
     order: str
     queue: str | None = None
     job_id: int | None = None
     where: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Claim(Selection):
+    """One claim: the selected jobs leased to ``token`` until ``until``; ``keyed``: some
+    definition has a concurrency key (claims then take one job per key)."""
+
+    now: datetime
+    until: datetime
+    token: str
     keyed: bool = False
+
+    @classmethod
+    def of(
+        cls, selection: Selection, *, now: datetime, until: datetime, token: str, keyed: bool
+    ) -> Claim:
+        chosen = {field.name: getattr(selection, field.name) for field in fields(Selection)}
+        return cls(**chosen, now=now, until=until, token=token, keyed=keyed)
+
+
+@dataclass(frozen=True)
+class ScheduledTick:
+    """A schedule's tick to record as taken, with the job rows it queues; ``only_if_idle=
+    (slug, queue)``: only while no scheduled job of ``slug`` on ``queue`` is unfinished."""
+
+    key: str
+    tick: datetime
+    now: datetime
+    rows: Sequence[Row]
+    supersede: Sequence[str]
+    only_if_idle: tuple[str, str] | None = None
 
 
 def cancelled_error(message: str) -> dict[str, Any]:
@@ -79,13 +109,7 @@ class Store(Protocol):
     ) -> bool: ...
 
     async def finish_owned(
-        self,
-        logs: Mapping[int, list[dict[str, Any]] | None],
-        token: str,
-        *,
-        live_after: datetime,
-        now: datetime,
-        delete: bool,
+        self, logs: Logs, token: str, *, live_after: datetime, now: datetime, delete: bool
     ) -> set[int]: ...
 
     async def renew(
@@ -112,13 +136,4 @@ class Store(Protocol):
 
     async def count_unfinished_scheduled(self, *, slug: str, queue: str) -> int: ...
 
-    async def enqueue_tick(
-        self,
-        *,
-        key: str,
-        tick: datetime,
-        now: datetime,
-        rows: Sequence[Row],
-        supersede: Sequence[str],
-        only_if_idle: tuple[str, str] | None = None,
-    ) -> list[Row] | None: ...
+    async def enqueue_tick(self, tick: ScheduledTick) -> list[Row] | None: ...

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import insert, select
 from sqlalchemy.engine import make_url
@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from asyncjobs.errors import StorageError
 from asyncjobs.storage import filters, statements
-from asyncjobs.storage.base import Claim, Row, Wake
+from asyncjobs.storage.base import Claim, Logs, Row, Wake
 from asyncjobs.storage.claims import claim_statement
 from asyncjobs.storage.codec import Codec, Compiled
 from asyncjobs.storage.errors import translated
@@ -33,14 +33,18 @@ from asyncjobs.storage.tables import (
 MAX_INSERT_ROWS = 500  # larger batches take the SQLAlchemy path (bound-parameter limits)
 
 
+class _Open(NamedTuple):
+    engine: AsyncEngine
+    held: HeldConnections
+    codec: Codec
+
+
 class SqlStore(ScheduleState):
     """Owns the engine and the held connections; every method is one short transaction."""
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._engine: AsyncEngine | None = None
-        self._held: HeldConnections | None = None
-        self._codec: Codec | None = None
+        self._open: _Open | None = None
         self._statements: dict[Any, Compiled] = {}
         self._write_gate = self._new_write_gate()
         self.name = f"asyncjobs-{uuid.uuid4().hex[:12]}"
@@ -54,25 +58,24 @@ class SqlStore(ScheduleState):
 
     @property
     def is_open(self) -> bool:
-        return self._engine is not None
+        return self._open is not None
 
     @property
     def engine(self) -> AsyncEngine:
-        if self._engine is None:
-            raise RuntimeError("the store is not open")
-        return self._engine
+        return self._opened().engine
 
     @property
     def held(self) -> HeldConnections:
-        if self._held is None:
-            raise RuntimeError("the store is not open")
-        return self._held
+        return self._opened().held
 
     @property
     def codec(self) -> Codec:
-        if self._codec is None:
+        return self._opened().codec
+
+    def _opened(self) -> _Open:
+        if self._open is None:
             raise RuntimeError("the store is not open")
-        return self._codec
+        return self._open
 
     @property
     def notifies(self) -> bool:
@@ -85,7 +88,7 @@ class SqlStore(ScheduleState):
     @translated
     async def open(self) -> None:
         """Connect and create or check the schema."""
-        if self._engine is not None:
+        if self._open is not None:
             return
         engine = self._create_engine()
         try:
@@ -99,17 +102,14 @@ class SqlStore(ScheduleState):
         except BaseException:
             await engine.dispose()
             raise
-        self._engine = engine
-        self._codec = Codec(engine.dialect.name)
-        self._held = HeldConnections(engine, self._driver())
+        held = HeldConnections(engine, self._driver())
+        self._open = _Open(engine, held, Codec(engine.dialect.name))
 
     async def close(self) -> None:
-        engine, self._engine = self._engine, None
-        held, self._held = self._held, None
-        if held is not None:
-            await held.close()
-        if engine is not None:
-            await engine.dispose()
+        opened, self._open = self._open, None
+        if opened is not None:
+            await opened.held.close()
+            await opened.engine.dispose()
 
     @asynccontextmanager
     async def write(self, *, single: bool = False) -> AsyncIterator[AsyncConnection]:
@@ -143,9 +143,10 @@ class SqlStore(ScheduleState):
         one key twice behaves like two ``queue()`` calls in a row.
         """
         if not supersede and len(rows) <= MAX_INSERT_ROWS:
+            codec = self.codec  # the rows are read even if the store closes meanwhile
             async with self._write_gate:
                 sql, args = self._insert(rows)
-                result = [self.codec.decode_row(r) for r in await self.held.fetch(sql, args)]
+                result = [codec.decode_row(r) for r in await self.held.fetch(sql, args)]
                 result.sort(key=lambda row: row["id"])
                 return result
         async with self.write(single=len(rows) == 1 and not supersede) as conn:
@@ -167,11 +168,11 @@ class SqlStore(ScheduleState):
                     await self._lock_keyed_claims(conn)
                 rows = [row_values(r) for r in await conn.execute(stmt, params)]
         else:
-            compiled = self._compiled(stmt)
-            args = compiled.args(params, self.codec)
+            compiled, codec = self._compiled(stmt), self.codec
+            args = compiled.args(params, codec)
             async with self._write_gate:
                 fetched = await self._fetch_claim(compiled.sql, args, locked=claim.keyed)
-            rows = [self.codec.decode_row(r) for r in fetched]
+            rows = [codec.decode_row(r) for r in fetched]
         name, desc = filters.sort_key(claim.order)
         rows.sort(key=lambda r: (r[name] is None, r[name], r["id"]), reverse=desc)
         return rows
@@ -190,13 +191,7 @@ class SqlStore(ScheduleState):
 
     @translated
     async def finish_owned(
-        self,
-        logs: Mapping[int, list[dict[str, Any]] | None],
-        token: str,
-        *,
-        live_after: datetime,
-        now: datetime,
-        delete: bool,
+        self, logs: Logs, token: str, *, live_after: datetime, now: datetime, delete: bool
     ) -> set[int]:
         """Complete (or delete) the jobs ``token`` still owns; return their ids.
 

@@ -11,7 +11,7 @@ from sqlalchemy import Table, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from asyncjobs.storage import filters
-from asyncjobs.storage.base import Row
+from asyncjobs.storage.base import Row, ScheduledTick
 from asyncjobs.storage.errors import translated
 from asyncjobs.storage.tables import jobs, schedules
 
@@ -36,36 +36,26 @@ class ScheduleState:
             return await _count_unfinished(conn, slug, queue)
 
     @translated
-    async def enqueue_tick(
-        self,
-        *,
-        key: str,
-        tick: datetime,
-        now: datetime,
-        rows: Sequence[Row],
-        supersede: Sequence[str],
-        only_if_idle: tuple[str, str] | None = None,
-    ) -> list[Row] | None:
-        """Record ``tick`` as the last tick of ``key`` and insert ``rows``, in one transaction.
+    async def enqueue_tick(self, tick: ScheduledTick) -> list[Row] | None:
+        """Record ``tick.tick`` as the last tick of ``tick.key`` and insert ``tick.rows``, in
+        one transaction.
 
-        ``only_if_idle=(slug, queue)``: insert only while no scheduled job of ``slug`` on
-        ``queue`` is unfinished, checked in that transaction under a lock on the pair, so
-        instances that propose different ticks (their calls straddling a cron time) cannot
-        both enqueue.
+        ``only_if_idle`` is checked in that transaction under a lock on the pair, so instances
+        that propose different ticks (their calls straddling a cron time) cannot both enqueue.
 
         Returns:
             The stored rows, or ``None`` when ``tick`` (or a later one) was already taken, by
             this instance or another, or a scheduled job is unfinished; then nothing is written.
         """
         async with self.write() as conn:
-            if only_if_idle is not None:
-                slug, queue = only_if_idle
+            if tick.only_if_idle is not None:
+                slug, queue = tick.only_if_idle
                 await self.lock_keys(conn, "schedule", [f"{queue}\0{slug}"])
                 if await _count_unfinished(conn, slug, queue):
                     return None
-            if not await self._advance(conn, key, tick, now):
+            if not await self._advance(conn, tick.key, tick.tick, tick.now):
                 return None
-            return await self.insert_superseding(conn, rows, supersede, now)
+            return await self.insert_superseding(conn, tick.rows, tick.supersede, tick.now)
 
     async def _advance(
         self, conn: AsyncConnection, key: str, tick: datetime, now: datetime
