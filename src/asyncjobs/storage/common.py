@@ -103,7 +103,7 @@ class SqlStore(ScheduleState):
             await engine.dispose()
             raise
         held = HeldConnections(engine, self._driver())
-        self._open = _Open(engine, held, Codec(engine.dialect.name))
+        self._open = _Open(engine, held, Codec(engine.dialect))
 
     async def close(self) -> None:
         opened, self._open = self._open, None
@@ -169,7 +169,7 @@ class SqlStore(ScheduleState):
                 rows = [row_values(r) for r in await conn.execute(stmt, params)]
         else:
             compiled, codec = self._compiled(stmt), self.codec
-            args = compiled.args(params, codec)
+            args = compiled.args(params)
             async with self._write_gate:
                 fetched = await self._fetch_claim(compiled.sql, args, locked=claim.keyed)
             rows = [codec.decode_row(r) for r in fetched]
@@ -211,7 +211,7 @@ class SqlStore(ScheduleState):
         # Statements are the claims' prebuilt templates, so this holds a few entries.
         compiled = self._statements.get(statement)
         if compiled is None:
-            compiled = self._statements[statement] = Compiled(statement, self.engine)
+            compiled = self._statements[statement] = Compiled(statement, self.engine.dialect)
         return compiled
 
     # -- the other statements, through SQLAlchemy -----------------------------------------

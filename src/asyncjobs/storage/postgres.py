@@ -7,10 +7,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Table, event, text
+from sqlalchemy import Dialect, Table, event, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -19,7 +20,7 @@ from asyncjobs.storage import notify
 from asyncjobs.storage.base import Row, Wake
 from asyncjobs.storage.common import SqlStore, update_owned_sql
 from asyncjobs.storage.held import Driver, unbroken
-from asyncjobs.storage.tables import COLUMN_LIST, INSERT_COLUMNS, RETURNING_ALL
+from asyncjobs.storage.tables import COLUMN_LIST, INSERT_COLUMNS, RETURNING_ALL, jobs
 
 SCHEMA_LOCK = 0x61736A6F62  # "asjob": serialises schema creation across instances
 CLAIM_LOCK = 0x61736A6F63  # serialises claims of keyed jobs across instances
@@ -133,7 +134,9 @@ class PostgresStore(SqlStore):
             return await unbroken(claim_locked(driver))
 
     def _insert(self, rows: Sequence[Row]) -> tuple[str, list[Any]]:
-        return _insert_unnest(), [self.codec.column(name, rows) for name in INSERT_COLUMNS]
+        return _insert_unnest(self.codec.dialect), [
+            self.codec.column(n, rows) for n in INSERT_COLUMNS
+        ]
 
     def _update_sql(self, names: tuple[str, ...]) -> str:
         return update_owned_sql(names, "$")
@@ -169,33 +172,15 @@ async def _fetch(driver: Any, sql: str, args: Sequence[Any]) -> list[Sequence[An
     return list(await driver.fetch(sql, *args))
 
 
-_ARRAY_TYPES: dict[str, str] = {
-    "queue": "varchar",
-    "task_slug": "varchar",
-    "workflow_slug": "varchar",
-    "input": "jsonb",
-    "meta": "jsonb",
-    "wait_until": "timestamptz",
-    "processing_until": "timestamptz",
-    "processing_token": "varchar",
-    "completed_at": "timestamptz",
-    "has_error": "boolean",
-    "error": "jsonb",
-    "total_tried": "integer",
-    "log": "jsonb",
-    "concurrency_key": "varchar",
-    "exclusive": "boolean",
-    "created_at": "timestamptz",
-    "updated_at": "timestamptz",
-}
-
-
-@functools.cache
-def _insert_unnest() -> str:
-    """One statement for any number of rows: each column is one array parameter."""
-    arrays = ", ".join(
-        f"${i}::{_ARRAY_TYPES[name]}[]" for i, name in enumerate(INSERT_COLUMNS, start=1)
-    )
+@functools.lru_cache(maxsize=4)
+def _insert_unnest(dialect: Dialect) -> str:
+    """One statement for any number of rows: each column is one array parameter, cast to
+    the column's own type (without a length: a cast to ``VARCHAR(n)`` would truncate)."""
+    casts = [
+        re.sub(r"\(\d+\)", "", jobs.c[name].type.dialect_impl(dialect).compile(dialect=dialect))
+        for name in INSERT_COLUMNS
+    ]
+    arrays = ", ".join(f"${i}::{cast}[]" for i, cast in enumerate(casts, start=1))
     return (
         f"INSERT INTO asyncjobs_jobs ({COLUMN_LIST}) SELECT * FROM unnest({arrays}) "
         f"RETURNING {RETURNING_ALL}"
