@@ -132,11 +132,11 @@ class StatementCounter:
             self.statements += 1
             return await fetch(sql, args, **options)
 
-        async def counted_fetch_claim(sql: str, args: Any, *, locked: bool) -> Any:
+        async def counted_fetch_claim(sql: str, args: Any, locked: bool) -> Any:
             if locked and store.dialect != "sqlite":  # the lock and the claim, in one transaction
                 self.statements += 2
                 self.transactions += 1
-            return await fetch_claim(sql, args, locked=locked)  # otherwise: one counted fetch
+            return await fetch_claim(sql, args, locked)  # otherwise: one counted fetch
 
         store.held.fetch = counted_fetch  # type: ignore[method-assign]
         store._fetch_claim = counted_fetch_claim  # type: ignore[method-assign]

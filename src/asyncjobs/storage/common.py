@@ -162,17 +162,12 @@ class SqlStore(ScheduleState):
         fenced by the lost token. A durable write that follows flushes the WAL up to it.
         """
         stmt, params = claim_statement(claim)
-        if claim.where:
-            async with self.write(single=not claim.keyed) as conn:
-                if claim.keyed:
-                    await self._lock_keyed_claims(conn)
-                rows = [row_values(r) for r in await conn.execute(stmt, params)]
-        else:
-            compiled, codec = self._compiled(stmt), self.codec
-            args = compiled.args(params)
-            async with self._write_gate:
-                fetched = await self._fetch_claim(compiled.sql, args, locked=claim.keyed)
-            rows = [codec.decode_row(r) for r in fetched]
+        codec = self.codec  # the rows are read even if the store closes meanwhile
+        # A ``where`` filter makes a statement of its own, compiled for this claim alone.
+        compiled = Compiled(stmt, codec.dialect) if claim.where else self._compiled(stmt)
+        async with self._write_gate:
+            fetched = await self._fetch_claim(compiled.sql, compiled.args(params), claim.keyed)
+        rows = [codec.decode_row(r) for r in fetched]
         name, desc = filters.sort_key(claim.order)
         rows.sort(key=lambda r: (r[name] is None, r[name], r["id"]), reverse=desc)
         return rows
@@ -317,10 +312,7 @@ class SqlStore(ScheduleState):
     async def _install(self, conn: AsyncConnection) -> None:
         """Create what the backend adds to the tables (the schema lock is held)."""
 
-    async def _lock_keyed_claims(self, conn: AsyncConnection) -> None:
-        """Serialise claims that consider concurrency keys."""
-
-    async def _fetch_claim(self, sql: str, args: list[Any], *, locked: bool) -> list[Any]:
+    async def _fetch_claim(self, sql: str, args: list[Any], locked: bool) -> list[Any]:
         raise NotImplementedError
 
     def _insert(self, rows: Sequence[Row]) -> tuple[str, list[Any]]:

@@ -104,13 +104,6 @@ class PostgresStore(SqlStore):
     async def _lock_schema(self, conn: AsyncConnection) -> None:
         await _advisory_lock(conn, SCHEMA_LOCK)
 
-    async def _lock_keyed_claims(self, conn: AsyncConnection) -> None:
-        """Without it two instances could each lock a different job of one key, both seeing
-        the key free (say, claiming different queues or orders). Every claim of an instance
-        that has a keyed definition takes it, so a key's lease is committed before the next
-        keyed claim's statement takes its snapshot."""
-        await _advisory_lock(conn, CLAIM_LOCK)
-
     async def lock_keys(self, conn: AsyncConnection, namespace: str, keys: Sequence[str]) -> None:
         """Hold each of ``keys`` until the transaction ends, so that per-key decisions (which
         pending job a superseding insert drops) see every earlier decision committed; in one
@@ -121,7 +114,14 @@ class PostgresStore(SqlStore):
     def upsert(self, table: Table) -> Any:
         return postgresql.insert(table)
 
-    async def _fetch_claim(self, sql: str, args: list[Any], *, locked: bool) -> list[Any]:
+    async def _fetch_claim(self, sql: str, args: list[Any], locked: bool) -> list[Any]:
+        """``locked``: the claim considers concurrency keys, so it holds the keyed-claim lock.
+
+        Without it two instances could each lock a different job of one key, both seeing the
+        key free (say, claiming different queues or orders). Every claim of an instance that
+        has a keyed definition takes it, so a key's lease is committed before the next keyed
+        claim's statement takes its snapshot.
+        """
         if not locked:
             return await self.held.fetch(sql, args, relaxed=True)
 

@@ -78,7 +78,7 @@ class SqliteStore(SqlStore):
     def upsert(self, table: Table) -> Any:
         return sqlite.insert(table)
 
-    async def _fetch_claim(self, sql: str, args: list[Any], *, locked: bool) -> list[Any]:
+    async def _fetch_claim(self, sql: str, args: list[Any], locked: bool) -> list[Any]:
         # The write lock already serialises every claim, keyed or not.
         return await self.held.fetch(sql, args)
 
