@@ -34,7 +34,7 @@ from asyncjobs.queueing import check_items, check_items_access, queue_items
 from asyncjobs.registry import Registry
 from asyncjobs.runner import Runner, RunRequest
 from asyncjobs.schedules import handle_schedules
-from asyncjobs.storage import Store
+from asyncjobs.storage import store_for
 from asyncjobs.urls import driver_url
 from asyncjobs.wake import WakeBus
 
@@ -84,7 +84,7 @@ class Jobs(Lifecycle):
         self.secret = check_secret(secret)
         self.lease = check_type(lease, Lease, "lease") or Lease()
         self.clock: Callable[[], datetime] = check_callable(clock, "clock") or utcnow
-        self.store = Store(self.database_url)
+        self.store = store_for(self.database_url)
         self.wake = WakeBus()  # autoRun lanes subscribe; queue(), retries and NOTIFY publish
         self.runner = Runner(
             store=self.store,
