@@ -1,0 +1,74 @@
+"""Queueing inside the caller's own transaction: validated as ``queue()`` validates, written
+through the caller's connection, and announced only once that transaction commits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from typing import Any, Protocol
+
+from asyncjobs.config import Access, check_access
+from asyncjobs.models import Job, make_job
+from asyncjobs.queueing import check_items, check_items_access, prepare_rows
+from asyncjobs.registry import Registry
+from asyncjobs.storage import external
+
+
+class QueueHost(Protocol):
+    """What queueing in a caller's transaction needs of ``Jobs``."""
+
+    registry: Registry
+    access: Access | None
+    database_url: str
+    clock: Callable[[], datetime]
+
+    async def _ready(self) -> None: ...
+
+    def _announce(self, created: Sequence[Job]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Validated rows to insert, the superseding keys, and the time they were made at."""
+
+    rows: list[dict[str, Any]]
+    supersede: list[str]
+    now: datetime
+
+
+async def queue_through(
+    connection: Any, host: QueueHost, items: Sequence[Mapping[str, Any]]
+) -> list[Job]:
+    """Insert ``items`` (checked for access already) through ``connection`` (an
+    ``AsyncConnection`` or ``AsyncSession``) inside its transaction; the jobs are announced
+    after its commit, never after a rollback."""
+    external.check_caller(connection, host.database_url)
+    prepared = await validated(host, items)
+    stored = await external.insert_through(
+        connection, prepared.rows, prepared.supersede, prepared.now
+    )
+    created = [make_job(row, prepared.now) for row in stored]
+    external.after_commit(connection, partial(host._announce, created))
+    return created
+
+
+async def prepare(
+    host: QueueHost,
+    items: Sequence[Mapping[str, Any]],
+    override_access: bool = True,
+    request: Any = None,
+) -> Prepared:
+    """Check access and validate every item as ``queue()`` does; the schema is created first."""
+    items = check_items(items)
+    await check_access(host.access, "queue", override_access, request)
+    await check_items_access(items, host.access, request)
+    return await validated(host, items)
+
+
+async def validated(host: QueueHost, items: Sequence[Mapping[str, Any]]) -> Prepared:
+    await host._ready()
+    now = host.clock()
+    rows, supersede = await prepare_rows(host.registry, items, now)
+    return Prepared(rows, supersede, now)
