@@ -13,7 +13,7 @@ from asyncjobs.config import Access, check_access
 from asyncjobs.models import Job, make_job
 from asyncjobs.queueing import check_items, check_items_access, prepare_rows
 from asyncjobs.registry import Registry
-from asyncjobs.storage import external
+from asyncjobs.storage import driver_sql, external
 
 
 class QueueHost(Protocol):
@@ -72,3 +72,19 @@ async def validated(host: QueueHost, items: Sequence[Mapping[str, Any]]) -> Prep
     now = host.clock()
     rows, supersede = await prepare_rows(host.registry, items, now)
     return Prepared(rows, supersede, now)
+
+
+def insert_with_cursor(cursor: Any, vendor: str, prepared: Prepared) -> list[Job]:
+    """Insert ``prepared`` with a caller's DB-API ``cursor`` (Django's) in its transaction."""
+    ids = driver_sql.insert_with_cursor(
+        cursor, vendor, prepared.rows, prepared.supersede, prepared.now
+    )
+    return [
+        make_job({**row, "id": id}, prepared.now)
+        for row, id in zip(prepared.rows, ids, strict=True)
+    ]
+
+
+def announce(host: QueueHost, created: Sequence[Job]) -> None:
+    """Tell ``host``'s queue listeners (autoRun) of jobs another connection committed."""
+    host._announce(created)
