@@ -59,16 +59,25 @@ async def prepare(
     items: Sequence[Mapping[str, Any]],
     override_access: bool = True,
     request: Any = None,
+    *,
+    open_store: bool = True,
 ) -> Prepared:
-    """Check access and validate every item as ``queue()`` does; the schema is created first."""
+    """Check access and validate every item as ``queue()`` does.
+
+    ``open_store``: open asyncjobs' database first (creating its tables). Not while the
+    caller's transaction may hold SQLite's write lock, which opening would wait for.
+    """
     items = check_items(items)
     await check_access(host.access, "queue", override_access, request)
     await check_items_access(items, host.access, request)
+    if open_store:
+        await host._ready()
     return await validated(host, items)
 
 
 async def validated(host: QueueHost, items: Sequence[Mapping[str, Any]]) -> Prepared:
-    await host._ready()
+    """Rows for ``items``; the database is not touched (the caller's transaction may hold
+    SQLite's write lock, and opening asyncjobs' database would wait for it)."""
     now = host.clock()
     rows, supersede = await prepare_rows(host.registry, items, now)
     return Prepared(rows, supersede, now)

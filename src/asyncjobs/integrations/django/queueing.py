@@ -43,7 +43,10 @@ def queue(*, using: str = DEFAULT_DB_ALIAS, jobs: Jobs | str | None = None, **kw
             (``ValidationError``, ``NotRegistered`` as from ``Jobs.queue``); nothing stored.
     """
     target = _jobs(jobs, using)
-    prepared = bridge.call(target, _prepare, target, kwargs)
+    # Inside atomic() on SQLite the block may hold the write lock that opening asyncjobs'
+    # database (creating its tables) would wait for: there, the tables must exist already.
+    idle = not connections[using].in_atomic_block
+    prepared = bridge.call(target, _prepare, target, kwargs, idle)
     return _insert(target, prepared, using)
 
 
@@ -52,7 +55,7 @@ async def aqueue(
 ) -> Job:
     """:func:`queue` for async code: the database work runs in Django's sync thread."""
     target = _jobs(jobs, using)
-    prepared = await bridge.acall(target, _prepare, target, kwargs)
+    prepared = await bridge.acall(target, _prepare, target, kwargs, True)
     insert = sync_to_async(_insert)
     return await insert(target, prepared, using)
 
@@ -86,11 +89,13 @@ def _jobs(jobs: Jobs | str | None, using: str) -> Jobs:
     return target
 
 
-async def _prepare(jobs: Jobs, kwargs: dict[str, Any]) -> transactional.Prepared:
+async def _prepare(jobs: Jobs, kwargs: dict[str, Any], open_store: bool) -> transactional.Prepared:
     item = dict(kwargs)
     override_access = item.pop("override_access", True)
     request = item.pop("request", None)
-    return await transactional.prepare(jobs, [item], override_access, request)
+    return await transactional.prepare(
+        jobs, [item], override_access, request, open_store=open_store
+    )
 
 
 def _insert(jobs: Jobs, prepared: transactional.Prepared, using: str) -> Job:
