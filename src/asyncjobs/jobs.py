@@ -35,6 +35,7 @@ from asyncjobs.registry import Registry
 from asyncjobs.runner import Runner, RunRequest
 from asyncjobs.schedules import handle_schedules
 from asyncjobs.storage import store_for
+from asyncjobs.transactional import queue_through
 from asyncjobs.urls import driver_url
 from asyncjobs.wake import WakeBus
 
@@ -132,8 +133,9 @@ class Jobs(Lifecycle):
         meta: Mapping[str, Any] | None = None,
         override_access: bool = True,
         request: Any = None,
+        connection: Any = None,
     ) -> Job:
-        """Store one job.
+        """Store one job (inside ``connection``'s transaction when given: see ``queue_many``).
 
         ``task`` / ``workflow`` is a slug or the ``Task`` / ``Workflow`` object (registered
         with this ``Jobs``). With an object, a type checker checks ``input`` against its
@@ -145,15 +147,9 @@ class Jobs(Lifecycle):
             ValidationError: ``input`` fails the ``input_schema``; nothing is stored.
             Forbidden: ``override_access=False`` and ``Access.queue`` refused.
         """
-        item = {
-            "task": task,
-            "workflow": workflow,
-            "input": input,
-            "queue": queue,
-            "wait_until": wait_until,
-            "meta": meta,
-        }
-        (job,) = await self._queue_items([item], override_access, request)
+        item: dict[str, Any] = dict(task=task, workflow=workflow, input=input, queue=queue)
+        item.update(wait_until=wait_until, meta=meta)
+        (job,) = await self._queue_items([item], override_access, request, connection)
         return job
 
     async def queue_many(
@@ -162,18 +158,24 @@ class Jobs(Lifecycle):
         *,
         override_access: bool = True,
         request: Any = None,
+        connection: Any = None,
     ) -> list[Job]:
-        """Validate every item, then insert all of them in one transaction (all or nothing)."""
-        return await self._queue_items(items, override_access, request)
+        """Validate every item, then insert all of them in one transaction (all or nothing):
+        ``connection``'s (a SQLAlchemy ``AsyncConnection`` or ``AsyncSession`` on this
+        database), committed by its owner and woken after that commit, else a transaction
+        of its own."""
+        return await self._queue_items(items, override_access, request, connection)
 
     async def _queue_items(
-        self, items: Sequence[Mapping[str, Any]], override_access: bool, request: Any
+        self, items: Sequence[Mapping[str, Any]], override_access: bool, request: Any, conn: Any
     ) -> list[Job]:
         items = check_items(items)
         await check_access(self.access, "queue", override_access, request)
         await check_items_access(items, self.access, request)
         if not items:
             return []
+        if conn is not None:
+            return await queue_through(conn, self, items)
         await self._ready()
         created = await queue_items(self.store, self.registry, items, self.clock())
         self.wake.publish_jobs(created)

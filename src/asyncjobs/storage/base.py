@@ -119,6 +119,12 @@ class Store(Protocol):
 
     async def claim(self, claim: Claim) -> list[Row]: ...
 
+    async def insert_superseding(
+        self, conn: AsyncConnection, rows: Sequence[Row], supersede: Sequence[str], now: datetime
+    ) -> list[Row]:
+        """Insert ``rows`` through ``conn`` (a caller's transaction) with supersedes applied."""
+        ...
+
     async def update_owned(
         self, job_id: int, token: str, *, live_after: datetime, values: Mapping[str, Any]
     ) -> bool: ...
