@@ -125,21 +125,21 @@ class StatementCounter:
         engine = jobs.store.engine.sync_engine
         event.listen(engine, "before_cursor_execute", self._on_statement)
         event.listen(engine, "begin", self._on_begin)
-        hot = jobs.store.hot
-        fetch, fetch_locked = hot.fetch, hot.fetch_locked
+        store = jobs.store
+        fetch, fetch_claim = store.held.fetch, store._fetch_claim
 
         async def counted_fetch(sql: str, args: Any, **options: Any) -> Any:
             self.statements += 1
             return await fetch(sql, args, **options)
 
-        async def counted_fetch_locked(sql: str, args: Any) -> Any:
-            if hot.dialect != "sqlite":  # the lock and the claim, in one transaction
+        async def counted_fetch_claim(sql: str, args: Any, locked: bool) -> Any:
+            if locked and store.dialect != "sqlite":  # the lock and the claim, in one transaction
                 self.statements += 2
                 self.transactions += 1
-            return await fetch_locked(sql, args)  # on SQLite: one counted fetch
+            return await fetch_claim(sql, args, locked)  # otherwise: one counted fetch
 
-        hot.fetch = counted_fetch  # type: ignore[method-assign]
-        hot.fetch_locked = counted_fetch_locked  # type: ignore[method-assign]
+        store.held.fetch = counted_fetch  # type: ignore[method-assign]
+        store._fetch_claim = counted_fetch_claim  # type: ignore[method-assign]
 
     def _on_statement(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         # SQLite's BEGIN IMMEDIATE is sent as a statement; it is counted as a transaction.

@@ -16,11 +16,11 @@ import asyncpg
 from drivers import PostgresDriver, SqliteDriver
 from sqlalchemy.engine import make_url
 
-from asyncjobs.storage import Store
+from asyncjobs.storage import store_for
 
 
 async def create_schema(url: str) -> None:
-    store = Store(url)
+    store = store_for(url)
     await store.open()
     await store.close()
 

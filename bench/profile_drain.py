@@ -38,8 +38,7 @@ from run import DEFAULT_POSTGRES_URL, POSTGRES_ENV
 from sqlalchemy import event
 
 import asyncjobs
-import asyncjobs.storage.dialects
-import asyncjobs.storage.store
+import asyncjobs.storage.common
 
 HERE = Path(__file__).resolve().parent
 
@@ -160,7 +159,7 @@ _store_time: Counter[str] = Counter()
 def store_time() -> Iterator[Counter[str]]:
     """Wall time spent inside each ``Store`` method (a drain runs one batch at a time)."""
     _store_time.clear()
-    store = asyncjobs.storage.store.Store
+    store = asyncjobs.storage.common.SqlStore
     undo = []
     for name in ("claim", "finish_owned", "update_owned", "renew", "owned", "release", "delete"):
         if hasattr(store, name):

@@ -179,11 +179,11 @@ def test_database_url_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch
     assert asyncjobs.Jobs().database_url == "sqlite+aiosqlite:///asyncjobs.db"
 
 
-def test_unsupported_database_url_is_named() -> None:
-    from asyncjobs.storage.dialects import create_engine
+async def test_unsupported_database_url_is_named() -> None:
+    from asyncjobs.storage import store_for
 
     with pytest.raises(ValueError, match="mysql"):
-        create_engine("mysql+aiomysql://u@h/db")
+        await store_for("mysql+aiomysql://u@h/db").open()
 
 
 def test_public_names_are_all_exported() -> None:

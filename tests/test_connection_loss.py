@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import event
 
 import asyncjobs
-from asyncjobs.storage import Store
+from asyncjobs.storage import SqlStore
 from tests.conftest import FakeClock
 
 MakeJobs = Callable[..., asyncjobs.Jobs]
@@ -46,8 +46,8 @@ async def admin(database_url: str, *, own_database: bool = False) -> AsyncIterat
         await conn.close()
 
 
-def held_drivers(store: Store) -> list[Any]:
-    return [held.driver for held in [*store.hot._idle[False], *store.hot._idle[True]]]
+def held_drivers(store: SqlStore) -> list[Any]:
+    return [held.driver for held in [*store.held._idle[False], *store.held._idle[True]]]
 
 
 async def watched(jobs: asyncjobs.Jobs) -> asyncjobs.Jobs:
@@ -132,7 +132,7 @@ async def test_the_first_queue_after_the_server_dropped_its_connections_succeeds
 
 
 @asynccontextmanager
-async def cutting(database_url: str, store: Store) -> AsyncIterator[Callable[..., Any]]:
+async def cutting(database_url: str, store: SqlStore) -> AsyncIterator[Callable[..., Any]]:
     """Yield ``cut(lock_sql, *args)``: the next statement that needs that lock is cut off.
 
     A connection of the test's takes the lock, so the statement waits in the server; once it

@@ -207,3 +207,16 @@ async def test_async_views_enqueue_and_read_results(site: Site) -> None:
 )  # fmt: skip
 def test_exception_path_names_the_class(error: dict[str, Any], path: str) -> None:
     assert exception_path(error) == path
+
+
+def test_an_enqueue_inside_atomic_commits_and_rolls_back_with_it(site: Site) -> None:
+    from django.db import transaction
+
+    with pytest.raises(RuntimeError), transaction.atomic(using=site.alias):
+        work.add.enqueue(1, 2)
+        raise RuntimeError("the view failed")
+    with transaction.atomic(using=site.alias):
+        kept = work.add.enqueue(3, 4)
+    # (SQLite may give the kept job the rolled-back one's id: compare what is stored.)
+    stored = [(job.id, job.input["args"]) for job in site.call(site.jobs.find)]
+    assert stored == [(int(kept.id), [3, 4])]

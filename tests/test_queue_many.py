@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import asyncjobs
-from asyncjobs.storage.hot import MAX_INSERT_ROWS
+from asyncjobs.storage.common import MAX_INSERT_ROWS
 from tests.conftest import FakeClock
 
 MakeJobs = Callable[..., asyncjobs.Jobs]

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import update
 
 import asyncjobs
-from asyncjobs.storage import Store
+from asyncjobs.storage import store_for
 from asyncjobs.storage.tables import schema_version
 
 MakeJobs = Callable[..., asyncjobs.Jobs]
@@ -40,20 +40,20 @@ async def test_sqlite_file_in_a_missing_folder_is_a_storage_error(tmp_path: obje
 
 
 async def test_schema_is_created_once_and_versioned(database_url: str) -> None:
-    first, second = Store(database_url), Store(database_url)
+    first, second = store_for(database_url), store_for(database_url)
     await first.open()
     await second.open()  # an existing schema is accepted
     async with first.write() as conn:
         await conn.execute(update(schema_version).values(version=999))
     await second.close()
-    third = Store(database_url)
+    third = store_for(database_url)
     with pytest.raises(asyncjobs.StorageError, match="999"):
         await third.open()
     await first.close()
 
 
 async def test_naive_datetimes_never_reach_the_database(database_url: str) -> None:
-    store = Store(database_url)
+    store = store_for(database_url)
     await store.open()
     try:
         with pytest.raises(asyncjobs.StorageError, match="naive"):
@@ -63,11 +63,11 @@ async def test_naive_datetimes_never_reach_the_database(database_url: str) -> No
 
 
 async def test_store_repr_hides_password() -> None:
-    assert "pw" not in repr(Store("postgresql+asyncpg://u:pw@h/db"))
+    assert "pw" not in repr(store_for("postgresql+asyncpg://u:pw@h/db"))
 
 
 async def test_closed_store_refuses_work() -> None:
-    store = Store("sqlite+aiosqlite:///:memory:")
+    store = store_for("sqlite+aiosqlite:///:memory:")
     with pytest.raises(RuntimeError, match="not open"):
         _ = store.engine
 
@@ -105,7 +105,7 @@ def _told(error: BaseException) -> str:
 async def test_a_storage_error_names_the_statement_kind_but_no_bound_value(
     database_url: str, supersede: list[str]
 ) -> None:
-    store = Store(database_url)
+    store = store_for(database_url)
     await store.open()
     try:
         with pytest.raises(asyncjobs.StorageError, match=r"(?i)null") as caught:
@@ -121,7 +121,7 @@ async def test_a_storage_error_names_the_statement_kind_but_no_bound_value(
 @pytest.mark.postgres
 @pytest.mark.parametrize("backend", ["postgres"])
 async def test_a_value_the_driver_quotes_stays_out_of_the_storage_error(database_url: str) -> None:
-    store = Store(database_url)
+    store = store_for(database_url)
     await store.open()
     try:
         with pytest.raises(asyncjobs.StorageError, match=r"^get failed \(SELECT\): ") as caught:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import async_to_sync
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
@@ -45,14 +46,16 @@ def bad_input_is_400(view: Callable[..., Any]) -> Callable[..., Any]:
 @csrf_exempt  # an API for the example's curl calls
 @require_POST
 def place_order(request: HttpRequest) -> JsonResponse:
-    order = Order.objects.create(
-        email=request.POST.get("email", "ada@example.com"), item=request.POST.get("item", "tea")
-    )
-    # TODO: inside transaction.atomic(), with asyncjobs.integrations.django.queue(), once jobs
-    # can be queued in Django's own transaction; until then, queued after the order is saved.
-    result = send_confirmation.enqueue(order.pk)
-    order.confirmation = result.id
-    order.save(update_fields=["confirmation"])
+    # One transaction: the confirmation job commits with the order (its runner is woken on
+    # commit, so it always finds the order), and if the view fails, neither exists.
+    with transaction.atomic():
+        order = Order.objects.create(
+            email=request.POST.get("email", "ada@example.com"),
+            item=request.POST.get("item", "tea"),
+        )
+        result = send_confirmation.enqueue(order.pk)
+        order.confirmation = result.id
+        order.save(update_fields=["confirmation"])
     return JsonResponse({"order": order.pk, "task": result.id}, status=201)
 
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from asyncjobs.config import Access, Task, Workflow
     from asyncjobs.models import RunResult, ScheduleResult
-    from asyncjobs.storage.store import Store
+    from asyncjobs.storage import Store
 
 logger = logging.getLogger("asyncjobs.http")
 

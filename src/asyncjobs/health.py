@@ -14,7 +14,7 @@ from asyncjobs.storage.monitoring import answers, database_kind
 
 if TYPE_CHECKING:
     from asyncjobs.config import AutoRun
-    from asyncjobs.storage.store import Store
+    from asyncjobs.storage import Store
 
 
 class Jobs(Protocol):

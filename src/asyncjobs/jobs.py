@@ -26,6 +26,7 @@ from asyncjobs.config import (
     as_auto_run,
     check_access,
 )
+from asyncjobs.dashboard import dashboard_app
 from asyncjobs.lifecycle import Lifecycle
 from asyncjobs.logs import Silent, check_silent
 from asyncjobs.models import Job, RunResult, ScheduleResult, make_job
@@ -34,12 +35,12 @@ from asyncjobs.queueing import check_items, check_items_access, queue_items
 from asyncjobs.registry import Registry
 from asyncjobs.runner import Runner, RunRequest
 from asyncjobs.schedules import handle_schedules
-from asyncjobs.storage import Store
+from asyncjobs.storage import store_for
+from asyncjobs.transactional import queue_through
 from asyncjobs.urls import driver_url
 from asyncjobs.wake import WakeBus
 
 if TYPE_CHECKING:
-    from asyncjobs.dashboard.app import DashboardApp
     from asyncjobs.http import EndpointsApp
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///asyncjobs.db"
@@ -85,7 +86,7 @@ class Jobs(Lifecycle):
         self.secret = check_secret(secret)
         self.lease = check_type(lease, Lease, "lease") or Lease()
         self.clock: Callable[[], datetime] = check_callable(clock, "clock") or utcnow
-        self.store = Store(self.database_url)
+        self.store = store_for(self.database_url)
         self.wake = WakeBus()  # autoRun lanes subscribe; queue(), retries and NOTIFY publish
         self.runner = Runner(
             store=self.store,
@@ -120,11 +121,7 @@ class Jobs(Lifecycle):
 
         return EndpointsApp(self)
 
-    def dashboard_app(self) -> DashboardApp:
-        """The jobs in a browser: an ASGI app (``asyncjobs.dashboard``, extra ``dashboard``)."""
-        from asyncjobs.dashboard import build
-
-        return build(self)
+    dashboard_app = dashboard_app  # the jobs in a browser: see ``asyncjobs.dashboard``
 
     # -- operations ------------------------------------------------------------------------
 
@@ -139,8 +136,9 @@ class Jobs(Lifecycle):
         meta: Mapping[str, Any] | None = None,
         override_access: bool = True,
         request: Any = None,
+        connection: Any = None,
     ) -> Job:
-        """Store one job.
+        """Store one job (inside ``connection``'s transaction when given: see ``queue_many``).
 
         ``task`` / ``workflow`` is a slug or the ``Task`` / ``Workflow`` object (registered
         with this ``Jobs``). With an object, a type checker checks ``input`` against its
@@ -152,15 +150,9 @@ class Jobs(Lifecycle):
             ValidationError: ``input`` fails the ``input_schema``; nothing is stored.
             Forbidden: ``override_access=False`` and ``Access.queue`` refused.
         """
-        item = {
-            "task": task,
-            "workflow": workflow,
-            "input": input,
-            "queue": queue,
-            "wait_until": wait_until,
-            "meta": meta,
-        }
-        (job,) = await self._queue_items([item], override_access, request)
+        item: dict[str, Any] = dict(task=task, workflow=workflow, input=input, queue=queue)
+        item.update(wait_until=wait_until, meta=meta)
+        (job,) = await self._queue_items([item], override_access, request, connection)
         return job
 
     async def queue_many(
@@ -169,18 +161,24 @@ class Jobs(Lifecycle):
         *,
         override_access: bool = True,
         request: Any = None,
+        connection: Any = None,
     ) -> list[Job]:
-        """Validate every item, then insert all of them in one transaction (all or nothing)."""
-        return await self._queue_items(items, override_access, request)
+        """Validate every item, then insert all of them in one transaction (all or nothing):
+        ``connection``'s (a SQLAlchemy ``AsyncConnection`` or ``AsyncSession`` on this
+        database), committed by its owner and woken after that commit, else a transaction
+        of its own."""
+        return await self._queue_items(items, override_access, request, connection)
 
     async def _queue_items(
-        self, items: Sequence[Mapping[str, Any]], override_access: bool, request: Any
+        self, items: Sequence[Mapping[str, Any]], override_access: bool, request: Any, conn: Any
     ) -> list[Job]:
         items = check_items(items)
         await check_access(self.access, "queue", override_access, request)
         await check_items_access(items, self.access, request)
         if not items:
             return []
+        if conn is not None:
+            return await queue_through(conn, self, items)
         await self._ready()
         created = await queue_items(self.store, self.registry, items, self.clock())
         self.wake.publish_jobs(created)

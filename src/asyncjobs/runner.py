@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
 import anyio
 import anyio.lowlevel
@@ -30,7 +30,7 @@ from asyncjobs.plans import Plans
 from asyncjobs.policies import Lease
 from asyncjobs.registry import Registry
 from asyncjobs.step_runner import StepRunner, TaskFailed, stray
-from asyncjobs.storage import Claim, Store
+from asyncjobs.storage import Claim, Selection, Store
 from asyncjobs.wake import Wake
 
 MIN_HEARTBEAT = 0.05
@@ -43,15 +43,10 @@ HandedOver = Literal["handed over"]
 HANDED_OVER: Final[HandedOver] = "handed over"  # a success the batch's Finisher settles
 
 
-@dataclass(frozen=True)
-class RunRequest:
+@dataclass(frozen=True, kw_only=True)
+class RunRequest(Selection):
     """What one ``run()`` asks for, after defaults and validation."""
 
-    limit: int
-    order: str
-    queue: str | None = None
-    job_id: int | None = None
-    where: Mapping[str, Any] | None = None
     sequential: bool = False
     silent: logs.Silent = False
 
@@ -105,17 +100,8 @@ class Runner:
             )
 
     def _claim(self, request: RunRequest, now: datetime, token: str) -> Claim:
-        return Claim(
-            now=now,
-            until=now + self.duration,
-            token=token,
-            limit=request.limit,
-            order=request.order,
-            queue=request.queue,
-            job_id=request.job_id,
-            where=request.where,
-            keyed=self.registry.keyed,
-        )
+        until = now + self.duration
+        return Claim.of(request, now=now, until=until, token=token, keyed=self.registry.keyed)
 
     def _attempt(self, row: JobRow, token: str) -> Attempt:
         return Attempt(

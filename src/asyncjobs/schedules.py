@@ -14,7 +14,7 @@ from asyncjobs.cron import parse
 from asyncjobs.errors import JobCancelled
 from asyncjobs.models import Job, ScheduleResult, make_job
 from asyncjobs.queueing import prepare_rows
-from asyncjobs.storage import schedules as state
+from asyncjobs.storage import ScheduledTick
 
 if TYPE_CHECKING:
     from asyncjobs.registry import Registry
@@ -70,7 +70,7 @@ async def handle_schedules(jobs: ScheduleHost, *, queue: str, all_queues: bool) 
     items = collect(jobs, queue=queue, all_queues=all_queues)
     if not items:
         return ScheduleResult()
-    last = await state.last_ticks(jobs.store, [item.key for item in items])
+    last = await jobs.store.last_ticks([item.key for item in items])
     outcomes: dict[Outcome, list[tuple[str, str]]] = {"success": [], "skipped": [], "error": []}
     for item in items:
         outcome = await schedule_tick(jobs, item, last.get(item.key))
@@ -143,14 +143,15 @@ async def _enqueue(
         "meta": {"scheduled": True},
     }
     rows, supersede = await prepare_rows(jobs.registry, [entry], now)
-    stored = await state.enqueue_tick(
-        jobs.store,
-        key=item.key,
-        tick=tick,
-        now=now,
-        rows=rows,
-        supersede=supersede,
-        only_if_idle=(item.definition.slug, item.schedule.queue) if by_default else None,
+    stored = await jobs.store.enqueue_tick(
+        ScheduledTick(
+            key=item.key,
+            tick=tick,
+            now=now,
+            rows=rows,
+            supersede=supersede,
+            only_if_idle=(item.definition.slug, item.schedule.queue) if by_default else None,
+        )
     )
     if stored is None:
         return None
@@ -178,7 +179,7 @@ async def default_before_schedule(
     custom hook) says to schedule, the enqueue checks it again atomically, so instances
     proposing different ticks at once still enqueue one job.
     """
-    count = await state.count_unfinished_scheduled(jobs.store, slug=slug, queue=queue)
+    count = await jobs.store.count_unfinished_scheduled(slug=slug, queue=queue)
     return {"should_schedule": count == 0, "input": {}, "wait_until": wait_until}
 
 

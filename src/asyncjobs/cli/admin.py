@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 from asyncjobs.cli.errors import CliError
@@ -26,8 +24,7 @@ from asyncjobs.cli.render import (
 from asyncjobs.errors import AsyncJobsError
 from asyncjobs.jobs import Jobs
 from asyncjobs.models import Job
-
-SQLITE_FILE = re.compile(r"^sqlite(\+\w+)?:///(?P<path>[^?]+)")
+from asyncjobs.storage import missing_database
 
 
 async def list_jobs(args: argparse.Namespace) -> int:
@@ -113,16 +110,16 @@ async def retry_job(args: argparse.Namespace) -> int:
 async def _opened(args: argparse.Namespace) -> AsyncIterator[Jobs]:
     """The inspected ``Jobs``, opened without timers, for one command."""
     jobs = database_jobs(args.app, args.database_url)
-    _check_sqlite_file(jobs.database_url)
+    _check_database(jobs.database_url)
     async with opened(jobs):
         yield jobs
 
 
-def _check_sqlite_file(url: str) -> None:
+def _check_database(url: str) -> None:
     # Inspecting must not leave an empty database behind a mistyped path.
-    match = SQLITE_FILE.match(url)
-    if match and match["path"] != ":memory:" and not Path(match["path"]).exists():
-        raise CliError(f"no database file at {match['path']}")
+    missing = missing_database(url)
+    if missing is not None:
+        raise CliError(f"no database file at {missing}")
 
 
 async def _existing(jobs: Jobs, job_id: int) -> Job:

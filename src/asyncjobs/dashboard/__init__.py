@@ -15,8 +15,12 @@ if TYPE_CHECKING:
 EXTRA_HINT = "pip install 'asyncjobs[dashboard]'"
 
 
-def build(jobs: DashboardHost) -> DashboardApp:
-    """The dashboard of ``jobs`` as an ASGI app.
+def dashboard_app(jobs: DashboardHost) -> DashboardApp:
+    """``Jobs.dashboard_app()``: the jobs in a browser, as an ASGI app.
+
+    Viewing needs ``Access.dashboard(request)`` or HTTP Basic auth whose password is the
+    secret; retry and run now also need ``Access.run``, cancel ``Access.cancel`` (or the
+    secret).
 
     Raises:
         ImportError: Starlette or Jinja2 is missing; the message says how to install them.

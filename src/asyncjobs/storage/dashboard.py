@@ -25,10 +25,12 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from asyncjobs.storage import filters, notify, schedules
+from asyncjobs.storage import filters, notify
+from asyncjobs.storage.base import Row, Store
 from asyncjobs.storage.dashboard_filters import CLASSES, Count, conditions, plan
 from asyncjobs.storage.dashboard_stats import QueueStats, at, queue_stats
-from asyncjobs.storage.store import Row, Store, retried_values, translated
+from asyncjobs.storage.errors import translated
+from asyncjobs.storage.statements import retried_values
 from asyncjobs.storage.tables import (
     jobs,
     row_values,
@@ -47,7 +49,7 @@ class Page:
 
 
 class DashboardQueries:
-    """The statements behind the dashboard's pages and actions, on one ``Store``."""
+    """The statements behind the dashboard's pages and actions, on one store."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -135,7 +137,7 @@ class DashboardQueries:
 
     async def schedule_ticks(self, keys: Sequence[str]) -> dict[str, datetime]:
         """The last enqueued tick of each schedule key that has one."""
-        return await schedules.last_ticks(self.store, keys) if keys else {}
+        return await self.store.last_ticks(keys) if keys else {}
 
     @translated
     async def retry(self, where: Mapping[str, Any] | None, now: datetime) -> list[tuple[int, str]]:

@@ -10,7 +10,41 @@ to the first ``": "``, after which drivers put the offending value.
 
 from __future__ import annotations
 
-from asyncjobs.errors import StorageError
+import functools
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
+
+from sqlalchemy.exc import DBAPIError, DisconnectionError, SQLAlchemyError
+
+from asyncjobs.errors import ConnectionLost, StorageError
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def translated(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
+    """Map driver and SQLAlchemy errors to :class:`StorageError` at the boundary
+    (:class:`ConnectionLost` when the connection broke)."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await fn(*args, **kwargs)
+        except (SQLAlchemyError, OSError) as exc:
+            kind = ConnectionLost if _lost(exc) else StorageError
+            raise storage_error(fn.__name__, exc, kind) from None
+
+    return wrapper
+
+
+def _lost(exc: BaseException) -> bool:
+    """Whether the connection broke (or could not be made), rather than a statement refused."""
+    if isinstance(exc, OSError | DisconnectionError):
+        return True
+    # No statement: it failed connecting (or beginning, or committing).
+    return isinstance(exc, DBAPIError) and (
+        exc.connection_invalidated or exc.statement is None or isinstance(exc.orig, OSError)
+    )
 
 
 def storage_error(

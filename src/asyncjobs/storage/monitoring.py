@@ -13,7 +13,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from asyncjobs.errors import StorageError
 from asyncjobs.storage import filters
-from asyncjobs.storage.store import Store, translated
+from asyncjobs.storage.base import Store
+from asyncjobs.storage.errors import translated
 from asyncjobs.storage.tables import jobs, schema_version
 
 PROBE_TIMEOUT = 5.0  # seconds the database gets to answer a health probe

@@ -71,13 +71,13 @@ jobs = Table(
     Column("processing_until", UTCDateTime),
     Column("processing_token", String(64)),
     Column("completed_at", UTCDateTime),
-    Column("has_error", Boolean, nullable=False, server_default=false()),
+    Column("has_error", Boolean, nullable=False, default=False, server_default=false()),
     Column("error", Json),
-    Column("total_tried", Integer, nullable=False, server_default="0"),
+    Column("total_tried", Integer, nullable=False, default=0, server_default="0"),
     # NULL until the first step is logged, so "never started" needs no JSON function.
     Column("log", Json),
     Column("concurrency_key", String(MAX_KEY_LENGTH)),
-    Column("exclusive", Boolean, nullable=False, server_default=false()),
+    Column("exclusive", Boolean, nullable=False, default=False, server_default=false()),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     # W3C trace context (traceparent, tracestate) active when the job was queued.
@@ -181,3 +181,6 @@ def row_values(row: Any) -> dict[str, Any]:
 # The jobs columns by name, in table order; what an INSERT sets (the database makes the id).
 COLUMNS: tuple[str, ...] = tuple(c.name for c in jobs.c)
 INSERT_COLUMNS: tuple[str, ...] = tuple(name for name in COLUMNS if name != "id")
+# Quoted, for the backends' driver SQL.
+COLUMN_LIST = ", ".join(f'"{name}"' for name in INSERT_COLUMNS)
+RETURNING_ALL = ", ".join(f'"{name}"' for name in COLUMNS)

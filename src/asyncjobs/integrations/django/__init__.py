@@ -20,6 +20,8 @@ Settings (all optional when the ``Jobs`` object is passed to :func:`asgi`)::
         "DASHBOARD_PREFIX": "/jobs",    # where the dashboard is served (default: nowhere)
     }
 
+Views queue jobs inside their own transaction with :func:`queue` / :func:`aqueue`
+(:mod:`.queueing`), which write with Django's connection and wake the runner on commit.
 Views reach the object with :func:`get_jobs`. Async views ``await jobs.queue(...)``; sync
 views, which Django runs in a worker thread, call ``async_to_sync(jobs.queue)(...)`` (from
 ``asgiref.sync``), which runs the call on the server's event loop where ``jobs`` lives. Django's
@@ -41,12 +43,24 @@ from asyncjobs.jobs import Jobs
 
 if TYPE_CHECKING:
     from asyncjobs.integrations.django.backend import TasksBackend
+    from asyncjobs.integrations.django.queueing import aqueue, queue
     from asyncjobs.integrations.django.runner import task_runner
 
-__all__ = ["DEFAULT_PREFIX", "JobsASGI", "TasksBackend", "asgi", "get_jobs", "task_runner"]
-_LAZY = {  # they import Django's tasks API, which plain ``asgi()`` users may not have
+__all__ = [
+    "DEFAULT_PREFIX",
+    "JobsASGI",
+    "TasksBackend",
+    "aqueue",
+    "asgi",
+    "get_jobs",
+    "queue",
+    "task_runner",
+]
+_LAZY = {  # they import Django's tasks API or its ORM, which plain ``asgi()`` users may not have
     "TasksBackend": "asyncjobs.integrations.django.backend",
     "task_runner": "asyncjobs.integrations.django.runner",
+    "queue": "asyncjobs.integrations.django.queueing",
+    "aqueue": "asyncjobs.integrations.django.queueing",
 }
 
 DEFAULT_PREFIX = "/api/jobs"

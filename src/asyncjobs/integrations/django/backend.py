@@ -12,12 +12,15 @@ Settings::
 
 That ``Jobs`` needs :func:`~asyncjobs.integrations.django.task_runner` among its tasks, and
 ``delete_job_on_complete=False`` so that ``get_result()`` finds completed tasks (``manage.py
-check`` says so when either is missing). ``TaskResult.id`` is ``str(Job.id)``.
+check`` says so when either is missing). ``TaskResult.id`` is ``str(Job.id)``. When asyncjobs
+uses one of Django's databases, ``enqueue()`` inside ``transaction.atomic()`` is part of that
+transaction (:mod:`.queueing`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -27,7 +30,7 @@ from django.utils import timezone
 
 from asyncjobs.checks import check_id
 from asyncjobs.errors import NotRegistered
-from asyncjobs.integrations.django import bridge, idle
+from asyncjobs.integrations.django import bridge, idle, queueing
 from asyncjobs.integrations.django.loading import load_jobs
 from asyncjobs.integrations.django.results import (
     PRIORITY_KEY,
@@ -64,7 +67,8 @@ class TasksBackend(BaseTaskBackend):  # type: ignore[misc]
     def enqueue(self, task: Task, args: Any, kwargs: Any) -> TaskResult:
         self.validate_task(task)
         jobs = self.jobs
-        job = self._queued(bridge.call(jobs, self._queue, jobs, task, args, kwargs))
+        with _runner_needed(jobs):
+            job = self._queued(queueing.queue_in_django(jobs, **_arguments(task, args, kwargs)))
         result = task_result(job, task)
         task_enqueued.send(type(self), task_result=result)
         return result
@@ -72,7 +76,9 @@ class TasksBackend(BaseTaskBackend):  # type: ignore[misc]
     async def aenqueue(self, task: Task, args: Any, kwargs: Any) -> TaskResult:
         self.validate_task(task)
         jobs = self.jobs
-        job = self._queued(await bridge.acall(jobs, self._queue, jobs, task, args, kwargs))
+        with _runner_needed(jobs):
+            arguments = _arguments(task, args, kwargs)
+            job = self._queued(await queueing.aqueue_in_django(jobs, **arguments))
         result = task_result(job, task)
         await task_enqueued.asend(type(self), task_result=result)
         return result
@@ -101,25 +107,28 @@ class TasksBackend(BaseTaskBackend):  # type: ignore[misc]
                 id="asyncjobs.W001",
             )
 
-    async def _queue(self, jobs: Jobs, task: Task, args: Any, kwargs: Any) -> Job:
-        # TODO(queue in Django's transaction): once jobs can be inserted through Django's own
-        # connection (``asyncjobs.integrations.django.queue``), enqueue() inside atomic()
-        # commits and rolls back with it; until then the job is stored at once.
-        try:
-            return await jobs.queue(
-                task=RUNNER_SLUG,
-                input=job_input(task, normalize_json(args), normalize_json(kwargs)),
-                queue=task.queue_name,
-                wait_until=_aware(task.run_after),
-                # TODO(Job.priority): pass priority=task.priority once jobs have priorities.
-                meta={PRIORITY_KEY: task.priority},
-            )
-        except NotRegistered:
-            raise ImproperlyConfigured(_no_runner(jobs)) from None
-
     def _queued(self, job: Job) -> Job:
         idle.check_runs_here(self.jobs, job)
         return job
+
+
+def _arguments(task: Task, args: Any, kwargs: Any) -> dict[str, Any]:
+    return {
+        "task": RUNNER_SLUG,
+        "input": job_input(task, normalize_json(args), normalize_json(kwargs)),
+        "queue": task.queue_name,
+        "wait_until": _aware(task.run_after),
+        # TODO(Job.priority): pass priority=task.priority once jobs have priorities.
+        "meta": {PRIORITY_KEY: task.priority},
+    }
+
+
+@contextmanager
+def _runner_needed(jobs: Jobs) -> Iterator[None]:
+    try:
+        yield
+    except NotRegistered:
+        raise ImproperlyConfigured(_no_runner(jobs)) from None
 
 
 def _result(job: Job | None, result_id: str) -> TaskResult:

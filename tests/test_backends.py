@@ -1,4 +1,4 @@
-"""The claim, completion and insert statements run as direct driver calls (storage/hot.py).
+"""The claim, completion and insert statements run as direct driver calls on held connections.
 
 Rows they write must read exactly as SQLAlchemy's column types read them, and the reverse; a
 broken held connection fails one statement and is replaced.
@@ -18,9 +18,10 @@ import pytest
 from sqlalchemy import event
 
 import asyncjobs
-from asyncjobs.storage import Claim, Store
-from asyncjobs.storage.hot import MAX_HELD, MAX_INSERT_ROWS
-from asyncjobs.storage.store import insert_rows
+from asyncjobs.storage import Claim, SqlStore, store_for
+from asyncjobs.storage.common import MAX_INSERT_ROWS
+from asyncjobs.storage.postgres import MAX_HELD
+from asyncjobs.storage.statements import insert_rows
 from tests.conftest import FakeClock, run_until_idle
 
 MakeJobs = Callable[..., asyncjobs.Jobs]
@@ -33,8 +34,8 @@ async def noop() -> None:
 
 
 @pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    opened = Store(database_url)
+async def store(database_url: str) -> AsyncIterator[SqlStore]:
+    opened = store_for(database_url)
     await opened.open()
     try:
         yield opened
@@ -73,7 +74,7 @@ def claim(token: str, *, limit: int = 10, keyed: bool = False) -> Claim:
     )
 
 
-async def test_inserted_rows_read_the_same_through_sqlalchemy(store: Store) -> None:
+async def test_inserted_rows_read_the_same_through_sqlalchemy(store: SqlStore) -> None:
     (inserted,) = await store.insert_jobs([a_row(1)], supersede=[], now=NOW)
     assert inserted == await store.get(inserted["id"])
     assert inserted["wait_until"] == datetime(2026, 1, 5, 11, 0, tzinfo=UTC)
@@ -82,7 +83,7 @@ async def test_inserted_rows_read_the_same_through_sqlalchemy(store: Store) -> N
     assert inserted["has_error"] is False and inserted["log"] is None
 
 
-async def test_rows_written_through_sqlalchemy_claim_the_same(store: Store) -> None:
+async def test_rows_written_through_sqlalchemy_claim_the_same(store: SqlStore) -> None:
     async with store.write() as conn:
         (written,) = await insert_rows(conn, [a_row(1, exclusive=True, concurrency_key="k")])
     (claimed,) = await store.claim(claim("t1", keyed=True))
@@ -96,7 +97,7 @@ async def test_rows_written_through_sqlalchemy_claim_the_same(store: Store) -> N
     }
 
 
-async def test_completion_writes_only_the_logs_that_changed(store: Store) -> None:
+async def test_completion_writes_only_the_logs_that_changed(store: SqlStore) -> None:
     rows = await store.insert_jobs([a_row(n) for n in range(3)], supersede=[], now=NOW)
     first, second, third = (row["id"] for row in rows)
     assert [r["id"] for r in await store.claim(claim("t1"))] == [first, second, third]
@@ -119,7 +120,7 @@ async def test_completion_writes_only_the_logs_that_changed(store: Store) -> Non
     assert untouched["processing_token"] == "t1" and untouched["completed_at"] is None
 
 
-async def test_completion_checks_token_and_lease(store: Store) -> None:
+async def test_completion_checks_token_and_lease(store: SqlStore) -> None:
     rows = await store.insert_jobs([a_row(1), a_row(2)], supersede=[], now=NOW)
     ids = [row["id"] for row in rows]
     await store.claim(claim("t1"))
@@ -152,7 +153,7 @@ async def test_large_batches_keep_their_order(make_jobs: MakeJobs) -> None:
 
 
 async def test_a_held_connection_found_closed_is_replaced_before_use(
-    store: Store, backend: str, database_url: str
+    store: SqlStore, backend: str, database_url: str
 ) -> None:
     await store.insert_jobs([a_row(1)], supersede=[], now=NOW)
     await _break_held_connections(store, backend, database_url)
@@ -160,10 +161,10 @@ async def test_a_held_connection_found_closed_is_replaced_before_use(
     assert [r["id"] for r in await store.claim(claim("t1"))] == [1, row["id"]]
 
 
-async def _break_held_connections(store: Store, backend: str, database_url: str) -> None:
+async def _break_held_connections(store: SqlStore, backend: str, database_url: str) -> None:
     """Close the held connections under the store, as a restart does; return once the driver
     knows (PostgreSQL closes them as its terminated backends exit)."""
-    held = [*store.hot._idle[False], *store.hot._idle[True]]
+    held = [*store.held._idle[False], *store.held._idle[True]]
     assert held
     if backend == "sqlite":
         for connection in held:
@@ -194,7 +195,7 @@ async def _closed(drivers: Any) -> None:
 
 
 async def test_closing_the_store_returns_held_connections(database_url: str) -> None:
-    store = Store(database_url)
+    store = store_for(database_url)
     await store.open()
     await store.insert_jobs([a_row(1)], supersede=[], now=NOW)
     pool = store.engine.sync_engine.pool
@@ -203,7 +204,7 @@ async def test_closing_the_store_returns_held_connections(database_url: str) -> 
     assert pool.checkedout() == 0  # type: ignore[attr-defined]
 
 
-async def test_step_writes_convert_every_kind_of_value(store: Store) -> None:
+async def test_step_writes_convert_every_kind_of_value(store: SqlStore) -> None:
     (row,) = await store.insert_jobs([a_row(1)], supersede=[], now=NOW)
     await store.claim(claim("t1"))
     later = datetime(2026, 1, 6, 9, 30, tzinfo=timezone(timedelta(hours=-5)))
@@ -230,17 +231,17 @@ async def test_step_writes_convert_every_kind_of_value(store: Store) -> None:
 async def test_claims_alone_commit_without_waiting_for_the_wal_flush(
     postgres_database: str,
 ) -> None:
-    store = Store(postgres_database)
+    store = store_for(postgres_database)
     await store.open()
     try:
         await store.insert_jobs([a_row(1)], supersede=[], now=NOW)
         await store.claim(claim("t1"))
         settings = {
             relaxed: [await h.driver.fetchval("SHOW synchronous_commit") for h in held]
-            for relaxed, held in store.hot._idle.items()
+            for relaxed, held in store.held._idle.items()
         }
         assert settings == {False: ["on"], True: ["off"]}
-        await store.hot.close()
+        await store.held.close()
         # The relaxed connection was closed (an invalidated pool entry reconnects on checkout),
         # so no pooled connection carries its setting into other statements.
         pooled = store.engine.sync_engine.pool.checkedin()  # type: ignore[attr-defined]
@@ -262,7 +263,7 @@ async def test_concurrent_statements_share_a_bounded_set_of_connections(
         for n in range(40):
             tg.start_soon(functools.partial(jobs.queue, task="noop", input={"n": n}))
     assert len(await jobs.find(limit=100)) == 40
-    held = jobs.store.hot._idle
+    held = jobs.store.held._idle
     limit = 1 if jobs.store.dialect == "sqlite" else MAX_HELD[False]
     assert 1 <= len(held[False]) <= limit
     assert (await jobs.run(limit=40)).job_status == dict.fromkeys(range(1, 41), "success")
@@ -306,11 +307,11 @@ async def test_runs_interrupted_at_any_point_lose_no_job_and_leak_no_connection(
     # A statement is never cut off half-way, so no connection had to be replaced.
     assert len(opened) <= 3
     await jobs.stop()
-    assert jobs.store._engine is None
+    assert not jobs.store.is_open
 
 
 @pytest.mark.parametrize("value", ["hello", "123", '"quoted"', "null", "true", "", "[1]"])
-async def test_json_strings_read_back_as_strings(store: Store, value: str) -> None:
+async def test_json_strings_read_back_as_strings(store: SqlStore, value: str) -> None:
     """A JSON value that is itself a string is not decoded a second time (asyncpg's jsonb
     codec already hands back Python values)."""
     (inserted,) = await store.insert_jobs([a_row(1, input=value)], supersede=[], now=NOW)
@@ -328,7 +329,7 @@ async def test_json_strings_read_back_as_strings(store: Store, value: str) -> No
         datetime.max.replace(tzinfo=UTC),
     ],
 )
-async def test_extreme_times_read_the_same_either_way(store: Store, when: datetime) -> None:
+async def test_extreme_times_read_the_same_either_way(store: SqlStore, when: datetime) -> None:
     (inserted,) = await store.insert_jobs([a_row(1, wait_until=when)], supersede=[], now=NOW)
     assert inserted["wait_until"] == when
     assert inserted == await store.get(inserted["id"])
@@ -340,11 +341,11 @@ async def test_an_interrupted_statement_keeps_an_in_memory_database() -> None:
     import asyncio
     import threading
 
-    store = Store("sqlite+aiosqlite:///:memory:")
+    store = store_for("sqlite+aiosqlite:///:memory:")
     await store.open()
     try:
         (first,) = await store.insert_jobs([a_row(1)], supersede=[], now=NOW)
-        (held,) = store.hot._idle[False]
+        (held,) = store.held._idle[False]
         busy = threading.Event()
         blocker = asyncio.ensure_future(held.driver._execute(busy.wait))  # holds the thread
         insert = asyncio.ensure_future(store.insert_jobs([a_row(2)], supersede=[], now=NOW))
@@ -370,7 +371,7 @@ async def test_after_a_server_restart_every_statement_works(
     import asyncpg
     from sqlalchemy.engine import make_url
 
-    store = Store(postgres_database)
+    store = store_for(postgres_database)
     await store.open()
     try:
         pooled = []
@@ -380,7 +381,7 @@ async def test_after_a_server_restart_every_statement_works(
                 await conn.exec_driver_sql("SELECT 1")
                 pooled.append((await conn.get_raw_connection()).driver_connection)
         await store.insert_jobs([a_row(1)], supersede=[], now=NOW)
-        held = [connection.driver for connection in store.hot._idle[False]]
+        held = [connection.driver for connection in store.held._idle[False]]
         url = make_url(postgres_database)
         admin = await asyncpg.connect(
             host=url.host, port=url.port or 5432, user=url.username, database=url.database
@@ -406,7 +407,7 @@ async def test_after_a_server_restart_every_statement_works(
 async def test_closing_the_store_mid_statement_closes_its_connection(database_url: str) -> None:
     """A statement still running when the store closes gives its connection no pool to go
     back to: it is closed, not left open until garbage collection."""
-    store = Store(database_url)
+    store = store_for(database_url)
     await store.open()
     drivers: list[Any] = []
     event.listen(
@@ -431,14 +432,14 @@ async def test_closing_the_store_mid_statement_closes_its_connection(database_ur
         assert driver.is_closed() if hasattr(driver, "is_closed") else driver._connection is None
 
 
-async def test_a_refused_statement_keeps_its_connection(store: Store) -> None:
+async def test_a_refused_statement_keeps_its_connection(store: SqlStore) -> None:
     await store.insert_jobs([a_row(1)], supersede=[], now=NOW)
-    (held,) = store.hot._idle[False]
+    (held,) = store.held._idle[False]
     pool = store.engine.sync_engine.pool
     opened = pool.checkedin() + pool.checkedout()  # type: ignore[attr-defined]
     with pytest.raises(asyncjobs.StorageError, match=r"(?i)null"):
         await store.insert_jobs([a_row(2, queue=None)], supersede=[], now=NOW)
-    assert store.hot._idle[False] == [held]  # kept: nothing was wrong with the connection
+    assert store.held._idle[False] == [held]  # kept: nothing was wrong with the connection
     (row,) = await store.insert_jobs([a_row(3)], supersede=[], now=NOW)
     assert row["queue"] == "default"
     assert pool.checkedin() + pool.checkedout() == opened  # type: ignore[attr-defined]

@@ -1,0 +1,359 @@
+"""What both backends share: the engine's life, the schema, and every statement written once
+in SQLAlchemy; the backends add their engine settings, locks and driver SQL."""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from sqlalchemy import insert, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from asyncjobs.errors import StorageError
+from asyncjobs.storage import filters, migrations, statements
+from asyncjobs.storage.base import Claim, Logs, Row, Wake
+from asyncjobs.storage.claims import claim_statement
+from asyncjobs.storage.codec import Codec, Compiled
+from asyncjobs.storage.errors import translated
+from asyncjobs.storage.held import Driver, HeldConnections
+from asyncjobs.storage.schedules import ScheduleState
+from asyncjobs.storage.tables import (
+    INSERT_COLUMNS,
+    SCHEMA_VERSION,
+    metadata,
+    row_values,
+    schema_version,
+)
+
+MAX_INSERT_ROWS = 500  # larger batches take the SQLAlchemy path (bound-parameter limits)
+
+
+class _Open(NamedTuple):
+    engine: AsyncEngine
+    held: HeldConnections
+    codec: Codec
+
+
+class SqlStore(ScheduleState):
+    """Owns the engine and the held connections; every method is one short transaction."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._open: _Open | None = None
+        self._statements: dict[Any, Compiled] = {}
+        self._write_gate = self._new_write_gate()
+        self.name = f"asyncjobs-{uuid.uuid4().hex[:12]}"
+
+    def __repr__(self) -> str:
+        return f"Store({make_url(self.url).render_as_string(hide_password=True)!r})"
+
+    @property
+    def dialect(self) -> str:
+        return make_url(self.url).get_backend_name()
+
+    @property
+    def is_open(self) -> bool:
+        return self._open is not None
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._opened().engine
+
+    @property
+    def held(self) -> HeldConnections:
+        return self._opened().held
+
+    @property
+    def codec(self) -> Codec:
+        return self._opened().codec
+
+    def _opened(self) -> _Open:
+        if self._open is None:
+            raise RuntimeError("the store is not open")
+        return self._open
+
+    @property
+    def notifies(self) -> bool:
+        """Whether inserts wake listeners in other processes."""
+        return False
+
+    async def listen(self, wake: Wake) -> None:
+        """Call ``wake(queue, due)`` whenever another process queues jobs (no-one can here)."""
+
+    @translated
+    async def open(self) -> None:
+        """Connect and create or check the schema."""
+        if self._open is not None:
+            return
+        engine = self._create_engine()
+        try:
+            async with engine.connect() as conn:
+                await self._writing(conn)
+                async with conn.begin():
+                    await self._lock_schema(conn)
+                    await conn.run_sync(metadata.create_all)
+                    await _check_version(conn)
+                    await self._install(conn)
+        except BaseException:
+            await engine.dispose()
+            raise
+        held = HeldConnections(engine, self._driver())
+        self._open = _Open(engine, held, Codec(engine.dialect))
+
+    async def close(self) -> None:
+        opened, self._open = self._open, None
+        if opened is not None:
+            await opened.held.close()
+            await opened.engine.dispose()
+
+    @asynccontextmanager
+    async def write(self, *, single: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A write transaction; ``single=True`` for one statement, which is atomic by itself
+        and then runs without BEGIN/COMMIT (one round trip on PostgreSQL)."""
+        async with self._write_gate, self.engine.connect() as conn:
+            if single:
+                await self._single(conn)
+                yield conn
+                return
+            await self._writing(conn)
+            async with conn.begin():
+                yield conn
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """One read statement, outside an explicit transaction."""
+        async with self.engine.connect() as conn:
+            await self._single(conn)
+            yield conn
+
+    # -- the statements every batch sends, as driver calls on held connections ------------
+
+    @translated
+    async def insert_jobs(
+        self, rows: Sequence[Row], *, supersede: Sequence[str], now: datetime
+    ) -> list[Row]:
+        """Insert ``rows`` in one transaction, dropping never-started ``supersede`` jobs.
+
+        Of each superseding key only the newest inserted job is kept, so a batch that queues
+        one key twice behaves like two ``queue()`` calls in a row.
+        """
+        if not supersede and len(rows) <= MAX_INSERT_ROWS:
+            codec = self.codec  # the rows are read even if the store closes meanwhile
+            async with self._write_gate:
+                sql, args = self._insert(rows)
+                result = [codec.decode_row(r) for r in await self.held.fetch(sql, args)]
+                result.sort(key=lambda row: row["id"])
+                return result
+        async with self.write(single=len(rows) == 1 and not supersede) as conn:
+            return await self.insert_superseding(conn, rows, supersede, now)
+
+    @translated
+    async def claim(self, claim: Claim) -> list[Row]:
+        """Lease up to ``claim.limit`` runnable jobs to ``claim.token``, atomically.
+
+        The lease may commit without waiting for its WAL flush (PostgreSQL): losing a claim
+        to a server crash loses no job and runs nothing twice that a durable claim would not,
+        since the job is unleased again after recovery and every later write of the worker is
+        fenced by the lost token. A durable write that follows flushes the WAL up to it.
+        """
+        stmt, params = claim_statement(claim)
+        codec = self.codec  # the rows are read even if the store closes meanwhile
+        # A ``where`` filter makes a statement of its own, compiled for this claim alone.
+        compiled = Compiled(stmt, codec.dialect) if claim.where else self._compiled(stmt)
+        async with self._write_gate:
+            fetched = await self._fetch_claim(compiled.sql, compiled.args(params), claim.keyed)
+        rows = [codec.decode_row(r) for r in fetched]
+        name, desc = filters.sort_key(claim.order)
+        rows.sort(key=lambda r: (r[name] is None, r[name], r["id"]), reverse=desc)
+        return rows
+
+    @translated
+    async def update_owned(
+        self, job_id: int, token: str, *, live_after: datetime, values: Mapping[str, Any]
+    ) -> bool:
+        """Write ``values`` only while ``token`` still holds a lease ending after ``live_after``."""
+        names = tuple(values)
+        sql = self._update_sql(names)
+        args = [self.codec.encode(name, values[name]) for name in names]
+        args += [job_id, token, self.codec.time(live_after)]
+        async with self._write_gate:
+            return bool(await self.held.fetch(sql, args, fenced=True))
+
+    @translated
+    async def finish_owned(
+        self, logs: Logs, token: str, *, live_after: datetime, now: datetime, delete: bool
+    ) -> set[int]:
+        """Complete (or delete) the jobs ``token`` still owns; return their ids.
+
+        ``logs`` maps each job to its full step log when that changed since the last write.
+        """
+        owned = [self._ids(logs), token, self.codec.time(live_after)]
+        if delete:
+            sql, args = self._delete_sql, owned
+        else:
+            changed = {job_id: log for job_id, log in logs.items() if log is not None}
+            sql = self._complete_sql
+            args = [*owned, self.codec.time(now), *self._new_logs(changed)]
+        async with self._write_gate:
+            return {r[0] for r in await self.held.fetch(sql, args, fenced=True)}
+
+    def _compiled(self, statement: Any) -> Compiled:
+        # Statements are the claims' prebuilt templates, so this holds a few entries.
+        compiled = self._statements.get(statement)
+        if compiled is None:
+            compiled = self._statements[statement] = Compiled(statement, self.engine.dialect)
+        return compiled
+
+    # -- the other statements, through SQLAlchemy -----------------------------------------
+
+    @translated
+    async def renew(
+        self, ids: Sequence[int], token: str, *, live_after: datetime, until: datetime
+    ) -> set[int]:
+        """Extend live leases of ``token``; return the ids still owned."""
+        if not ids:
+            return set()
+        async with self.write(single=True) as conn:
+            stmt = statements.renew(ids, token, live_after=live_after, until=until)
+            return {row[0] for row in await conn.execute(stmt)}
+
+    @translated
+    async def owned(self, ids: Sequence[int], token: str) -> set[int]:
+        """The ``ids`` still leased to ``token``: a cheap primary-key read for the heartbeat."""
+        if not ids:
+            return set()
+        async with self.read() as conn:
+            return {row[0] for row in await conn.execute(statements.owned(ids, token))}
+
+    @translated
+    async def release(self, ids: Sequence[int], token: str) -> None:
+        """Hand jobs back: runnable again at once, no try counted."""
+        if ids:
+            async with self.write(single=True) as conn:
+                await conn.execute(statements.release(ids, token))
+
+    @translated
+    async def cancel(
+        self, where: Mapping[str, Any] | None, *, queue: str | None, now: datetime, message: str
+    ) -> list[int]:
+        """Cancel unfinished jobs matching ``where`` (and ``queue``); return their ids."""
+        stmt = statements.cancel(where, queue=queue, now=now, message=message)
+        async with self.write(single=True) as conn:
+            return [row[0] for row in await conn.execute(stmt)]
+
+    @translated
+    async def retry(self, job_id: int, *, now: datetime) -> Row | None:
+        """Make a failed or cancelled job runnable again, keeping its log; ``None`` otherwise."""
+        async with self.write(single=True) as conn:
+            row = (await conn.execute(statements.retry(job_id, now=now))).first()
+            return None if row is None else row_values(row)
+
+    @translated
+    async def get(self, job_id: int) -> Row | None:
+        async with self.read() as conn:
+            row = (await conn.execute(statements.get(job_id))).first()
+            return None if row is None else row_values(row)
+
+    @translated
+    async def find(
+        self, where: Mapping[str, Any] | None, *, limit: int, order: str, now: datetime
+    ) -> list[Row]:
+        stmt = statements.find(where, limit=limit, order=order, now=now)
+        async with self.read() as conn:
+            return [row_values(r) for r in await conn.execute(stmt)]
+
+    async def insert_superseding(
+        self, conn: AsyncConnection, rows: Sequence[Row], supersede: Sequence[str], now: datetime
+    ) -> list[Row]:
+        """Insert ``rows``, then drop never-started jobs of the ``supersede`` keys.
+
+        Of each key, the newest row just inserted is kept. Each key is locked first, so that
+        callers queueing one key at once take turns and the last of them sees every other's
+        job.
+        """
+        await self.lock_keys(conn, "supersede", supersede)
+        inserted = await statements.insert_rows(conn, rows)
+        if supersede:
+            newest = {row["concurrency_key"]: row["id"] for row in inserted}
+            keep = [newest[key] for key in supersede if key in newest]
+            await conn.execute(statements.supersede(supersede, now, keep))
+        return inserted
+
+    # -- what each backend provides -------------------------------------------------------
+
+    def _new_write_gate(self) -> AbstractAsyncContextManager[Any]:
+        return nullcontext()
+
+    def _create_engine(self) -> AsyncEngine:
+        """The engine; an unsupported URL is a ``ValueError`` here."""
+        url = make_url(self.url).render_as_string(hide_password=True)
+        raise ValueError(
+            f"unsupported database URL {url!r}: "
+            "use sqlite+aiosqlite:///path.db or postgresql+asyncpg://user@host/db"
+        )
+
+    def _driver(self) -> Driver:
+        raise NotImplementedError
+
+    async def _single(self, conn: AsyncConnection) -> None:
+        """Let ``conn`` run its one statement without BEGIN/COMMIT."""
+
+    async def _writing(self, conn: AsyncConnection) -> None:
+        """Mark ``conn``'s next transaction as a writing one."""
+
+    async def _lock_schema(self, conn: AsyncConnection) -> None:
+        """Hold off other instances creating the schema at the same moment."""
+
+    async def _install(self, conn: AsyncConnection) -> None:
+        """Create what the backend adds to the tables (the schema lock is held)."""
+
+    async def _fetch_claim(self, sql: str, args: list[Any], locked: bool) -> list[Any]:
+        raise NotImplementedError
+
+    def _insert(self, rows: Sequence[Row]) -> tuple[str, list[Any]]:
+        raise NotImplementedError
+
+    def _update_sql(self, names: tuple[str, ...]) -> str:
+        raise NotImplementedError
+
+    def _ids(self, ids: Any) -> Any:
+        raise NotImplementedError
+
+    def _new_logs(self, changed: Mapping[int, list[dict[str, Any]]]) -> list[Any]:
+        raise NotImplementedError
+
+    _delete_sql = _complete_sql = ""
+
+
+@functools.lru_cache(maxsize=64)
+def update_owned_sql(names: tuple[str, ...], mark: str) -> str:
+    """Set ``names`` of one job while a token holds its lease: parameters ``{mark}1`` ... are
+    the values, then the id, the token and the time the lease must outlive."""
+    marks = [f"{mark}{i}" for i in range(1, len(names) + 4)]
+    unknown = set(names) - set(INSERT_COLUMNS)
+    if unknown or not names:
+        raise ValueError(f"cannot update job columns {sorted(unknown) or names}")
+    assignments = ", ".join(f'"{name}" = {mark}' for name, mark in zip(names, marks, strict=False))
+    key, token, live_after = marks[len(names) :]
+    return (
+        f"UPDATE asyncjobs_jobs SET {assignments} WHERE id = {key} "
+        f"AND processing_token = {token} AND processing_until > {live_after} RETURNING id"
+    )
+
+
+async def _check_version(conn: AsyncConnection) -> None:
+    found = (await conn.execute(select(schema_version.c.version))).scalar()
+    if found is None:
+        await conn.execute(insert(schema_version).values(id=1, version=SCHEMA_VERSION))
+    elif found < SCHEMA_VERSION:
+        await migrations.upgrade(conn, found)
+    elif found > SCHEMA_VERSION:
+        raise StorageError(
+            f"the database schema is version {found}, newer than this asyncjobs "
+            f"(version {SCHEMA_VERSION}); upgrade asyncjobs"
+        )

@@ -1,0 +1,85 @@
+"""Jobs inserted through a caller's own DB-API cursor (Django's), inside its transaction.
+
+The statements are SQLAlchemy's, compiled for the cursor's driver (``%s`` parameters, which
+Django's cursor takes on every backend) with each value converted by its column's type, so
+the rows read exactly like rows asyncjobs writes itself.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, text
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql import ClauseElement
+
+from asyncjobs.storage.filters import lease_free, unfinished
+from asyncjobs.storage.postgres import advisory_key
+from asyncjobs.storage.tables import jobs
+
+Row = dict[str, Any]
+Statement = tuple[str, list[Any]]
+_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
+
+
+def insert_with_cursor(
+    cursor: Any, vendor: str, rows: Sequence[Row], supersede: Sequence[str], now: datetime
+) -> list[int]:
+    """Insert ``rows`` with ``cursor`` (of a ``vendor`` database: ``"sqlite"`` or
+    ``"postgresql"``), dropping never-started jobs of the ``supersede`` keys as
+    ``Store.insert_jobs`` does; the new ids, in order. Never commits."""
+    dialect = _dialect(vendor)
+    if dialect.name == "postgresql":  # SQLite's write lock already serialises writers
+        for lock in sorted({advisory_key("supersede", key) for key in supersede}):
+            cursor.execute(*_compiled(_LOCK.bindparams(k=lock), dialect))
+    ids = []
+    for row in rows:
+        cursor.execute(*_compiled(insert(jobs).values(row).returning(jobs.c.id), dialect))
+        ids.append(int(cursor.fetchone()[0]))
+    newest = {row["concurrency_key"]: id for row, id in zip(rows, ids, strict=True)}
+    for key in supersede:
+        cursor.execute(*_compiled(_superseded(key, newest[key], now), dialect))
+    return ids
+
+
+def _superseded(key: str, keep: int, now: datetime) -> ClauseElement:
+    """Never-started jobs of ``key`` but the newest (as ``store.insert_superseding``)."""
+    return delete(jobs).where(
+        jobs.c.concurrency_key == key,
+        jobs.c.id != keep,
+        unfinished(),
+        lease_free(now),
+        jobs.c.total_tried == 0,
+        jobs.c.log.is_(None),
+    )
+
+
+@functools.cache
+def _dialect(vendor: str) -> Dialect:
+    if vendor == "sqlite":
+        from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+
+        return SQLiteDialect_pysqlite(paramstyle="format")
+    if vendor == "postgresql":
+        from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+
+        return PGDialect_psycopg(paramstyle="format")  # type: ignore[no-untyped-call]
+    raise ValueError(f"asyncjobs cannot store jobs through a {vendor!r} database connection")
+
+
+def _compiled(statement: ClauseElement, dialect: Dialect) -> Statement:
+    compiled: Any = statement.compile(dialect=dialect)  # a SQLCompiler: binds, positiontup
+    params = compiled.construct_params()
+    return compiled.string, [
+        _bound(compiled.binds[name].type, params[name], dialect)
+        for name in compiled.positiontup or ()
+    ]
+
+
+def _bound(type_: Any, value: Any, dialect: Dialect) -> Any:
+    """``value`` as the column's type hands it to the driver (JSON text, SQLite's time text)."""
+    processor = type_.dialect_impl(dialect).bind_processor(dialect)
+    return value if processor is None else processor(value)

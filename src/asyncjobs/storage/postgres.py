@@ -1,0 +1,187 @@
+"""PostgreSQL through asyncpg: pool sizes, advisory locks, claims that commit without waiting
+for the WAL flush, NOTIFY on insert, and its own SQL for the statements every batch sends
+(ids as ``ANY($1)`` arrays, inserts as one ``unnest`` of column arrays)."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Dialect, Table, event, text
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from asyncjobs.storage import notify
+from asyncjobs.storage.base import Row, Wake
+from asyncjobs.storage.common import SqlStore, update_owned_sql
+from asyncjobs.storage.held import Driver, unbroken
+from asyncjobs.storage.tables import COLUMN_LIST, INSERT_COLUMNS, RETURNING_ALL, jobs
+
+SCHEMA_LOCK = 0x61736A6F62  # "asjob": serialises schema creation across instances
+CLAIM_LOCK = 0x61736A6F63  # serialises claims of keyed jobs across instances
+RELAX = "SET synchronous_commit = off"
+# Driver connections held for the batch statements: durable ones for inserts and writes,
+# relaxed ones for claims. The engine's pool (10 + 10) keeps the rest.
+MAX_HELD = {False: 6, True: 2}
+_GENERATION = "asyncjobs_generation"
+_OWNED = "processing_token = $2 AND processing_until > $3 RETURNING id"
+
+
+class PostgresStore(SqlStore):
+    """A job store in one PostgreSQL database, shared by any number of processes."""
+
+    def _create_engine(self) -> AsyncEngine:
+        # Keyed claims rely on each statement taking a fresh snapshot after the claim lock.
+        # ``application_name`` tells an instance's own job notifications from others'.
+        engine = create_async_engine(
+            self.url,
+            pool_size=10,
+            max_overflow=10,
+            pool_pre_ping=False,
+            isolation_level="READ COMMITTED",
+            hide_parameters=True,  # bound values (job inputs) stay out of errors and logs
+            connect_args={"server_settings": {"application_name": self.name}},
+        )
+        self._generation = 0
+        event.listen(engine.sync_engine, "connect", self._on_connect)
+        event.listen(engine.sync_engine, "checkout", self._on_checkout)
+        return engine
+
+    def _on_connect(self, _dbapi_connection: Any, record: Any) -> None:
+        record.info[_GENERATION] = self._generation
+
+    def _on_checkout(self, dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        """Replace a pooled connection the server closed meanwhile (a restart, a terminated
+        backend) before it is used, or one older than the last lost connection: asyncpg
+        already knows, so this costs no round trip, and the statement about to be sent goes
+        to a live connection instead of failing (raising ``DisconnectionError`` here is how
+        a pool event asks for a fresh connection)."""
+        stale = record.info.get(_GENERATION, -1) < self._generation
+        if stale or dbapi_connection.driver_connection.is_closed():
+            raise DisconnectionError("the server closed this connection")
+
+    def _lost(self) -> None:
+        """The server went away: every connection made before now is replaced at checkout."""
+        self._generation += 1
+
+    def _driver(self) -> Driver:
+        import asyncpg  # type: ignore[import-untyped]
+
+        lost = (
+            OSError,
+            asyncpg.InterfaceError,
+            asyncpg.InternalClientError,
+            asyncpg.PostgresConnectionError,
+            asyncpg.exceptions.OperatorInterventionError,  # the server shutting down
+        )
+        return Driver(
+            errors=(asyncpg.PostgresError, *lost),
+            lost=lost,
+            sizes=MAX_HELD,
+            relax=RELAX,
+            fetch=_fetch,
+            on_lost=self._lost,
+        )
+
+    @property
+    def notifies(self) -> bool:
+        return True
+
+    async def listen(self, wake: Wake) -> None:
+        await notify.listen(self.engine, wake, ignore=self.name)
+
+    async def _install(self, conn: AsyncConnection) -> None:
+        await notify.install_trigger(conn)
+
+    async def _single(self, conn: AsyncConnection) -> None:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+
+    async def _lock_schema(self, conn: AsyncConnection) -> None:
+        await _advisory_lock(conn, SCHEMA_LOCK)
+
+    async def lock_keys(self, conn: AsyncConnection, namespace: str, keys: Sequence[str]) -> None:
+        """Hold each of ``keys`` until the transaction ends, so that per-key decisions (which
+        pending job a superseding insert drops) see every earlier decision committed; in one
+        order, so that two callers never deadlock."""
+        for lock in sorted({advisory_key(namespace, key) for key in keys}):
+            await _advisory_lock(conn, lock)
+
+    def upsert(self, table: Table) -> Any:
+        return postgresql.insert(table)
+
+    async def _fetch_claim(self, sql: str, args: list[Any], locked: bool) -> list[Any]:
+        """``locked``: the claim considers concurrency keys, so it holds the keyed-claim lock.
+
+        Without it two instances could each lock a different job of one key, both seeing the
+        key free (say, claiming different queues or orders). Every claim of an instance that
+        has a keyed definition takes it, so a key's lease is committed before the next keyed
+        claim's statement takes its snapshot.
+        """
+        if not locked:
+            return await self.held.fetch(sql, args, relaxed=True)
+
+        async def claim_locked(driver: Any) -> list[Sequence[Any]]:
+            async with driver.transaction(isolation="read_committed"):
+                await driver.execute("SELECT pg_advisory_xact_lock($1)", CLAIM_LOCK)
+                return list(await driver.fetch(sql, *args))
+
+        async with self.held.connection(relaxed=True) as driver:
+            return await unbroken(claim_locked(driver))
+
+    def _insert(self, rows: Sequence[Row]) -> tuple[str, list[Any]]:
+        return _insert_unnest(self.codec.dialect), [
+            self.codec.column(n, rows) for n in INSERT_COLUMNS
+        ]
+
+    def _update_sql(self, names: tuple[str, ...]) -> str:
+        return update_owned_sql(names, "$")
+
+    def _ids(self, ids: Any) -> Any:
+        return list(ids)
+
+    def _new_logs(self, changed: Mapping[int, list[dict[str, Any]]]) -> list[Any]:
+        return [list(changed), [json.dumps(v) for v in changed.values()]]
+
+    _delete_sql = f"DELETE FROM asyncjobs_jobs WHERE id = ANY($1::bigint[]) AND {_OWNED}"
+    # A job whose log changed gets its new log in the same statement.
+    _complete_sql = (
+        "UPDATE asyncjobs_jobs SET completed_at = $4, processing_until = NULL, "
+        "processing_token = NULL, total_tried = total_tried + 1, updated_at = $4, "
+        "log = COALESCE((SELECT l.log FROM unnest($5::bigint[], $6::jsonb[]) AS l(id, log) "
+        f"WHERE l.id = asyncjobs_jobs.id), asyncjobs_jobs.log) WHERE id = ANY($1::bigint[]) "
+        f"AND {_OWNED}"
+    )
+
+
+def advisory_key(namespace: str, key: str) -> int:
+    """A stable signed 64-bit advisory lock id for ``key`` (the same in every process)."""
+    digest = hashlib.blake2b(f"{namespace}\0{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+async def _advisory_lock(conn: AsyncConnection, key: int) -> None:
+    await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+
+
+async def _fetch(driver: Any, sql: str, args: Sequence[Any]) -> list[Sequence[Any]]:
+    return list(await driver.fetch(sql, *args))
+
+
+@functools.lru_cache(maxsize=4)
+def _insert_unnest(dialect: Dialect) -> str:
+    """One statement for any number of rows: each column is one array parameter, cast to
+    the column's own type (without a length: a cast to ``VARCHAR(n)`` would truncate)."""
+    casts = [
+        re.sub(r"\(\d+\)", "", jobs.c[name].type.dialect_impl(dialect).compile(dialect=dialect))
+        for name in INSERT_COLUMNS
+    ]
+    arrays = ", ".join(f"${i}::{cast}[]" for i, cast in enumerate(casts, start=1))
+    return (
+        f"INSERT INTO asyncjobs_jobs ({COLUMN_LIST}) SELECT * FROM unnest({arrays}) "
+        f"RETURNING {RETURNING_ALL}"
+    )

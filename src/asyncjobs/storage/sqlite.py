@@ -1,0 +1,157 @@
+"""SQLite through aiosqlite: one writer at a time, ``BEGIN IMMEDIATE``, and its own SQL for
+the statements every batch sends (ids as a JSON array, inserts as multi-row ``VALUES``)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sqlite3
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any
+
+import anyio
+from sqlalchemy import Table, event
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
+
+from asyncjobs.errors import StorageError
+from asyncjobs.storage.base import Row
+from asyncjobs.storage.common import SqlStore, update_owned_sql
+from asyncjobs.storage.held import Driver
+from asyncjobs.storage.tables import COLUMN_LIST, INSERT_COLUMNS, RETURNING_ALL
+
+BUSY_TIMEOUT_MS = 30_000
+_WRITE = "asyncjobs_write"
+_SINGLE = "asyncjobs_single"
+_OWNED = "processing_token = ? AND processing_until > ? RETURNING id"
+_IDS = "id IN (SELECT value FROM json_each(?))"
+
+
+class SqliteStore(SqlStore):
+    """A job store in one SQLite file (or in memory)."""
+
+    def _new_write_gate(self) -> AbstractAsyncContextManager[Any]:
+        # SQLite has one writer at a time; connections of one process that race for it wait
+        # in SQLite's sleeping busy handler (1, 2, 5 ... 100 ms), so they queue on an async
+        # lock instead and only other processes ever meet the busy handler.
+        return anyio.Lock()
+
+    def _create_engine(self) -> AsyncEngine:
+        database = make_url(self.url).database
+        in_memory = database in (None, "", ":memory:")
+        if not in_memory:
+            check_folder(str(database))
+        options: dict[str, Any] = {
+            "connect_args": {"timeout": BUSY_TIMEOUT_MS / 1000},
+            "hide_parameters": True,  # bound values (job inputs) stay out of errors and logs
+        }
+        if in_memory:
+            options["poolclass"] = StaticPool
+        engine = create_async_engine(self.url, **options)
+        event.listen(engine.sync_engine, "connect", _on_connect)
+        event.listen(engine.sync_engine, "begin", _on_begin)
+        return engine
+
+    def _driver(self) -> Driver:
+        # aiosqlite raises ValueError("Connection closed"); sqlite3 a ProgrammingError.
+        lost = (OSError, ValueError, sqlite3.ProgrammingError)
+        return Driver(
+            errors=(sqlite3.Error, *lost), lost=lost, sizes={False: 1}, relax=None, fetch=_fetch
+        )
+
+    async def _single(self, conn: AsyncConnection) -> None:
+        # Connections are already in driver autocommit (see ``_on_connect``), so only our
+        # BEGIN is skipped; switching SQLAlchemy's isolation level would cost driver round
+        # trips on every checkout and check-in.
+        await conn.execution_options(**{_SINGLE: True})
+
+    async def _writing(self, conn: AsyncConnection) -> None:
+        await conn.execution_options(**{_WRITE: True})
+
+    async def lock_keys(self, conn: AsyncConnection, namespace: str, keys: Sequence[str]) -> None:
+        """Nothing to lock: the write lock (``BEGIN IMMEDIATE``) already serialises writers."""
+
+    def upsert(self, table: Table) -> Any:
+        return sqlite.insert(table)
+
+    async def _fetch_claim(self, sql: str, args: list[Any], locked: bool) -> list[Any]:
+        # The write lock already serialises every claim, keyed or not.
+        return await self.held.fetch(sql, args)
+
+    def _insert(self, rows: Sequence[Row]) -> tuple[str, list[Any]]:
+        columns = [self.codec.column(name, rows) for name in INSERT_COLUMNS]
+        args = [value for values in zip(*columns, strict=True) for value in values]
+        return _insert_values(len(rows)), args
+
+    def _update_sql(self, names: tuple[str, ...]) -> str:
+        return update_owned_sql(names, "?")
+
+    def _ids(self, ids: Any) -> Any:
+        return json.dumps(list(ids))
+
+    def _new_logs(self, changed: Mapping[int, list[dict[str, Any]]]) -> list[Any]:
+        return [json.dumps({str(k): json.dumps(v) for k, v in changed.items()})]
+
+    _delete_sql = f"DELETE FROM asyncjobs_jobs WHERE {_IDS} AND {_OWNED}"
+    # A job whose log changed gets its new log in the same statement.
+    _complete_sql = (
+        "UPDATE asyncjobs_jobs SET completed_at = ?4, processing_until = NULL, "
+        "processing_token = NULL, total_tried = total_tried + 1, updated_at = ?4, "
+        "log = COALESCE((SELECT l.value FROM json_each(?5) AS l "
+        "WHERE l.key = CAST(asyncjobs_jobs.id AS TEXT)), log) "
+        "WHERE id IN (SELECT value FROM json_each(?1)) AND processing_token = ?2 "
+        "AND processing_until > ?3 RETURNING id"
+    )
+
+
+def check_folder(database: str) -> None:
+    """Fail early and clearly where the driver would fail late (a SQLite file's folder)."""
+    folder = Path(database).expanduser().resolve().parent
+    if not folder.is_dir():
+        raise StorageError(f"cannot open SQLite database {database!r}: {folder} does not exist")
+
+
+def missing_file(url: str) -> str | None:
+    """The path of the SQLite file ``url`` names when it does not exist (opening it would
+    create an empty database there); ``None`` otherwise."""
+    database = make_url(url).database
+    if database in (None, "", ":memory:") or Path(str(database)).exists():
+        return None
+    return str(database)
+
+
+async def _fetch(driver: Any, sql: str, args: Sequence[Any]) -> list[Sequence[Any]]:
+    return list(await driver.execute_fetchall(sql, args))
+
+
+def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Take transaction control from the driver so that writes can BEGIN IMMEDIATE: a deferred
+    # transaction that upgrades to a write lock fails at once under WAL instead of waiting.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    for pragma in (
+        "journal_mode=WAL",
+        "synchronous=NORMAL",
+        f"busy_timeout={BUSY_TIMEOUT_MS}",
+        "foreign_keys=ON",
+    ):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def _on_begin(conn: Any) -> None:
+    options = conn.get_execution_options()
+    if options.get(_SINGLE, False):
+        return  # a single statement is its own transaction
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(_WRITE, False) else "BEGIN")
+
+
+@functools.lru_cache(maxsize=32)
+def _insert_values(count: int) -> str:
+    group = "(" + ", ".join("?" * len(INSERT_COLUMNS)) + ")"
+    values = ", ".join([group] * count)
+    return f"INSERT INTO asyncjobs_jobs ({COLUMN_LIST}) VALUES {values} RETURNING {RETURNING_ALL}"
