@@ -212,7 +212,7 @@ class Runner:
         attempt.retries = plan.retries
         steps = StepRunner(attempt, self.registry, self.host)
         try:
-            await plan.body(steps, attempt.row.input or {})
+            attempt.output = await plan.body(steps, attempt.row.input or {})
         except HandlerImportError as exc:
             return await failures.failed_for_good(attempt, exc)
         except JobCancelled as exc:

@@ -130,7 +130,14 @@ class Store(Protocol):
     ) -> bool: ...
 
     async def finish_owned(
-        self, logs: Logs, token: str, *, live_after: datetime, now: datetime, delete: bool
+        self,
+        logs: Logs,
+        token: str,
+        *,
+        live_after: datetime,
+        now: datetime,
+        delete: bool,
+        outputs: Mapping[int, Any] | None = None,
     ) -> set[int]: ...
 
     async def renew(

@@ -147,14 +147,18 @@ class PostgresStore(SqlStore):
     def _new_logs(self, changed: Mapping[int, list[dict[str, Any]]]) -> list[Any]:
         return [list(changed), [json.dumps(v) for v in changed.values()]]
 
+    def _outputs(self, outputs: Mapping[int, Any]) -> list[Any]:
+        return [[json.dumps(v) for v in outputs.values()]]  # in the order of the ids ($1)
+
     _delete_sql = f"DELETE FROM asyncjobs_jobs WHERE id = ANY($1::bigint[]) AND {_OWNED}"
-    # A job whose log changed gets its new log in the same statement.
+    # A job whose log changed gets its new log in the same statement, and every job its output.
     _complete_sql = (
         "UPDATE asyncjobs_jobs SET completed_at = $4, processing_until = NULL, "
         "processing_token = NULL, total_tried = total_tried + 1, updated_at = $4, "
         "log = COALESCE((SELECT l.log FROM unnest($5::bigint[], $6::jsonb[]) AS l(id, log) "
-        f"WHERE l.id = asyncjobs_jobs.id), asyncjobs_jobs.log) WHERE id = ANY($1::bigint[]) "
-        f"AND {_OWNED}"
+        "WHERE l.id = asyncjobs_jobs.id), asyncjobs_jobs.log), "
+        "output = (SELECT o.output FROM unnest($1::bigint[], $7::jsonb[]) AS o(id, output) "
+        f"WHERE o.id = asyncjobs_jobs.id) WHERE id = ANY($1::bigint[]) AND {_OWNED}"
     )
 
 
