@@ -1,14 +1,20 @@
-"""A job's output, stored with its completion; SQLite and PostgreSQL."""
+"""A job's output, stored with its completion, and ``wait()``; SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
+import anyio
 import pydantic
+import pytest
 
 import asyncjobs
+from asyncjobs.storage import common
 from tests.conftest import run_until_idle
+
+FAR = datetime(2100, 1, 1, tzinfo=UTC)
 
 MakeJobs = Callable[..., asyncjobs.Jobs]
 
@@ -80,3 +86,137 @@ async def test_a_failed_job_has_no_output(make_jobs: MakeJobs) -> None:
     unstorable = await _done(jobs, workflow="as-object")
     assert (unstorable.status, unstorable.output) == ("failed", None)
     assert "output of workflow 'as-object'" in (unstorable.error or {})["message"]
+
+
+# -- wait() -------------------------------------------------------------------------------
+
+
+class Reads:
+    """Counts the reads ``wait()`` makes through a store, and signals each one."""
+
+    def __init__(self, jobs: asyncjobs.Jobs, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        self.first = anyio.Event()
+        read = jobs.store.get
+
+        async def counted(job_id: int) -> Any:
+            row = await read(job_id)
+            self.count += 1
+            self.first.set()
+            return row
+
+        monkeypatch.setattr(jobs.store, "get", counted)
+
+
+@pytest.fixture(autouse=True)
+def _no_slow_poll(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without SQLite's look every second, only a wake can end a wait early."""
+    monkeypatch.setattr(common, "FINISHED_POLL", 3600.0)
+
+
+async def test_wait_returns_a_finished_job(make_jobs: MakeJobs) -> None:
+    jobs = make_jobs(tasks=[double, boom])
+    done = await jobs.queue(task="double", input={"n": 1})
+    failed = await jobs.queue(task="boom")
+    cancelled = await jobs.queue(task="double", input={"n": 2}, wait_until=FAR)
+    await run_until_idle(jobs)
+    assert await jobs.cancel_by_id(cancelled.id)
+    outcomes = [await jobs.wait(job.id, timeout=30) for job in (done, failed, cancelled)]
+    assert [(j.status, j.output) for j in outcomes if j] == [
+        ("completed", {"n": 2}),
+        ("failed", None),
+        ("cancelled", None),
+    ]
+
+
+async def test_wait_for_a_missing_job_is_none(make_jobs: MakeJobs) -> None:
+    jobs = make_jobs(tasks=[double], delete_job_on_complete=True)
+    assert await jobs.wait(123456) is None
+    deleted = await jobs.queue(task="double", input={"n": 1})
+    await run_until_idle(jobs)
+    assert await jobs.wait(deleted.id) is None
+
+
+async def test_wait_times_out(make_jobs: MakeJobs) -> None:
+    jobs = make_jobs(tasks=[double])
+    job = await jobs.queue(task="double", input={"n": 1})
+    with pytest.raises(TimeoutError):
+        await jobs.wait(job.id, timeout=0.05)
+
+
+async def test_wait_refuses_a_bad_timeout(make_jobs: MakeJobs) -> None:
+    jobs = make_jobs()
+    with pytest.raises(ValueError, match="timeout must be a number of seconds >= 0"):
+        await jobs.wait(1, timeout=-1)
+    with pytest.raises(TypeError, match="timeout must be a number of seconds or None"):
+        await jobs.wait(1, timeout="1")  # type: ignore[arg-type]
+
+
+async def _woken(waiter: asyncjobs.Jobs, job_id: int, reads: Reads, finish: Any) -> Any:
+    """Start ``waiter.wait(job_id)``, ``finish()`` once it has looked, return what it got."""
+    got: list[Any] = []
+
+    async def wait() -> None:
+        got.append(await waiter.wait(job_id, timeout=60))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(wait)
+        await reads.first.wait()
+        await finish()
+    assert reads.count == 2  # the look before waiting, and the one after the wake
+    return got[0]
+
+
+async def test_a_run_in_this_process_wakes_a_waiter(
+    make_jobs: MakeJobs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jobs = make_jobs(tasks=[double], workflows=[as_model])
+    job = await jobs.queue(workflow="as-model", input={"n": 3})
+    done = await _woken(jobs, job.id, Reads(jobs, monkeypatch), lambda: run_until_idle(jobs))
+    assert (done.status, done.output) == ("completed", {"total": 3})
+
+
+async def test_a_cancel_in_this_process_wakes_a_waiter(
+    make_jobs: MakeJobs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jobs = make_jobs(tasks=[double])
+    job = await jobs.queue(task="double", input={"n": 1})
+    done = await _woken(jobs, job.id, Reads(jobs, monkeypatch), lambda: jobs.cancel_by_id(job.id))
+    assert done.status == "cancelled"
+
+
+async def test_a_finish_in_another_process_wakes_a_waiter_on_postgres(
+    backend: str, make_jobs: MakeJobs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if backend != "postgres":
+        pytest.skip("SQLite has no notifications: a waiter looks again every second")
+    waiter, worker = make_jobs(), make_jobs(tasks=[double, boom])
+    job = await worker.queue(task="double", input={"n": 4})
+    done = await _woken(waiter, job.id, Reads(waiter, monkeypatch), lambda: run_until_idle(worker))
+    assert (done.status, done.output) == ("completed", {"n": 8})
+    failed = await worker.queue(task="boom")
+    reads = Reads(waiter, monkeypatch)
+    assert (
+        await _woken(waiter, failed.id, reads, lambda: run_until_idle(worker))
+    ).status == "failed"
+
+
+async def test_a_waiter_on_sqlite_looks_again_for_other_processes_finishes(
+    backend: str, make_jobs: MakeJobs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if backend != "sqlite":
+        pytest.skip("PostgreSQL notifies")
+    monkeypatch.setattr(common, "FINISHED_POLL", 0.01)
+    waiter, worker = make_jobs(), make_jobs(tasks=[double])
+    job = await worker.queue(task="double", input={"n": 5})
+    reads = Reads(waiter, monkeypatch)
+    got: list[Any] = []
+
+    async def wait() -> None:
+        got.append(await waiter.wait(job.id, timeout=60))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(wait)
+        await reads.first.wait()
+        await run_until_idle(worker)
+    assert got[0].output == {"n": 10}

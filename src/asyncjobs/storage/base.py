@@ -3,7 +3,7 @@ a cancellation writes. Nothing here knows a backend."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -14,6 +14,16 @@ if TYPE_CHECKING:
 
 Row = dict[str, Any]
 Wake = Callable[[str, datetime | None], None]
+
+
+class FinishedBus(Protocol):
+    """Where a store announces jobs other processes finished (``asyncjobs.wake``'s)."""
+
+    def publish(self, ids: Iterable[int]) -> None: ...
+
+    def publish_all(self) -> None:
+        """Every waiter looks again: finishes may have gone unheard."""
+        ...
 
 
 # Each job's full step log when it changed since the last write, else ``None``.
@@ -111,6 +121,16 @@ class Store(Protocol):
 
     async def listen(self, wake: Wake) -> None:
         """Call ``wake(queue, due)`` whenever another process queues jobs, until cancelled."""
+        ...
+
+    @property
+    def finished_poll(self) -> float | None:
+        """Seconds between looks for jobs other processes finished; ``None``: they notify."""
+        ...
+
+    def watch_finished(self, bus: FinishedBus) -> AbstractAsyncContextManager[None]:
+        """While inside, jobs other processes finish are published on ``bus`` (if the
+        backend can tell)."""
         ...
 
     async def insert_jobs(

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from asyncjobs.errors import StorageError
 from asyncjobs.storage import filters, migrations, statements
-from asyncjobs.storage.base import Claim, Logs, Row, Wake
+from asyncjobs.storage.base import Claim, FinishedBus, Logs, Row, Wake
 from asyncjobs.storage.claims import claim_statement
 from asyncjobs.storage.codec import Codec, Compiled
 from asyncjobs.storage.errors import translated
@@ -31,6 +31,7 @@ from asyncjobs.storage.tables import (
 )
 
 MAX_INSERT_ROWS = 500  # larger batches take the SQLAlchemy path (bound-parameter limits)
+FINISHED_POLL = 1.0  # seconds: how soon ``wait()`` sees a finish by another SQLite process
 
 
 class _Open(NamedTuple):
@@ -84,6 +85,15 @@ class SqlStore(ScheduleState):
 
     async def listen(self, wake: Wake) -> None:
         """Call ``wake(queue, due)`` whenever another process queues jobs (no-one can here)."""
+
+    @property
+    def finished_poll(self) -> float | None:
+        """Without notifications, a waiter looks again this often (seconds)."""
+        return FINISHED_POLL
+
+    def watch_finished(self, bus: FinishedBus) -> AbstractAsyncContextManager[None]:
+        """Nothing is heard from other processes here: ``finished_poll`` covers them."""
+        return nullcontext()
 
     @translated
     async def open(self) -> None:

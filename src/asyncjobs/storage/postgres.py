@@ -9,6 +9,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from sqlalchemy import Dialect, Table, event, text
@@ -17,7 +18,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from asyncjobs.storage import notify
-from asyncjobs.storage.base import Row, Wake
+from asyncjobs.storage.base import FinishedBus, Row, Wake
 from asyncjobs.storage.common import SqlStore, update_owned_sql
 from asyncjobs.storage.held import Driver, unbroken
 from asyncjobs.storage.tables import COLUMN_LIST, INSERT_COLUMNS, RETURNING_ALL, jobs
@@ -48,6 +49,7 @@ class PostgresStore(SqlStore):
             connect_args={"server_settings": {"application_name": self.name}},
         )
         self._generation = 0
+        self._finished = notify.FinishedListener()
         event.listen(engine.sync_engine, "connect", self._on_connect)
         event.listen(engine.sync_engine, "checkout", self._on_checkout)
         return engine
@@ -94,6 +96,13 @@ class PostgresStore(SqlStore):
 
     async def listen(self, wake: Wake) -> None:
         await notify.listen(self.engine, wake, ignore=self.name)
+
+    @property
+    def finished_poll(self) -> float | None:
+        return None  # finishes are notified
+
+    def watch_finished(self, bus: FinishedBus) -> AbstractAsyncContextManager[None]:
+        return self._finished.watching(self.engine, bus)
 
     async def _install(self, conn: AsyncConnection) -> None:
         await notify.install_trigger(conn)
