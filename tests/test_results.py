@@ -9,6 +9,7 @@ from typing import Any
 import anyio
 import pydantic
 import pytest
+from sqlalchemy import text
 
 import asyncjobs
 from asyncjobs.storage import common
@@ -220,3 +221,21 @@ async def test_a_waiter_on_sqlite_looks_again_for_other_processes_finishes(
         await reads.first.wait()
         await run_until_idle(worker)
     assert got[0].output == {"n": 10}
+
+
+async def test_a_deletion_or_cancel_in_another_process_wakes_a_waiter_on_postgres(
+    backend: str, make_jobs: MakeJobs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if backend != "postgres":
+        pytest.skip("SQLite has no notifications: a waiter looks again every second")
+    waiter = make_jobs()
+    worker = make_jobs(tasks=[double], delete_job_on_complete=True)
+    job = await worker.queue(task="double", input={"n": 4})
+    reads = Reads(waiter, monkeypatch)
+    assert await _woken(waiter, job.id, reads, lambda: run_until_idle(worker)) is None
+    job = await worker.queue(task="double", input={"n": 4})
+    reads = Reads(waiter, monkeypatch)
+    cancelled = await _woken(waiter, job.id, reads, lambda: worker.cancel_by_id(job.id))
+    assert cancelled.status == "cancelled"
+    async with waiter.store.engine.connect() as conn:  # every waiter unregistered
+        assert (await conn.execute(text("SELECT count(*) FROM asyncjobs_waits"))).scalar() == 0

@@ -44,7 +44,7 @@ class Waiting:
             while True:
                 # Subscribed before reading, so a finish between the read and the wait is heard.
                 with self.wake.finished.watch(job_id) as finished:
-                    async with self.store.watch_finished(self.wake.finished):
+                    async with self.store.watch_finished(self.wake.finished, job_id):
                         row = await self.store.get(job_id)
                         job = None if row is None else make_job(row, self.clock())
                         if job is None or job.status in FINISHED:

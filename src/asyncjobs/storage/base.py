@@ -128,9 +128,9 @@ class Store(Protocol):
         """Seconds between looks for jobs other processes finished; ``None``: they notify."""
         ...
 
-    def watch_finished(self, bus: FinishedBus) -> AbstractAsyncContextManager[None]:
-        """While inside, jobs other processes finish are published on ``bus`` (if the
-        backend can tell)."""
+    def watch_finished(self, bus: FinishedBus, job_id: int) -> AbstractAsyncContextManager[None]:
+        """While inside, ``job_id`` finishing in another process is published on ``bus``
+        (if the backend can tell)."""
         ...
 
     async def insert_jobs(

@@ -91,7 +91,7 @@ class SqlStore(ScheduleState):
         """Without notifications, a waiter looks again this often (seconds)."""
         return FINISHED_POLL
 
-    def watch_finished(self, bus: FinishedBus) -> AbstractAsyncContextManager[None]:
+    def watch_finished(self, bus: FinishedBus, job_id: int) -> AbstractAsyncContextManager[None]:
         """Nothing is heard from other processes here: ``finished_poll`` covers them."""
         return nullcontext()
 

@@ -41,41 +41,48 @@ _TRIGGER_DDL = (
     """,
 )
 
-# A job that completes, fails for good or is cancelled NOTIFYs its id at commit; the trigger
-# fires only for updates that set those columns and only for the rows that just finished.
-# Deleted jobs (completed ones with ``delete_job_on_complete``, retention) are announced per
-# statement, their ids in chunks that stay under the payload limit.
+# Finished jobs are announced only to waiters, who register each waited id in a table first
+# (so a completion of nobody's job pays one lock-free probe of an empty table, not a NOTIFY,
+# whose commit lock serialises every writer). Completions and deletions on completion NOTIFY
+# from their own statement (see ``finished_notify``); failures and cancellations, from a
+# trigger that fires only for updates that set ``has_error``.
+WAITS = "asyncjobs_waits"
 _FINISHED_DDL = (
+    f"CREATE UNLOGGED TABLE IF NOT EXISTS {WAITS} (job_id BIGINT NOT NULL)",
+    f"CREATE INDEX IF NOT EXISTS ix_{WAITS}_job_id ON {WAITS} (job_id)",
     f"""
-    CREATE OR REPLACE FUNCTION asyncjobs_notify_finished() RETURNS trigger AS $$
+    CREATE OR REPLACE FUNCTION asyncjobs_notify_failed() RETURNS trigger AS $$
     BEGIN
-        PERFORM pg_notify('{FINISHED_CHANNEL}', NEW.id::text);
+        IF EXISTS (SELECT 1 FROM {WAITS} WHERE job_id = NEW.id) THEN
+            PERFORM pg_notify('{FINISHED_CHANNEL}', NEW.id::text);
+        END IF;
         RETURN NULL;
     END $$ LANGUAGE plpgsql
     """,
-    "DROP TRIGGER IF EXISTS asyncjobs_finished ON asyncjobs_jobs",
+    "DROP TRIGGER IF EXISTS asyncjobs_failed ON asyncjobs_jobs",
     """
-    CREATE TRIGGER asyncjobs_finished AFTER UPDATE OF completed_at, has_error ON asyncjobs_jobs
-    FOR EACH ROW WHEN ((NEW.completed_at IS NOT NULL AND OLD.completed_at IS NULL)
-                       OR (NEW.has_error AND NOT OLD.has_error))
-    EXECUTE FUNCTION asyncjobs_notify_finished()
-    """,
-    f"""
-    CREATE OR REPLACE FUNCTION asyncjobs_notify_deleted() RETURNS trigger AS $$
-    BEGIN
-        PERFORM pg_notify('{FINISHED_CHANNEL}', string_agg(d.id::text, ' '))
-        FROM (SELECT id, (row_number() OVER ()) / 500 AS part FROM old_rows) AS d
-        GROUP BY d.part;
-        RETURN NULL;
-    END $$ LANGUAGE plpgsql
-    """,
-    "DROP TRIGGER IF EXISTS asyncjobs_deleted ON asyncjobs_jobs",
-    """
-    CREATE TRIGGER asyncjobs_deleted AFTER DELETE ON asyncjobs_jobs
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT
-    EXECUTE FUNCTION asyncjobs_notify_deleted()
+    CREATE TRIGGER asyncjobs_failed AFTER UPDATE OF has_error ON asyncjobs_jobs
+    FOR EACH ROW WHEN (NEW.has_error AND NOT OLD.has_error)
+    EXECUTE FUNCTION asyncjobs_notify_failed()
     """,
 )
+# A waiter registers under this lock: it waits for every writer that already looked at the
+# table to commit (the waiter's next read sees their outcome), and a writer starting meanwhile
+# takes its snapshot only after the registration committed (it sees it and notifies).
+_REGISTER = (f"LOCK TABLE {WAITS} IN ACCESS EXCLUSIVE MODE", f"INSERT INTO {WAITS} VALUES ($1)")
+_UNREGISTER = (
+    f"DELETE FROM {WAITS} WHERE ctid = (SELECT ctid FROM {WAITS} WHERE job_id = $1 LIMIT 1)"
+)
+
+
+def finished_notify(statement: str) -> str:
+    """``statement`` (``... RETURNING id``) that also NOTIFYs the ids someone waits for."""
+    return (
+        f"WITH done AS ({statement}), said AS (SELECT pg_notify('{FINISHED_CHANNEL}', "
+        f"string_agg(done.id::text, ' ')) FROM done JOIN {WAITS} w ON w.job_id = done.id "
+        "HAVING count(*) > 0) SELECT done.id FROM done LEFT JOIN said ON true"
+    )
+
 
 Wake = Callable[[str, datetime | None], None]
 FinishedBus = base.FinishedBus
@@ -152,12 +159,26 @@ class FinishedListener:
     def __init__(self) -> None:
         self._lock = anyio.Lock()
         self._users = 0
+        self.registering = anyio.Lock()
         self._conn: AsyncConnection | None = None
         self._raw: Any = None
         self._on_notify: Any = None
 
     @asynccontextmanager
-    async def watching(self, engine: AsyncEngine, bus: FinishedBus) -> AsyncIterator[None]:
+    async def watching(
+        self, engine: AsyncEngine, bus: FinishedBus, job_id: int
+    ) -> AsyncIterator[None]:
+        """LISTEN (shared), then register ``job_id`` as waited for, until the block ends."""
+        async with self._listening(engine, bus):
+            await _registered(engine, job_id, _REGISTER)
+            try:
+                yield
+            finally:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                    await _registered(engine, job_id, (_UNREGISTER,))
+
+    @asynccontextmanager
+    async def _listening(self, engine: AsyncEngine, bus: FinishedBus) -> AsyncIterator[None]:
         async with self._lock:
             if self._raw is None or self._raw.is_closed():
                 await self._close()
@@ -199,3 +220,12 @@ class FinishedListener:
             else:
                 await raw.remove_listener(FINISHED_CHANNEL, self._on_notify)
         await conn.close()
+
+
+async def _registered(engine: AsyncEngine, job_id: int, statements: tuple[str, ...]) -> None:
+    async with engine.connect() as conn:
+        raw = (await conn.get_raw_connection()).driver_connection
+        assert raw is not None
+        async with raw.transaction():
+            for statement in statements:
+                await raw.execute(statement, *([job_id] if "$1" in statement else []))

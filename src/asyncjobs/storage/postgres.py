@@ -101,8 +101,8 @@ class PostgresStore(SqlStore):
     def finished_poll(self) -> float | None:
         return None  # finishes are notified
 
-    def watch_finished(self, bus: FinishedBus) -> AbstractAsyncContextManager[None]:
-        return self._finished.watching(self.engine, bus)
+    def watch_finished(self, bus: FinishedBus, job_id: int) -> AbstractAsyncContextManager[None]:
+        return self._finished.watching(self.engine, bus, job_id)
 
     async def _install(self, conn: AsyncConnection) -> None:
         await notify.install_trigger(conn)
@@ -159,9 +159,11 @@ class PostgresStore(SqlStore):
     def _outputs(self, outputs: Mapping[int, Any]) -> list[Any]:
         return [[json.dumps(v) for v in outputs.values()]]  # in the order of the ids ($1)
 
-    _delete_sql = f"DELETE FROM asyncjobs_jobs WHERE id = ANY($1::bigint[]) AND {_OWNED}"
+    _delete_sql = notify.finished_notify(
+        f"DELETE FROM asyncjobs_jobs WHERE id = ANY($1::bigint[]) AND {_OWNED}"
+    )
     # A job whose log changed gets its new log in the same statement, and every job its output.
-    _complete_sql = (
+    _complete_sql = notify.finished_notify(
         "UPDATE asyncjobs_jobs SET completed_at = $4, processing_until = NULL, "
         "processing_token = NULL, total_tried = total_tried + 1, updated_at = $4, "
         "log = COALESCE((SELECT l.log FROM unnest($5::bigint[], $6::jsonb[]) AS l(id, log) "
