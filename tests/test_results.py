@@ -239,3 +239,32 @@ async def test_a_deletion_or_cancel_in_another_process_wakes_a_waiter_on_postgre
     assert cancelled.status == "cancelled"
     async with waiter.store.engine.connect() as conn:  # every waiter unregistered
         assert (await conn.execute(text("SELECT count(*) FROM asyncjobs_waits"))).scalar() == 0
+
+
+async def test_no_one_waiting_means_no_notification_on_postgres(
+    backend: str, make_jobs: MakeJobs
+) -> None:
+    if backend != "postgres":
+        pytest.skip("PostgreSQL only")
+    jobs = make_jobs(tasks=[double, boom])
+    await jobs.queue_many([{"task": "double", "input": {"n": n}} for n in range(3)])
+    await jobs.queue(task="boom")
+    heard: list[str] = []
+    sentinel = anyio.Event()
+
+    def on_notify(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        heard.append(payload)
+        if payload == "sentinel":
+            sentinel.set()
+
+    async with jobs.store.engine.connect() as conn:
+        raw = (await conn.get_raw_connection()).driver_connection
+        assert raw is not None
+        await raw.add_listener("asyncjobs_finished", on_notify)
+        await run_until_idle(jobs)
+        # Notifications arrive in commit order: whatever the run sent comes before this one.
+        await raw.execute("SELECT pg_notify('asyncjobs_finished', 'sentinel')")
+        with anyio.fail_after(10):
+            await sentinel.wait()
+        await raw.remove_listener("asyncjobs_finished", on_notify)
+    assert heard == ["sentinel"]
