@@ -89,6 +89,7 @@ async def test_example_app_runs_a_queued_workflow_through_auto_run(
                 ("inline", "shout", "succeeded"),
             ]
             assert job["log"][1]["output"] == {"text": "HELLO, ADA!"}
+            assert job["output"] == {"text": "HELLO, ADA!"}
         await check_endpoint_access(http)
         await check_bad_input(http, spec)
         assert await server.stop(), server.output()

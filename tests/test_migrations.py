@@ -18,11 +18,12 @@ async def noop(*, input: dict) -> None:
     return None
 
 
-async def test_a_version_1_schema_gets_the_trace_context_column(make_jobs: MakeJobs) -> None:
+async def test_a_version_1_schema_gets_the_newer_columns(make_jobs: MakeJobs) -> None:
     old = make_jobs(tasks=[noop])
     await old.queue(task="noop")
     async with old.store.engine.begin() as conn:  # what 0.1 created
         await conn.execute(text("ALTER TABLE asyncjobs_jobs DROP COLUMN trace_context"))
+        await conn.execute(text("ALTER TABLE asyncjobs_jobs DROP COLUMN output"))
         await conn.execute(update(schema_version).values(version=1))
     await old.stop()
 
@@ -32,4 +33,6 @@ async def test_a_version_1_schema_gets_the_trace_context_column(make_jobs: MakeJ
         assert (await conn.execute(select(schema_version.c.version))).scalar() == SCHEMA_VERSION
     await jobs.queue(task="noop")
     await run_until_idle(jobs)
-    assert [job.status for job in await jobs.find()] == ["completed", "completed"]
+    found = await jobs.find()
+    assert [job.status for job in found] == ["completed", "completed"]
+    assert [job.output for job in found] == [{}, {}]

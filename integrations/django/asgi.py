@@ -6,7 +6,7 @@ Run from the repository root::
 
     curl -X POST 'localhost:8000/greetings?name=Ada'       # async view: {"id": 1, ...}
     curl -X POST 'localhost:8000/greetings-sync?name=Bo'   # sync view, same answer
-    curl localhost:8000/jobs/1                            # status and step log
+    curl localhost:8000/jobs/1                            # status, output and step log
     curl -H "Authorization: Bearer $ASYNCJOBS_SECRET" localhost:8000/api/jobs/run
 
 Environment: ``ASYNCJOBS_DATABASE_URL`` (default ``sqlite+aiosqlite:///asyncjobs.db``),

@@ -31,9 +31,9 @@ async def shout(*, input: dict[str, str]) -> dict[str, str]:
 
 
 @asyncjobs.workflow("greet", input_schema=Greeting)
-async def greet(*, input: Greeting, tasks: Any, inline_task: Any) -> None:
+async def greet(*, input: Greeting, tasks: Any, inline_task: Any) -> dict[str, Any]:
     greeting = await tasks["make-greeting"]("make", input={"name": input.name})
-    await inline_task("shout", task=shout, input=greeting)
+    return await inline_task("shout", task=shout, input=greeting)  # the job's output
 
 
 @asyncjobs.task("count-unconfirmed-orders")

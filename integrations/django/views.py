@@ -106,4 +106,10 @@ def describe(job: asyncjobs.Job) -> dict[str, Any]:
         entry.model_dump(mode="json", include={"task_slug", "task_id", "state", "output"})
         for entry in job.log
     ]
-    return {"id": job.id, "status": job.status, "input": job.input, "log": log}
+    return {
+        "id": job.id,
+        "status": job.status,
+        "input": job.input,
+        "output": job.output,
+        "log": log,
+    }

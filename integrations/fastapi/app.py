@@ -5,7 +5,7 @@ Run from the repository root::
     uvicorn integrations.fastapi.app:app
 
     curl -X POST 'localhost:8000/greetings?name=Ada'      # {"id": 1, "status": "queued"}
-    curl localhost:8000/jobs/1                           # status and step log
+    curl localhost:8000/jobs/1                           # status, output and step log
     curl -H "Authorization: Bearer $ASYNCJOBS_SECRET" localhost:8000/api/jobs/run
 
 Environment: ``ASYNCJOBS_DATABASE_URL`` (default ``sqlite+aiosqlite:///asyncjobs.db``),
@@ -45,9 +45,9 @@ async def shout(*, input: dict[str, str]) -> dict[str, str]:
 
 
 @asyncjobs.workflow("greet", input_schema=Greeting)
-async def greet(*, input: Greeting, tasks: Any, inline_task: Any) -> None:
+async def greet(*, input: Greeting, tasks: Any, inline_task: Any) -> dict[str, Any]:
     greeting = await tasks["make-greeting"]("make", input={"name": input.name})
-    await inline_task("shout", task=shout, input=greeting)
+    return await inline_task("shout", task=shout, input=greeting)  # the job's output
 
 
 def auto_run_enabled(jobs: asyncjobs.Jobs) -> bool:
@@ -104,4 +104,10 @@ async def show_job(id: int, jobs: JobsDep) -> dict[str, Any]:
         entry.model_dump(mode="json", include={"task_slug", "task_id", "state", "output"})
         for entry in job.log
     ]
-    return {"id": job.id, "status": job.status, "input": job.input, "log": log}
+    return {
+        "id": job.id,
+        "status": job.status,
+        "input": job.input,
+        "output": job.output,
+        "log": log,
+    }

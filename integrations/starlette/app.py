@@ -5,7 +5,7 @@ Run from the repository root::
     uvicorn integrations.starlette.app:app
 
     curl -X POST 'localhost:8000/greetings?name=Ada'      # {"id": 1, "status": "queued"}
-    curl localhost:8000/jobs/1                           # status and step log
+    curl localhost:8000/jobs/1                           # status, output and step log
     curl -H "Authorization: Bearer $ASYNCJOBS_SECRET" localhost:8000/api/jobs/run
 
 Environment: ``ASYNCJOBS_DATABASE_URL`` (default ``sqlite+aiosqlite:///asyncjobs.db``),
@@ -42,9 +42,9 @@ async def shout(*, input: dict[str, str]) -> dict[str, str]:
 
 
 @asyncjobs.workflow("greet", input_schema=Greeting)
-async def greet(*, input: Greeting, tasks: Any, inline_task: Any) -> None:
+async def greet(*, input: Greeting, tasks: Any, inline_task: Any) -> dict[str, Any]:
     greeting = await tasks["make-greeting"]("make", input={"name": input.name})
-    await inline_task("shout", task=shout, input=greeting)
+    return await inline_task("shout", task=shout, input=greeting)  # the job's output
 
 
 def auto_run_enabled(jobs: asyncjobs.Jobs) -> bool:
@@ -86,7 +86,13 @@ def describe(job: asyncjobs.Job) -> dict[str, Any]:
         entry.model_dump(mode="json", include={"task_slug", "task_id", "state", "output"})
         for entry in job.log
     ]
-    return {"id": job.id, "status": job.status, "input": job.input, "log": log}
+    return {
+        "id": job.id,
+        "status": job.status,
+        "input": job.input,
+        "output": job.output,
+        "log": log,
+    }
 
 
 app = Starlette(

@@ -40,6 +40,7 @@ class Attempt:
     scope: anyio.CancelScope | None = None
     cancel_requested: bool = False
     observed: Any = None  # what ``asyncjobs.telemetry`` keeps while it runs
+    output: Any = None  # what the handler returned, as stored with the completion
     _lock: anyio.Lock | None = None
 
     @property
@@ -77,6 +78,7 @@ class Attempt:
         """Reflect a completion that a group write recorded."""
         self.row = self.row._replace(
             log=self.log,
+            output=self.output,
             completed_at=now,
             processing_until=None,
             processing_token=None,

@@ -103,9 +103,15 @@ class Finisher:
             return
         now = self.clock()
         unsaved = {attempt.id: attempt.unsaved_log() for attempt in batch}
+        outputs = None if self.delete else {attempt.id: attempt.output for attempt in batch}
         try:
             owned = await self.store.finish_owned(
-                unsaved, self.token, live_after=now + self.buffer, now=now, delete=self.delete
+                unsaved,
+                self.token,
+                live_after=now + self.buffer,
+                now=now,
+                delete=self.delete,
+                outputs=outputs,
             )
         except ConnectionLost:  # not the jobs' fault: they are left to their leases
             for attempt in batch:

@@ -33,6 +33,7 @@ from asyncjobs.models import Job, RunResult, ScheduleResult, make_job
 from asyncjobs.policies import DEFAULT_ORDER, Lease, OrderLike, as_processing_order, order_for
 from asyncjobs.queueing import check_items, check_items_access, queue_items
 from asyncjobs.registry import Registry
+from asyncjobs.results import Waiting
 from asyncjobs.runner import Runner, RunRequest
 from asyncjobs.schedules import handle_schedules
 from asyncjobs.storage import store_for
@@ -56,7 +57,7 @@ def utcnow() -> datetime:
 AutoRunLike = Sequence[AutoRun] | Callable[["Jobs"], Any] | None
 
 
-class Jobs(Lifecycle):
+class Jobs(Lifecycle, Waiting):
     """Tasks, workflows and their jobs on one database; start it with the host app."""
 
     def __init__(
@@ -96,6 +97,7 @@ class Jobs(Lifecycle):
             clock=self.clock,
             delete_on_complete=self.delete_job_on_complete,
             on_retry=self.wake.publish,
+            on_finished=self.wake.finished.publish,
         )
         super().__init__()
 
@@ -266,6 +268,7 @@ class Jobs(Lifecycle):
         await self._ready()
         ids = await self.store.cancel(where, queue=queue, now=self.clock(), message="cancelled")
         self.runner.cancel_running(ids)
+        self.wake.finished.publish(ids)
         return ids
 
     async def handle_schedules(

@@ -40,6 +40,7 @@ class JobRow(NamedTuple):
     created_at: datetime
     updated_at: datetime
     trace_context: dict[str, Any] | None = None
+    output: Any = None
 
     @property
     def slug(self) -> str:
@@ -139,6 +140,7 @@ class Job(BaseModel):
     created_at: datetime
     updated_at: datetime
     status: JobStatusName = "queued"
+    output: Any = None
 
     @property
     def slug(self) -> str:

@@ -7,24 +7,28 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel
+
 from asyncjobs import injection
-from asyncjobs.config import Workflow
+from asyncjobs.config import Task, Workflow
+from asyncjobs.json_values import checked
 from asyncjobs.json_workflow import run_json_workflow
 from asyncjobs.models import JobRow
 from asyncjobs.registry import Registry, not_registered
 from asyncjobs.retry import Retries
-from asyncjobs.step_runner import StepRunner
+from asyncjobs.step_runner import StepRunner, dumped_output
 
-Body = Callable[[StepRunner, Any], Awaitable[None]]
+Body = Callable[[StepRunner, Any], Awaitable[Any]]
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
     """How to run a job of one definition.
 
-    ``body(steps, input)`` runs it; ``retries`` are the workflow's (a single-task job has none:
-    its one step's own retries decide); ``defer_top_step``: the one step of a single-task job
-    is logged with the job's completion rather than by a write of its own.
+    ``body(steps, input)`` runs it and returns the job's output as stored; ``retries`` are
+    the workflow's (a single-task job has none: its one step's own retries decide);
+    ``defer_top_step``: the one step of a single-task job is logged with the job's completion
+    rather than by a write of its own.
     """
 
     retries: Retries | None
@@ -37,7 +41,7 @@ class Plans:
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
-        self.tasks = {slug: _task_plan(slug) for slug in registry.tasks}
+        self.tasks = {slug: _task_plan(slug, task) for slug, task in registry.tasks.items()}
         self.workflows = {
             slug: _workflow_plan(flow, registry) for slug, flow in registry.workflows.items()
         }
@@ -58,11 +62,12 @@ class Plans:
             raise not_registered(kind, slug or "") from None
 
 
-def _task_plan(slug: str) -> Plan:
-    """A job queued with ``task=`` is one step, ``tasks[slug]("1", input=...)``."""
+def _task_plan(slug: str, task: Task) -> Plan:
+    """A job queued with ``task=`` is one step, ``tasks[slug]("1", input=...)``; its output is
+    the step's (already checked when it was logged)."""
 
-    async def body(steps: StepRunner, input: Any) -> None:
-        await steps.call_task(slug, "1", input, None)
+    async def body(steps: StepRunner, input: Any) -> Any:
+        return dumped_output(task, await steps.call_task(slug, "1", input, None))
 
     return Plan(retries=None, defer_top_step=True, body=body)
 
@@ -73,11 +78,12 @@ def _workflow_plan(flow: Workflow, registry: Registry) -> Plan:
     handler, schema = flow.handler, flow.input_schema
     what = f"workflow {flow.slug!r}"
 
-    async def body(steps: StepRunner, input: Any) -> None:
+    async def body(steps: StepRunner, input: Any) -> Any:
         # An import string is resolved on first run, so a broken one fails that job (for good).
         fn = registry.handler(handler, what)
         value = schema.model_validate(input) if schema is not None else input
-        await injection.call(fn, steps.injected(value))
+        returned = await injection.call(fn, steps.injected(value))
+        return checked(workflow_output(returned), f"output of {what}")
 
     return Plan(flow.retries, False, body)
 
@@ -85,7 +91,18 @@ def _workflow_plan(flow: Workflow, registry: Registry) -> Plan:
 def _steps_body(steps_list: Sequence[Mapping[str, Any]]) -> Body:
     """A workflow written as a list of steps; its input reaches the steps through ``job``."""
 
-    async def body(steps: StepRunner, input: Any) -> None:
+    async def body(steps: StepRunner, input: Any) -> Any:
         await run_json_workflow(steps, steps_list)
+        return {}
 
     return body
+
+
+def workflow_output(returned: Any) -> Any:
+    """A workflow handler's return value as stored: a model as its dict, ``{}`` for None, any
+    other value as it is (``checked`` refuses what cannot be stored)."""
+    if returned is None:
+        return {}
+    if isinstance(returned, BaseModel):
+        return returned.model_dump(mode="json")
+    return returned

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final, Literal
@@ -64,6 +64,7 @@ class Runner:
         clock: Callable[[], datetime],
         delete_on_complete: bool,
         on_retry: Wake | None = None,
+        on_finished: Callable[[Iterable[int]], None] | None = None,
     ) -> None:
         self.store, self.registry, self.host, self.clock = store, registry, host, clock
         self.duration = timedelta(seconds=seconds(lease.duration))
@@ -72,6 +73,8 @@ class Runner:
         self.running: dict[int, Attempt] = {}
         # Called with (queue, due) when a job failed and will be retried.
         self.on_retry = on_retry
+        # Called with the ids of jobs that completed, failed for good or were cancelled.
+        self.on_finished = on_finished
         self._batches: set[anyio.CancelScope] = set()
         self._idle = anyio.Event()
         self._idle.set()
@@ -199,6 +202,8 @@ class Runner:
         _log_outcome(attempt)
         if status == "error":
             self._announce_retry(attempt)
+        elif status is not None and self.on_finished is not None:
+            self.on_finished((attempt.id,))
 
     def _announce_retry(self, attempt: Attempt) -> None:
         if self.on_retry is not None:
@@ -212,7 +217,7 @@ class Runner:
         attempt.retries = plan.retries
         steps = StepRunner(attempt, self.registry, self.host)
         try:
-            await plan.body(steps, attempt.row.input or {})
+            attempt.output = await plan.body(steps, attempt.row.input or {})
         except HandlerImportError as exc:
             return await failures.failed_for_good(attempt, exc)
         except JobCancelled as exc:

@@ -3,7 +3,7 @@ a cancellation writes. Nothing here knows a backend."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -14,6 +14,16 @@ if TYPE_CHECKING:
 
 Row = dict[str, Any]
 Wake = Callable[[str, datetime | None], None]
+
+
+class FinishedBus(Protocol):
+    """Where a store announces jobs other processes finished (``asyncjobs.wake``'s)."""
+
+    def publish(self, ids: Iterable[int]) -> None: ...
+
+    def publish_all(self) -> None:
+        """Every waiter looks again: finishes may have gone unheard."""
+        ...
 
 
 # Each job's full step log when it changed since the last write, else ``None``.
@@ -117,6 +127,16 @@ class Store(Protocol):
         """Call ``wake(queue, due)`` whenever another process queues jobs, until cancelled."""
         ...
 
+    @property
+    def finished_poll(self) -> float | None:
+        """Seconds between looks for jobs other processes finished; ``None``: they notify."""
+        ...
+
+    def watch_finished(self, bus: FinishedBus, job_id: int) -> AbstractAsyncContextManager[None]:
+        """While inside, ``job_id`` finishing in another process is published on ``bus``
+        (if the backend can tell)."""
+        ...
+
     async def insert_jobs(
         self, rows: Sequence[Row], *, supersede: Sequence[str], now: datetime
     ) -> list[Row]: ...
@@ -134,7 +154,14 @@ class Store(Protocol):
     ) -> bool: ...
 
     async def finish_owned(
-        self, logs: Logs, token: str, *, live_after: datetime, now: datetime, delete: bool
+        self,
+        logs: Logs,
+        token: str,
+        *,
+        live_after: datetime,
+        now: datetime,
+        delete: bool,
+        outputs: Mapping[int, Any] | None = None,
     ) -> set[int]: ...
 
     async def renew(

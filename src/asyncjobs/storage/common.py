@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from asyncjobs.errors import StorageError
 from asyncjobs.storage import filters, migrations, statements
-from asyncjobs.storage.base import Claim, Logs, Row, Wake
+from asyncjobs.storage.base import Claim, FinishedBus, Logs, Row, Wake
 from asyncjobs.storage.claims import claim_statement
 from asyncjobs.storage.codec import Codec, Compiled
 from asyncjobs.storage.errors import translated
@@ -31,6 +31,7 @@ from asyncjobs.storage.tables import (
 )
 
 MAX_INSERT_ROWS = 500  # larger batches take the SQLAlchemy path (bound-parameter limits)
+FINISHED_POLL = 1.0  # seconds: how soon ``wait()`` sees a finish by another SQLite process
 
 
 class _Open(NamedTuple):
@@ -84,6 +85,15 @@ class SqlStore(ScheduleState):
 
     async def listen(self, wake: Wake) -> None:
         """Call ``wake(queue, due)`` whenever another process queues jobs (no-one can here)."""
+
+    @property
+    def finished_poll(self) -> float | None:
+        """Without notifications, a waiter looks again this often (seconds)."""
+        return FINISHED_POLL
+
+    def watch_finished(self, bus: FinishedBus, job_id: int) -> AbstractAsyncContextManager[None]:
+        """Nothing is heard from other processes here: ``finished_poll`` covers them."""
+        return nullcontext()
 
     @translated
     async def open(self) -> None:
@@ -186,19 +196,29 @@ class SqlStore(ScheduleState):
 
     @translated
     async def finish_owned(
-        self, logs: Logs, token: str, *, live_after: datetime, now: datetime, delete: bool
+        self,
+        logs: Logs,
+        token: str,
+        *,
+        live_after: datetime,
+        now: datetime,
+        delete: bool,
+        outputs: Mapping[int, Any] | None = None,
     ) -> set[int]:
         """Complete (or delete) the jobs ``token`` still owns; return their ids.
 
-        ``logs`` maps each job to its full step log when that changed since the last write.
+        ``logs`` maps each job to its full step log when that changed since the last write;
+        ``outputs`` each job to its result (``{}`` when missing), set in the same statement.
         """
         owned = [self._ids(logs), token, self.codec.time(live_after)]
         if delete:
             sql, args = self._delete_sql, owned
         else:
             changed = {job_id: log for job_id, log in logs.items() if log is not None}
+            results = {job_id: (outputs or {}).get(job_id, {}) for job_id in logs}
             sql = self._complete_sql
             args = [*owned, self.codec.time(now), *self._new_logs(changed)]
+            args += self._outputs(results)
         async with self._write_gate:
             return {r[0] for r in await self.held.fetch(sql, args, fenced=True)}
 
@@ -325,6 +345,9 @@ class SqlStore(ScheduleState):
         raise NotImplementedError
 
     def _new_logs(self, changed: Mapping[int, list[dict[str, Any]]]) -> list[Any]:
+        raise NotImplementedError
+
+    def _outputs(self, outputs: Mapping[int, Any]) -> list[Any]:
         raise NotImplementedError
 
     _delete_sql = _complete_sql = ""

@@ -12,6 +12,7 @@ from asyncjobs.storage.tables import SCHEMA_VERSION, jobs, schema_version
 # The columns each version added to ``asyncjobs_jobs`` (all nullable, so old rows stay valid).
 ADDED_COLUMNS: dict[int, tuple[Column[Any], ...]] = {
     2: (jobs.c.trace_context,),
+    3: (jobs.c.output,),
 }
 
 

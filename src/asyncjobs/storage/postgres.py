@@ -9,6 +9,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from sqlalchemy import Dialect, Table, event, text
@@ -17,7 +18,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from asyncjobs.storage import notify
-from asyncjobs.storage.base import Row, Wake
+from asyncjobs.storage.base import FinishedBus, Row, Wake
 from asyncjobs.storage.common import SqlStore, update_owned_sql
 from asyncjobs.storage.held import Driver, unbroken
 from asyncjobs.storage.tables import COLUMN_LIST, INSERT_COLUMNS, RETURNING_ALL, jobs
@@ -48,6 +49,7 @@ class PostgresStore(SqlStore):
             connect_args={"server_settings": {"application_name": self.name}},
         )
         self._generation = 0
+        self._finished = notify.FinishedListener()
         event.listen(engine.sync_engine, "connect", self._on_connect)
         event.listen(engine.sync_engine, "checkout", self._on_checkout)
         return engine
@@ -94,6 +96,13 @@ class PostgresStore(SqlStore):
 
     async def listen(self, wake: Wake) -> None:
         await notify.listen(self.engine, wake, ignore=self.name)
+
+    @property
+    def finished_poll(self) -> float | None:
+        return None  # finishes are notified
+
+    def watch_finished(self, bus: FinishedBus, job_id: int) -> AbstractAsyncContextManager[None]:
+        return self._finished.watching(self.engine, bus, job_id)
 
     async def _install(self, conn: AsyncConnection) -> None:
         await notify.install_trigger(conn)
@@ -147,14 +156,20 @@ class PostgresStore(SqlStore):
     def _new_logs(self, changed: Mapping[int, list[dict[str, Any]]]) -> list[Any]:
         return [list(changed), [json.dumps(v) for v in changed.values()]]
 
-    _delete_sql = f"DELETE FROM asyncjobs_jobs WHERE id = ANY($1::bigint[]) AND {_OWNED}"
-    # A job whose log changed gets its new log in the same statement.
-    _complete_sql = (
+    def _outputs(self, outputs: Mapping[int, Any]) -> list[Any]:
+        return [[json.dumps(v) for v in outputs.values()]]  # in the order of the ids ($1)
+
+    _delete_sql = notify.finished_notify(
+        f"DELETE FROM asyncjobs_jobs WHERE id = ANY($1::bigint[]) AND {_OWNED}"
+    )
+    # A job whose log changed gets its new log in the same statement, and every job its output.
+    _complete_sql = notify.finished_notify(
         "UPDATE asyncjobs_jobs SET completed_at = $4, processing_until = NULL, "
         "processing_token = NULL, total_tried = total_tried + 1, updated_at = $4, "
         "log = COALESCE((SELECT l.log FROM unnest($5::bigint[], $6::jsonb[]) AS l(id, log) "
-        f"WHERE l.id = asyncjobs_jobs.id), asyncjobs_jobs.log) WHERE id = ANY($1::bigint[]) "
-        f"AND {_OWNED}"
+        "WHERE l.id = asyncjobs_jobs.id), asyncjobs_jobs.log), "
+        "output = (SELECT o.output FROM unnest($1::bigint[], $7::jsonb[]) AS o(id, output) "
+        f"WHERE o.id = asyncjobs_jobs.id) WHERE id = ANY($1::bigint[]) AND {_OWNED}"
     )
 
 

@@ -96,13 +96,18 @@ class SqliteStore(SqlStore):
     def _new_logs(self, changed: Mapping[int, list[dict[str, Any]]]) -> list[Any]:
         return [json.dumps({str(k): json.dumps(v) for k, v in changed.items()})]
 
+    def _outputs(self, outputs: Mapping[int, Any]) -> list[Any]:
+        return self._new_logs(outputs)  # the same shape: id -> JSON text
+
     _delete_sql = f"DELETE FROM asyncjobs_jobs WHERE {_IDS} AND {_OWNED}"
-    # A job whose log changed gets its new log in the same statement.
+    # A job whose log changed gets its new log in the same statement, and every job its output.
     _complete_sql = (
         "UPDATE asyncjobs_jobs SET completed_at = ?4, processing_until = NULL, "
         "processing_token = NULL, total_tried = total_tried + 1, updated_at = ?4, "
         "log = COALESCE((SELECT l.value FROM json_each(?5) AS l "
-        "WHERE l.key = CAST(asyncjobs_jobs.id AS TEXT)), log) "
+        "WHERE l.key = CAST(asyncjobs_jobs.id AS TEXT)), log), "
+        "output = (SELECT o.value FROM json_each(?6) AS o "
+        "WHERE o.key = CAST(asyncjobs_jobs.id AS TEXT)) "
         "WHERE id IN (SELECT value FROM json_each(?1)) AND processing_token = ?2 "
         "AND processing_until > ?3 RETURNING id"
     )

@@ -30,7 +30,7 @@ from sqlalchemy.types import TypeDecorator
 
 from asyncjobs.checks import MAX_KEY_LENGTH, MAX_NAME_LENGTH
 
-SCHEMA_VERSION = 2  # see ``migrations`` for what each version added
+SCHEMA_VERSION = 3  # see ``migrations`` for what each version added
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -82,6 +82,8 @@ jobs = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     # W3C trace context (traceparent, tracestate) active when the job was queued.
     Column("trace_context", Json),
+    # What the job returned, written with its completion (NULL until then).
+    Column("output", Json),
 )
 
 _UNFINISHED = (jobs.c.completed_at.is_(None)) & (jobs.c.has_error == false())
