@@ -218,9 +218,13 @@ class SqlStore(ScheduleState):
             results = {job_id: (outputs or {}).get(job_id, {}) for job_id in logs}
             sql = self._complete_sql
             args = [*owned, self.codec.time(now), *self._new_logs(changed)]
-            args += self._outputs(results)
+            args = self._complete_args(args + self._outputs(results))
         async with self._write_gate:
             return {r[0] for r in await self.held.fetch(sql, args, fenced=True)}
+
+    def _complete_args(self, args: list[Any]) -> list[Any]:
+        """``_complete_sql``'s arguments: ids, token, live_after, now, logs, outputs."""
+        return args
 
     def _compiled(self, statement: Any) -> Compiled:
         # Statements are the claims' prebuilt templates, so this holds a few entries.

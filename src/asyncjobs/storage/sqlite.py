@@ -101,16 +101,20 @@ class SqliteStore(SqlStore):
 
     _delete_sql = f"DELETE FROM asyncjobs_jobs WHERE {_IDS} AND {_OWNED}"
     # A job whose log changed gets its new log in the same statement, and every job its output.
-    _complete_sql = (
-        "UPDATE asyncjobs_jobs SET completed_at = ?4, processing_until = NULL, "
-        "processing_token = NULL, total_tried = total_tried + 1, updated_at = ?4, "
-        "log = COALESCE((SELECT l.value FROM json_each(?5) AS l "
+    _complete_sql = (  # plain ? marks: numbered ones are deprecated by Python 3.12's sqlite3
+        "UPDATE asyncjobs_jobs SET completed_at = ?, processing_until = NULL, "
+        "processing_token = NULL, total_tried = total_tried + 1, updated_at = ?, "
+        "log = COALESCE((SELECT l.value FROM json_each(?) AS l "
         "WHERE l.key = CAST(asyncjobs_jobs.id AS TEXT)), log), "
-        "output = (SELECT o.value FROM json_each(?6) AS o "
+        "output = (SELECT o.value FROM json_each(?) AS o "
         "WHERE o.key = CAST(asyncjobs_jobs.id AS TEXT)) "
-        "WHERE id IN (SELECT value FROM json_each(?1)) AND processing_token = ?2 "
-        "AND processing_until > ?3 RETURNING id"
+        "WHERE id IN (SELECT value FROM json_each(?)) AND processing_token = ? "
+        "AND processing_until > ? RETURNING id"
     )
+
+    def _complete_args(self, args: list[Any]) -> list[Any]:
+        ids, token, live_after, now, logs, outputs = args
+        return [now, now, logs, outputs, ids, token, live_after]
 
 
 def check_folder(database: str) -> None:
