@@ -71,6 +71,13 @@ async def gather(calls: Sequence[Callable[[], Coroutine[Any, Any, Any]]]) -> Non
         raise _decisive(group) from None
 
 
+def our_signal(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    """The most decisive of the engine's own signals (a cancellation, a failed step, a lost
+    run) that a task group in a handler wrapped in ``group``; ``None`` when it holds none."""
+    found = _decisive(group)
+    return found if isinstance(found, _PRIORITY) else None
+
+
 def _decisive(group: BaseExceptionGroup[BaseException]) -> BaseException:
     leaves: list[BaseException] = list(_leaves(group))
     for kind in _PRIORITY:

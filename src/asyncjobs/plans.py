@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from asyncjobs import injection
 from asyncjobs.config import Task, Workflow
 from asyncjobs.json_values import checked
-from asyncjobs.json_workflow import run_json_workflow
+from asyncjobs.json_workflow import our_signal, run_json_workflow
 from asyncjobs.models import JobRow
 from asyncjobs.registry import Registry, not_registered
 from asyncjobs.retry import Retries
@@ -82,7 +82,13 @@ def _workflow_plan(flow: Workflow, registry: Registry) -> Plan:
         # An import string is resolved on first run, so a broken one fails that job (for good).
         fn = registry.handler(handler, what)
         value = schema.model_validate(input) if schema is not None else input
-        returned = await injection.call(fn, steps.injected(value))
+        try:
+            returned = await injection.call(fn, steps.injected(value))
+        except BaseExceptionGroup as group:  # a task group of the handler's own wraps them
+            signal = our_signal(group)
+            if signal is None:
+                raise
+            raise signal from None
         return checked(workflow_output(returned), f"output of {what}")
 
     return Plan(flow.retries, False, body)
