@@ -360,8 +360,10 @@ class SqlStore(ScheduleState):
 @functools.lru_cache(maxsize=64)
 def update_owned_sql(names: tuple[str, ...], mark: str) -> str:
     """Set ``names`` of one job while a token holds its lease: parameters ``{mark}1`` ... are
-    the values, then the id, the token and the time the lease must outlive."""
-    marks = [f"{mark}{i}" for i in range(1, len(names) + 4)]
+    the values, then the id, the token and the time the lease must outlive (``?`` marks stay
+    plain: each is used once, in order, and sqlite3 deprecates numbered ones)."""
+    numbers = range(1, len(names) + 4)
+    marks = [mark if mark == "?" else f"{mark}{i}" for i in numbers]
     unknown = set(names) - set(INSERT_COLUMNS)
     if unknown or not names:
         raise ValueError(f"cannot update job columns {sorted(unknown) or names}")
