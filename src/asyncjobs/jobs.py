@@ -114,11 +114,8 @@ class Jobs(Lifecycle, Waiting):
         return self.registry.workflows
 
     def asgi_app(self) -> EndpointsApp:
-        """An ASGI app serving ``GET /run`` and ``GET /handle-schedules`` (``asyncjobs.http``).
-
-        Requests need ``Authorization: Bearer <secret>`` or a true ``Access.run(request)``;
-        otherwise they get 401 and nothing runs.
-        """
+        """An ASGI app serving ``GET /run``, ``/handle-schedules``, ``/health`` and ``/metrics``:
+        requests need ``Authorization: Bearer <secret>`` or ``Access.run`` (else 401)."""
         from asyncjobs.http import EndpointsApp
 
         return EndpointsApp(self)
