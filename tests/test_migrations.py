@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import select, text, update
+from sqlalchemy import inspect, select, text, update
 
 import asyncjobs
 from asyncjobs.storage.tables import SCHEMA_VERSION, schema_version
+from asyncjobs.storage.tables import jobs as jobs_table
 from tests.conftest import run_until_idle
 
 MakeJobs = Callable[..., asyncjobs.Jobs]
@@ -16,6 +17,27 @@ MakeJobs = Callable[..., asyncjobs.Jobs]
 @asyncjobs.task("noop")
 async def noop(*, input: dict) -> None:
     return None
+
+
+async def test_a_version_1_schema_gets_the_newer_indexes(make_jobs: MakeJobs) -> None:
+    old = make_jobs(tasks=[noop])
+    await old.start(auto_run=False)
+    names = sorted(str(index.name) for index in jobs_table.indexes)
+    async with old.store.engine.begin() as conn:  # what 0.1 created had none of these
+        for name in names:
+            await conn.execute(text(f"DROP INDEX IF EXISTS {name}"))
+        await conn.execute(text("ALTER TABLE asyncjobs_jobs DROP COLUMN trace_context"))
+        await conn.execute(text("ALTER TABLE asyncjobs_jobs DROP COLUMN output"))
+        await conn.execute(update(schema_version).values(version=1))
+    await old.stop()
+
+    jobs = make_jobs(tasks=[noop])
+    await jobs.start(auto_run=False)
+    async with jobs.store.engine.connect() as conn:
+        found = await conn.run_sync(
+            lambda sync: {index["name"] for index in inspect(sync).get_indexes("asyncjobs_jobs")}
+        )
+    assert set(names) <= found
 
 
 async def test_a_version_1_schema_gets_the_newer_columns(make_jobs: MakeJobs) -> None:

@@ -22,4 +22,11 @@ async def upgrade(conn: AsyncConnection, found: int) -> None:
         for column in ADDED_COLUMNS.get(version, ()):
             kind = column.type.compile(dialect=conn.dialect)
             await conn.execute(text(f'ALTER TABLE {jobs.name} ADD COLUMN "{column.name}" {kind}'))
+    # Indexes added since (the dashboard's) are created where missing.
+    await conn.run_sync(_create_missing_indexes)
     await conn.execute(update(schema_version).values(version=SCHEMA_VERSION))
+
+
+def _create_missing_indexes(sync_conn: Any) -> None:
+    for index in sorted(jobs.indexes, key=lambda index: str(index.name)):
+        index.create(sync_conn, checkfirst=True)
