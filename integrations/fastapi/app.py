@@ -24,6 +24,8 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy import Column, Integer, MetaData, String, Table
+from sqlalchemy.ext.asyncio import create_async_engine
 
 import asyncjobs
 from asyncjobs.integrations.starlette import lifespan, mount
@@ -63,12 +65,25 @@ jobs = asyncjobs.Jobs(
     delete_job_on_complete=False,  # keep finished jobs so that /jobs/{id} can show them
 )
 
+# The app's own table lives in the same database, so a greeting and its job commit together.
+metadata = MetaData()
+greetings = Table(
+    "greetings",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+)
+db = create_async_engine(jobs.database_url)
+
 
 @asynccontextmanager
 async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
     # The app's own startup and shutdown; asyncjobs is already running here.
+    async with db.begin() as conn:
+        await conn.run_sync(metadata.create_all)
     logger.info("example app ready")
     yield
+    await db.dispose()
 
 
 app = FastAPI(lifespan=lifespan(jobs, app_lifespan))
@@ -91,7 +106,9 @@ JobsDep = Annotated[asyncjobs.Jobs, Depends(get_jobs)]
 
 @app.post("/greetings", status_code=202)
 async def queue_greeting(jobs: JobsDep, name: str = "world") -> dict[str, Any]:
-    job = await jobs.queue(workflow="greet", input={"name": name})
+    async with db.begin() as conn:  # the greeting and its job commit together, or neither
+        await conn.execute(greetings.insert().values(name=name))
+        job = await jobs.queue(workflow="greet", input={"name": name}, connection=conn)
     return {"id": job.id, "status": job.status}
 
 

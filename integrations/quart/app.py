@@ -20,6 +20,8 @@ from typing import Any
 
 from pydantic import BaseModel
 from quart import Quart, request
+from sqlalchemy import Column, Integer, MetaData, String, Table
+from sqlalchemy.ext.asyncio import create_async_engine
 
 import asyncjobs
 from asyncjobs.integrations.quart import init_app
@@ -57,8 +59,29 @@ jobs = asyncjobs.Jobs(
     delete_job_on_complete=False,  # keep finished jobs so that /jobs/<id> can show them
 )
 
+# The app's own table lives in the same database, so a greeting and its job commit together.
+metadata = MetaData()
+greetings = Table(
+    "greetings",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+)
+db = create_async_engine(jobs.database_url)
+
 app = Quart(__name__)
 init_app(app, jobs)  # start/stop with serving; GET /api/jobs/run, GET /api/jobs/handle-schedules
+
+
+@app.before_serving
+async def create_tables() -> None:
+    async with db.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+
+
+@app.after_serving
+async def close_database() -> None:
+    await db.dispose()
 
 
 @app.errorhandler(ValueError)
@@ -70,7 +93,10 @@ async def bad_input(exc: ValueError) -> tuple[dict[str, Any], int]:
 
 @app.post("/greetings")
 async def queue_greeting() -> tuple[dict[str, Any], int]:
-    job = await jobs.queue(workflow="greet", input={"name": request.args.get("name", "world")})
+    name = request.args.get("name", "world")
+    async with db.begin() as conn:  # the greeting and its job commit together, or neither
+        await conn.execute(greetings.insert().values(name=name))
+        job = await jobs.queue(workflow="greet", input={"name": name}, connection=conn)
     return {"id": job.id, "status": job.status}, 202
 
 

@@ -16,9 +16,13 @@ instance that only serves and queues while another one runs the jobs.
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from pydantic import BaseModel
+from sqlalchemy import Column, Integer, MetaData, String, Table
+from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -60,11 +64,31 @@ jobs = asyncjobs.Jobs(
     delete_job_on_complete=False,  # keep finished jobs so that /jobs/{id} can show them
 )
 
+# The app's own table lives in the same database, so a greeting and its job commit together.
+metadata = MetaData()
+greetings = Table(
+    "greetings",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+)
+db = create_async_engine(jobs.database_url)
+
+
+@asynccontextmanager
+async def app_lifespan(app: Starlette) -> AsyncIterator[None]:
+    async with db.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    yield
+    await db.dispose()
+
 
 async def queue_greeting(request: Request) -> JSONResponse:
     jobs: asyncjobs.Jobs = request.app.state.jobs
     name = request.query_params.get("name", "world")
-    job = await jobs.queue(workflow="greet", input={"name": name})
+    async with db.begin() as conn:  # the greeting and its job commit together, or neither
+        await conn.execute(greetings.insert().values(name=name))
+        job = await jobs.queue(workflow="greet", input={"name": name}, connection=conn)
     return JSONResponse({"id": job.id, "status": job.status}, status_code=202)
 
 
@@ -101,6 +125,6 @@ app = Starlette(
         Route("/jobs/{id:int}", show_job),
         mount(jobs),  # GET /api/jobs/run and GET /api/jobs/handle-schedules
     ],
-    lifespan=lifespan(jobs),
+    lifespan=lifespan(jobs, app_lifespan),
     exception_handlers={ValueError: bad_input},
 )
