@@ -110,18 +110,9 @@ class Cron:
         )
 
     def next_after(self, moment: datetime, zone: tzinfo | None = None) -> datetime:
-        """Return the first fire time strictly after ``moment``.
-
-        Args:
-            moment: A timezone-aware datetime; any zone is accepted and converted to UTC.
-            zone: The zone whose wall clock the fields are read in; ``None`` means UTC.
-
-        Returns:
-            An aware UTC datetime with zero microseconds.
-
-        Raises:
-            ValueError: ``moment`` is naive, or the expression never fires after it.
-        """
+        """The first fire time strictly after ``moment`` (aware, any zone), as an aware UTC
+        datetime with zero microseconds; ``zone`` is the wall clock the fields are read in
+        (``None``: UTC). ``ValueError`` if ``moment`` is naive or nothing fires after it."""
         start = as_utc(moment)
         if zone is not None and zone is not UTC:
             return self._next_in_zone(start, zone)
@@ -134,18 +125,8 @@ class Cron:
         return found
 
     def latest_not_after(self, moment: datetime, zone: tzinfo | None = None) -> datetime:
-        """Return the latest fire time at or before ``moment``.
-
-        Args:
-            moment: A timezone-aware datetime; any zone is accepted and converted to UTC.
-            zone: The zone whose wall clock the fields are read in; ``None`` means UTC.
-
-        Returns:
-            An aware UTC datetime with zero microseconds.
-
-        Raises:
-            ValueError: ``moment`` is naive, or the expression never fired up to it.
-        """
+        """The latest fire time at or before ``moment``, read like ``next_after``;
+        ``ValueError`` if ``moment`` is naive or nothing fired up to it."""
         end = as_utc(moment)
         if zone is not None and zone is not UTC:
             return self._latest_in_zone(end, zone)

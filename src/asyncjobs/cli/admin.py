@@ -82,28 +82,29 @@ def _kind(jobs: Jobs, slug: str) -> str:
 
 
 async def cancel_job(args: argparse.Namespace) -> int:
-    async with _opened(args) as jobs:
-        job = await _existing(jobs, args.id)
-        if not await jobs.cancel_by_id(job.id):
-            raise CliError(
-                f"job {job.id} is already {job.status}; only unfinished jobs can be cancelled"
-            )
+    refusal = "only unfinished jobs can be cancelled"
+    job = await _act_on(args, "cancel_by_id", "is already {status}; " + refusal)
     _done(args, {"id": job.id, "cancelled": True}, f"Cancelled job {job.id}.")
     return 0
 
 
 async def retry_job(args: argparse.Namespace) -> int:
-    async with _opened(args) as jobs:
-        job = await _existing(jobs, args.id)
-        if not await jobs.retry_by_id(job.id):
-            raise CliError(
-                f"job {job.id} is {job.status}; only failed or cancelled jobs can be retried"
-            )
+    refusal = "only failed or cancelled jobs can be retried"
+    job = await _act_on(args, "retry_by_id", "is {status}; " + refusal)
     steps = sum(1 for entry in job.log if entry.state == "succeeded")
     kept = f"; its {steps} succeeded step(s) will not run again" if steps else ""
     text = f"Job {job.id} is queued again{kept}."
     _done(args, {"id": job.id, "retried": True}, text)
     return 0
+
+
+async def _act_on(args: argparse.Namespace, action: str, refused: str) -> Job:
+    """The job ``args.id`` names, after ``jobs.<action>(id)`` accepted it (else a CliError)."""
+    async with _opened(args) as jobs:
+        job = await _existing(jobs, args.id)
+        if not await getattr(jobs, action)(job.id):
+            raise CliError(f"job {job.id} " + refused.format(status=job.status))
+    return job
 
 
 @asynccontextmanager

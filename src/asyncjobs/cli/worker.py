@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asyncjobs.cli import progress
@@ -34,9 +35,7 @@ async def run(args: argparse.Namespace) -> int:
         if schedules is not None and args.cron is None:
             _fail_on_errored(schedules)
 
-    async with opened(jobs):
-        await Repeater(jobs, once, cron=args.cron, stop_timeout=args.stop_timeout).run()
-    return 0
+    return await _repeat(jobs, once, args)
 
 
 async def handle_schedules(args: argparse.Namespace) -> int:
@@ -52,9 +51,7 @@ async def handle_schedules(args: argparse.Namespace) -> int:
         if args.cron is None:  # repeating, the log says it and the next tick comes
             _fail_on_errored(result)
 
-    async with opened(jobs):
-        await Repeater(jobs, once, cron=args.cron, stop_timeout=args.stop_timeout).run()
-    return 0
+    return await _repeat(jobs, once, args)
 
 
 async def exec_script(args: argparse.Namespace) -> int:
@@ -65,10 +62,20 @@ async def exec_script(args: argparse.Namespace) -> int:
     async def once() -> None:
         await main(jobs)
 
+    return await _repeat(jobs, once, args, cancellable=True)
+
+
+async def _repeat(
+    jobs: Jobs,
+    once: Callable[[], Awaitable[None]],
+    args: argparse.Namespace,
+    cancellable: bool = False,
+) -> int:
+    """Open ``jobs`` and run ``once`` now, or on every tick of ``--cron`` until stopped."""
+    repeater = Repeater(
+        jobs, once, cron=args.cron, stop_timeout=args.stop_timeout, cancellable=cancellable
+    )
     async with opened(jobs):
-        repeater = Repeater(
-            jobs, once, cron=args.cron, stop_timeout=args.stop_timeout, cancellable=True
-        )
         await repeater.run()
     return 0
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from asyncjobs.asgi import EndpointsHost
@@ -15,7 +14,6 @@ if TYPE_CHECKING:
     from asyncjobs.dashboard.render import Renderer
     from asyncjobs.models import Job
     from asyncjobs.registry import Registry
-    from asyncjobs.storage import Store
     from asyncjobs.wake import WakeBus
 
 
@@ -23,16 +21,10 @@ class DashboardHost(EndpointsHost, Protocol):
     """The ``Jobs`` API the dashboard reads and acts through."""
 
     @property
-    def store(self) -> Store: ...
-
-    @property
     def registry(self) -> Registry: ...
 
     @property
     def wake(self) -> WakeBus: ...
-
-    @property
-    def clock(self) -> Callable[[], datetime]: ...
 
     @property
     def auto_run(self) -> Any: ...
