@@ -20,10 +20,12 @@ Refused = Callable[[Attempt, Exception], Awaitable[RunStatus | None]]
 
 
 class Finisher:
-    """Records successful attempts of one batch, several per fenced statement.
+    """Records successful attempts, several per fenced statement.
 
     The first job to finish writes; jobs finishing while that write is in flight are written
-    together by the next one. Each row is still checked against the batch token and the lease.
+    together by the next one. Each row is still checked against its own lease token (jobs of
+    several claims may share a write) and the lease. With ``group=(size, delay)`` the first
+    write waits up to ``delay`` seconds for ``size`` jobs (the slots of an autoRun entry).
     A job handed over ends its task at once, and ``settle`` gets its outcome once written:
     ``"success"``, or ``None`` when its lease was lost, it was cancelled meanwhile or the
     connection broke. A write failing for another reason is retried job by job, and a job
@@ -35,21 +37,23 @@ class Finisher:
     def __init__(
         self,
         store: Store,
-        token: str,
         clock: Callable[[], datetime],
         buffer: timedelta,
         *,
         delete: bool,
         settle: Settle,
         refused: Refused,
+        group: tuple[int, float] | None = None,
     ) -> None:
-        self.store, self.token, self.clock, self.buffer = store, token, clock, buffer
+        self.store, self.clock, self.buffer = store, clock, buffer
         self.delete = delete
         self.settle = settle
         self.refused = refused
+        self.group = group
         self._waiting: list[Attempt] = []
         self._flushing = False
         self._started: anyio.Event | None = None
+        self._enough: anyio.Event | None = None
 
     @contextmanager
     def starting(self) -> Iterator[None]:
@@ -64,6 +68,9 @@ class Finisher:
         """Mark ``attempt`` completed (or delete it), now or by the write in flight."""
         attempt.releasing = True
         self._waiting.append(attempt)
+        enough = self._enough
+        if enough is not None and self.group is not None and len(self._waiting) >= self.group[0]:
+            enough.set()
         if not self._flushing:
             await self._flush()
 
@@ -77,10 +84,11 @@ class Finisher:
                 started = self._started
                 if started is not None and not started.is_set():  # later jobs join it too
                     await started.wait()
+                await self._gather()
             # Jobs finishing during a write join the next one, so a flush lasts as long as they
             # keep coming: each write has its own grace.
             while self._waiting:
-                batch, self._waiting = self._waiting, []
+                batch, self._waiting = _one_per_job(self._waiting)
                 with anyio.move_on_after(WRITE_GRACE, shield=True):
                     await self._write(batch)
                     batch = []
@@ -90,6 +98,15 @@ class Finisher:
             self._flushing = False
             self._abandon([*batch, *self._waiting])  # only after an error
             self._waiting = []
+
+    async def _gather(self) -> None:
+        """With ``group``: wait a little for more jobs of other claims to finish."""
+        if self.group is None or len(self._waiting) >= self.group[0]:
+            return
+        self._enough = anyio.Event()
+        with anyio.move_on_after(self.group[1]):
+            await self._enough.wait()
+        self._enough = None
 
     def _abandon(self, batch: list[Attempt]) -> None:
         for attempt in batch:
@@ -107,7 +124,7 @@ class Finisher:
         try:
             owned = await self.store.finish_owned(
                 unsaved,
-                self.token,
+                {attempt.id: attempt.token for attempt in batch},
                 live_after=now + self.buffer,
                 now=now,
                 delete=self.delete,
@@ -136,6 +153,19 @@ class Finisher:
             return
         (attempt,) = batch
         self.settle(attempt, await self.refused(attempt, exc))
+
+
+def _one_per_job(waiting: list[Attempt]) -> tuple[list[Attempt], list[Attempt]]:
+    """The attempts to write now, and those of a job already among them (a job re-claimed
+    after its lease ran out, by the same process): one row cannot be written twice at once."""
+    batch: dict[int, Attempt] = {}
+    later: list[Attempt] = []
+    for attempt in waiting:
+        if attempt.id in batch:
+            later.append(attempt)
+        else:
+            batch[attempt.id] = attempt
+    return list(batch.values()), later
 
 
 def unrecorded(attempt: Attempt) -> None:
