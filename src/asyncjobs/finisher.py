@@ -54,29 +54,34 @@ class Finisher:
         self._flushing = False
         self._started: anyio.Event | None = None
         self._enough: anyio.Event | None = None
+        self._written = anyio.Event()  # set when the jobs waiting now have been written
 
     @contextmanager
     def starting(self) -> Iterator[None]:
         """Hold the first write back until every job of the batch has been started."""
-        self._started = anyio.Event()
+        started = self._started = anyio.Event()  # claims sharing this finisher each set theirs
         try:
             yield
         finally:
-            self._started.set()
+            started.set()
 
     async def finish(self, attempt: Attempt) -> None:
         """Mark ``attempt`` completed (or delete it), now or by the write in flight."""
         attempt.releasing = True
         self._waiting.append(attempt)
-        enough = self._enough
+        enough, written = self._enough, self._written
         if enough is not None and self.group is not None and len(self._waiting) >= self.group[0]:
             enough.set()
         if not self._flushing:
             await self._flush()
+        elif self.group is not None:  # a claim shares this finisher with others: its task
+            with anyio.CancelScope(shield=True):  # ends once its jobs are written, so that
+                await written.wait()  # it never hands back a job whose write is in flight
 
     async def _flush(self) -> None:
         self._flushing = True
         batch: list[Attempt] = []
+        written = anyio.Event()
         try:
             # Shielded like every job write: a commit must not be lost to a cancellation.
             with anyio.CancelScope(shield=True):  # the batch's starts end soon, whatever comes
@@ -89,15 +94,20 @@ class Finisher:
             # keep coming: each write has its own grace.
             while self._waiting:
                 batch, self._waiting = _one_per_job(self._waiting)
+                written, self._written = self._written, anyio.Event()
                 with anyio.move_on_after(WRITE_GRACE, shield=True):
                     await self._write(batch)
                     batch = []
                 self._abandon(batch)  # its grace ran out before it was written
                 batch = []
+                written.set()
         finally:
             self._flushing = False
             self._abandon([*batch, *self._waiting])  # only after an error
             self._waiting = []
+            written.set()
+            self._written.set()
+            self._written = anyio.Event()
 
     async def _gather(self) -> None:
         """With ``group``: wait a little for more jobs of other claims to finish."""
