@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 
@@ -17,6 +17,13 @@ from asyncjobs.retry import Retries
 from asyncjobs.storage import Store
 
 WRITE_GRACE = 10.0  # seconds a started write may finish despite cancellation
+_LOG_ONLY = frozenset({"log", "updated_at"})
+
+
+class LogWrites(Protocol):
+    """Where step logs of several jobs are written together (``asyncjobs.step_writes``)."""
+
+    async def write(self, attempt: Attempt, log: list[dict[str, Any]]) -> bool: ...
 
 
 @dataclass(slots=True)
@@ -41,6 +48,7 @@ class Attempt:
     cancel_requested: bool = False
     observed: Any = None  # what ``asyncjobs.telemetry`` keeps while it runs
     output: Any = None  # what the handler returned, as stored with the completion
+    log_writes: LogWrites | None = None  # a step's log goes with other jobs' when given
     _lock: anyio.Lock | None = None
 
     @property
@@ -154,10 +162,12 @@ class Attempt:
     async def _update(self, update: Mapping[str, Any], now: datetime) -> bool:
         """One fenced update; a failure other than a lost connection is the job's own."""
         try:
+            if self.log_writes is not None and update.keys() == _LOG_ONLY:
+                return await self.log_writes.write(self, update["log"])
             return await self.store.update_owned(
                 self.id, self.token, live_after=now + self.safety_buffer, values=update
             )
-        except ConnectionLost:
+        except (ConnectionLost, WriteRefused):
             raise
         except Exception as exc:
             raise WriteRefused(str(exc)) from exc

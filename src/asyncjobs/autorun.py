@@ -5,7 +5,10 @@ loop, one job per entry on our own ``CronTrigger`` (crontab semantics from ``cro
 function is a coroutine that only wakes the entry's lane (the default ``AsyncIOExecutor`` runs
 it as a task on the loop, never in a thread). Each lane is a loop in a task group we own that
 runs one tick at a time, so a tick never overlaps the previous one, and wakes that arrive
-during a tick (a timer, the wake bus) fold into exactly one more tick right after it.
+during a tick (a timer, the wake bus, a job ending) fold into exactly one more tick right after
+it. A tick claims jobs only for the entry's free slots (``asyncjobs.slots``) and does not wait
+for them: they run in the lane's slots while the lane waits for its next wake, and each job
+that ends frees its slot and, while jobs may be waiting, wakes the lane to claim again.
 
 That task group lives in the one task this module starts with ``create_task``: the scheduler
 is asyncio-bound anyway, and ``start()`` and ``stop()`` are separate calls of the host, so no
@@ -38,7 +41,7 @@ from asyncjobs import health, logs
 from asyncjobs.config import AutoRun
 from asyncjobs.cron import Cron, parse
 from asyncjobs.logs import Silent
-from asyncjobs.models import RunResult
+from asyncjobs.slots import Slots
 from asyncjobs.wake import Wake, WakeBus
 
 LOGGER_NAME = "asyncjobs.autorun"
@@ -95,6 +98,9 @@ class _Lane:
         self._woken = False
         self._cron = False  # the entry's cron fired since the last tick began
         self._due: list[datetime] = []  # a heap of times at which jobs fall due
+        # A job ending wakes the lane to claim for its slot: only with ``wake_on_queue``, as
+        # without it the entry runs jobs at its cron times alone.
+        self.slots = Slots(entry.limit, on_free=self.wake if entry.wake_on_queue else None)
 
     def wake(self) -> None:
         self._woken = True
@@ -150,9 +156,9 @@ class TickHost(Protocol):
 
     async def handle_schedules(self, *, queue: str, all_queues: bool) -> Any: ...
 
-    async def run(
-        self, *, queue: str, limit: int, all_queues: bool, silent: Silent
-    ) -> RunResult: ...
+    async def fill_slots(
+        self, free: Slots, *, queue: str, all_queues: bool, silent: Silent
+    ) -> int: ...
 
 
 async def _fire(lane: _Lane) -> None:
@@ -271,15 +277,16 @@ class AutoRunner:
             await listen(self.bus.publish)
 
     async def _serve_lane(self, lane: _Lane) -> None:
-        while True:
-            fired = await lane.wait()
-            if self._stopping:
-                return
-            await self._tick(lane, schedules=fired)
+        async with lane.slots.running():  # leaving waits for the jobs still running
+            while True:
+                fired = await lane.wait()
+                if self._stopping:
+                    return
+                await self._tick(lane, schedules=fired)
 
     async def _tick(self, lane: _Lane, *, schedules: bool = True) -> None:
-        """Ask ``should_auto_run``, handle schedules (at cron times, unless disabled), then run
-        due jobs."""
+        """Ask ``should_auto_run``, handle schedules (at cron times, unless disabled), then
+        claim due jobs for the free slots."""
         jobs, entry = self.jobs, lane.entry
         health.ticked(jobs, lane.name, entry)
         with logs.silenced(entry.silent):
@@ -291,16 +298,14 @@ class AutoRunner:
                 )
                 await self._phase(entry, "handle_schedules", schedule)
             if not self._stopping:
-                run = partial(
-                    jobs.run,
+                fill = partial(
+                    jobs.fill_slots,
+                    lane.slots,
                     queue=entry.queue,
-                    limit=entry.limit,
                     all_queues=entry.all_queues,
                     silent=entry.silent,
                 )
-                result = await self._phase(entry, "run", run)
-                if _full_batch(result, entry) and not self._stopping:
-                    lane.wake()  # a backlog: keep draining rather than wait for the next tick
+                await self._phase(entry, "run", fill)
 
     async def _phase(self, entry: AutoRun, phase: str, call: Callable[[], Awaitable[Any]]) -> Any:
         """Run one step of a tick; an exception is logged and the next tick still comes.
@@ -315,12 +320,3 @@ class AutoRunner:
             extra = {"phase": phase, "queue": entry.queue, "cron": entry.cron}
             logger.error(TICK_ERROR, exc_info=True, extra=extra)
             return None
-
-
-def _full_batch(result: object, entry: AutoRun) -> bool:
-    """A run that took as many jobs as it could (with ``wake_on_queue``, drain on)."""
-    return (
-        entry.wake_on_queue
-        and isinstance(result, RunResult)
-        and len(result.job_status) >= entry.limit
-    )

@@ -20,10 +20,12 @@ Refused = Callable[[Attempt, Exception], Awaitable[RunStatus | None]]
 
 
 class Finisher:
-    """Records successful attempts of one batch, several per fenced statement.
+    """Records successful attempts, several per fenced statement.
 
     The first job to finish writes; jobs finishing while that write is in flight are written
-    together by the next one. Each row is still checked against the batch token and the lease.
+    together by the next one. Each row is still checked against its own lease token (jobs of
+    several claims may share a write) and the lease. With ``group=(size, delay)`` the first
+    write waits up to ``delay`` seconds for ``size`` jobs (the slots of an autoRun entry).
     A job handed over ends its task at once, and ``settle`` gets its outcome once written:
     ``"success"``, or ``None`` when its lease was lost, it was cancelled meanwhile or the
     connection broke. A write failing for another reason is retried job by job, and a job
@@ -35,41 +37,51 @@ class Finisher:
     def __init__(
         self,
         store: Store,
-        token: str,
         clock: Callable[[], datetime],
         buffer: timedelta,
         *,
         delete: bool,
         settle: Settle,
         refused: Refused,
+        group: tuple[int, float] | None = None,
     ) -> None:
-        self.store, self.token, self.clock, self.buffer = store, token, clock, buffer
+        self.store, self.clock, self.buffer = store, clock, buffer
         self.delete = delete
         self.settle = settle
         self.refused = refused
+        self.group = group
         self._waiting: list[Attempt] = []
         self._flushing = False
         self._started: anyio.Event | None = None
+        self._enough: anyio.Event | None = None
+        self._written = anyio.Event()  # set when the jobs waiting now have been written
 
     @contextmanager
     def starting(self) -> Iterator[None]:
         """Hold the first write back until every job of the batch has been started."""
-        self._started = anyio.Event()
+        started = self._started = anyio.Event()  # claims sharing this finisher each set theirs
         try:
             yield
         finally:
-            self._started.set()
+            started.set()
 
     async def finish(self, attempt: Attempt) -> None:
         """Mark ``attempt`` completed (or delete it), now or by the write in flight."""
         attempt.releasing = True
         self._waiting.append(attempt)
+        enough, written = self._enough, self._written
+        if enough is not None and self.group is not None and len(self._waiting) >= self.group[0]:
+            enough.set()
         if not self._flushing:
             await self._flush()
+        elif self.group is not None:  # a claim shares this finisher with others: its task
+            with anyio.CancelScope(shield=True):  # ends once its jobs are written, so that
+                await written.wait()  # it never hands back a job whose write is in flight
 
     async def _flush(self) -> None:
         self._flushing = True
         batch: list[Attempt] = []
+        written = anyio.Event()
         try:
             # Shielded like every job write: a commit must not be lost to a cancellation.
             with anyio.CancelScope(shield=True):  # the batch's starts end soon, whatever comes
@@ -77,19 +89,34 @@ class Finisher:
                 started = self._started
                 if started is not None and not started.is_set():  # later jobs join it too
                     await started.wait()
+                await self._gather()
             # Jobs finishing during a write join the next one, so a flush lasts as long as they
             # keep coming: each write has its own grace.
             while self._waiting:
-                batch, self._waiting = self._waiting, []
+                batch, self._waiting = _one_per_job(self._waiting)
+                written, self._written = self._written, anyio.Event()
                 with anyio.move_on_after(WRITE_GRACE, shield=True):
                     await self._write(batch)
                     batch = []
                 self._abandon(batch)  # its grace ran out before it was written
                 batch = []
+                written.set()
         finally:
             self._flushing = False
             self._abandon([*batch, *self._waiting])  # only after an error
             self._waiting = []
+            written.set()
+            self._written.set()
+            self._written = anyio.Event()
+
+    async def _gather(self) -> None:
+        """With ``group``: wait a little for more jobs of other claims to finish."""
+        if self.group is None or len(self._waiting) >= self.group[0]:
+            return
+        self._enough = anyio.Event()
+        with anyio.move_on_after(self.group[1]):
+            await self._enough.wait()
+        self._enough = None
 
     def _abandon(self, batch: list[Attempt]) -> None:
         for attempt in batch:
@@ -107,7 +134,7 @@ class Finisher:
         try:
             owned = await self.store.finish_owned(
                 unsaved,
-                self.token,
+                {attempt.id: attempt.token for attempt in batch},
                 live_after=now + self.buffer,
                 now=now,
                 delete=self.delete,
@@ -136,6 +163,19 @@ class Finisher:
             return
         (attempt,) = batch
         self.settle(attempt, await self.refused(attempt, exc))
+
+
+def _one_per_job(waiting: list[Attempt]) -> tuple[list[Attempt], list[Attempt]]:
+    """The attempts to write now, and those of a job already among them (a job re-claimed
+    after its lease ran out, by the same process): one row cannot be written twice at once."""
+    batch: dict[int, Attempt] = {}
+    later: list[Attempt] = []
+    for attempt in waiting:
+        if attempt.id in batch:
+            later.append(attempt)
+        else:
+            batch[attempt.id] = attempt
+    return list(batch.values()), later
 
 
 def unrecorded(attempt: Attempt) -> None:

@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING, Any, Self, cast
 
 import anyio
 
-from asyncjobs import injection
+from asyncjobs import injection, slots
 from asyncjobs.config import DEFAULT_STOP_TIMEOUT, AutoRun, auto_run_list
-from asyncjobs.runner import Runner
+from asyncjobs.logs import Silent
+from asyncjobs.policies import OrderLike, order_for
+from asyncjobs.runner import Runner, RunRequest
 from asyncjobs.storage import Store
 from asyncjobs.wake import WakeBus
 
@@ -32,6 +34,7 @@ class Lifecycle:
     runner: Runner
     auto_run: Sequence[AutoRun] | Callable[..., Any]
     should_auto_run: Callable[..., Any] | None
+    processing_order: OrderLike
 
     def __init__(self) -> None:
         self._open_lock = anyio.Lock()
@@ -104,6 +107,26 @@ class Lifecycle:
         if self.should_auto_run is None:
             return True
         return bool(await injection.call_positional(self.should_auto_run, self))
+
+    async def fill_slots(
+        self, free: slots.Slots, *, queue: str, all_queues: bool, silent: Silent
+    ) -> int:
+        """Claim jobs of an autoRun entry for its free slots and start them; how many."""
+        args = {
+            "queue": queue,
+            "limit": free.limit,
+            "all_queues": all_queues,
+            "sequential": False,
+            "processing_order": None,
+            "where": None,
+            "silent": silent,
+            "override_access": True,
+        }
+        order = order_for(self.processing_order, None, queue, all_queues, args)
+        request = RunRequest(
+            limit=free.limit, order=order, queue=None if all_queues else queue, silent=silent
+        )
+        return await slots.fill(self.runner, request, free)
 
     async def auto_run_entries(self) -> list[AutoRun]:
         entries = self.auto_run

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Final, Literal
 
 import anyio
@@ -24,12 +25,13 @@ from asyncjobs.errors import (
     StorageError,
     WriteRefused,
 )
-from asyncjobs.finisher import Finisher, unrecorded
+from asyncjobs.finisher import Finisher, Settle, unrecorded
 from asyncjobs.models import JobRow, RunResult, RunStatus
 from asyncjobs.plans import Plans
 from asyncjobs.policies import Lease
 from asyncjobs.registry import Registry
 from asyncjobs.step_runner import StepRunner, TaskFailed, stray
+from asyncjobs.step_writes import StepWrites
 from asyncjobs.storage import Claim, Selection, Store
 from asyncjobs.wake import Wake
 
@@ -40,6 +42,7 @@ CANCEL_CHECK_INTERVAL = 0.5  # seconds between checks for jobs cancelled elsewhe
 # all alive at once (fewer of them live long enough to reach the old GC generation).
 START_GROUP = 10
 HandedOver = Literal["handed over"]
+Ended = Callable[[], None]
 HANDED_OVER: Final[HandedOver] = "handed over"  # a success the batch's Finisher settles
 
 
@@ -79,32 +82,59 @@ class Runner:
         self._idle = anyio.Event()
         self._idle.set()
         self.plans = Plans(registry)  # every definition compiled once, here
+        self.log_writes = StepWrites(store, clock, self.buffer)  # shared by every batch
 
     async def run(self, request: RunRequest) -> RunResult:
+        """Claim up to ``request.limit`` jobs and run them; return when all have ended."""
         with logs.silenced(request.silent):
-            now = self.clock()
-            await telemetry.refresh_depth(self.store, now)
-            token = uuid.uuid4().hex
-            rows = [JobRow.of(r) for r in await self.store.claim(self._claim(request, now, token))]
-            if not rows:
+            claimed = await self.claim_batch(request, request.limit)
+            if claimed is None:
                 return RunResult(no_jobs_remaining=True)
-            fresh = sum(1 for r in rows if r.total_tried == 0)
-            logs.info(
-                "Running %d %s.",
-                len(rows),
-                "job" if len(rows) == 1 else "jobs",
-                extra={"new": fresh, "retrying": len(rows) - fresh},
-            )
-            attempts = [self._attempt(row, token) for row in rows]
-            statuses = await self._run_batch(attempts, token, request.sequential)
+            attempts, token = claimed
+            statuses: dict[int, RunStatus] = {}
+            finisher = self.finisher(partial(self.settle, statuses=statuses))
+            await self.run_batch(attempts, token, finisher, sequential=request.sequential)
             return RunResult(
                 job_status=statuses,
                 remaining_jobs_from_queried=sum(1 for s in statuses.values() if s == "error"),
             )
 
-    def _claim(self, request: RunRequest, now: datetime, token: str) -> Claim:
-        until = now + self.duration
-        return Claim.of(request, now=now, until=until, token=token, keyed=self.registry.keyed)
+    async def claim_batch(
+        self, request: RunRequest, limit: int
+    ) -> tuple[list[Attempt], str] | None:
+        """Lease up to ``limit`` jobs to a new token; the batch counts as running at once."""
+        now = self.clock()
+        await telemetry.refresh_depth(self.store, now)
+        token = uuid.uuid4().hex
+        claim = Claim.of(
+            replace(request, limit=limit),
+            now=now,
+            until=now + self.duration,
+            token=token,
+            keyed=self.registry.keyed,
+        )
+        rows = [JobRow.of(r) for r in await self.store.claim(claim)]
+        if not rows:
+            return None
+        fresh = sum(1 for r in rows if r.total_tried == 0)
+        logs.info(
+            "Running %d %s.",
+            len(rows),
+            "job" if len(rows) == 1 else "jobs",
+            extra={"new": fresh, "retrying": len(rows) - fresh},
+        )
+        return [self._attempt(row, token) for row in rows], token
+
+    def finisher(self, settle: Settle, group: tuple[int, float] | None = None) -> Finisher:
+        return Finisher(
+            self.store,
+            self.clock,
+            self.buffer,
+            delete=self.delete_on_complete,
+            settle=settle,
+            refused=self._refused,
+            group=group,
+        )
 
     def _attempt(self, row: JobRow, token: str) -> Attempt:
         return Attempt(
@@ -114,26 +144,19 @@ class Runner:
             clock=self.clock,
             safety_buffer=self.buffer,
             defer_top_step=not row.workflow_slug,
+            log_writes=self.log_writes,
         )
 
-    async def _run_batch(
-        self, attempts: list[Attempt], token: str, sequential: bool
-    ) -> dict[int, RunStatus]:
-        statuses: dict[int, RunStatus] = {}
+    async def run_batch(
+        self,
+        attempts: list[Attempt],
+        token: str,
+        finisher: Finisher,
+        *,
+        sequential: bool = False,
+        ended: Ended | None = None,
+    ) -> None:
         scope = anyio.CancelScope()
-
-        def settle(attempt: Attempt, status: RunStatus | None) -> None:
-            self._settle(attempt, status, statuses)
-
-        finisher = Finisher(
-            self.store,
-            token,
-            self.clock,
-            self.buffer,
-            delete=self.delete_on_complete,
-            settle=settle,
-            refused=self._refused,
-        )
         self._enter(scope, attempts)
         try:
             with scope:
@@ -141,7 +164,7 @@ class Runner:
                     done = anyio.Event()
                     tg.start_soon(self._heartbeat, attempts, token, done)
                     try:
-                        await self._execute_all(attempts, sequential, finisher)
+                        await self._execute_all(attempts, sequential, finisher, ended)
                     finally:
                         done.set()  # ends the heartbeat without a cancellation to unwind
         finally:
@@ -150,23 +173,24 @@ class Runner:
                 with anyio.CancelScope(shield=True):
                     await self._hand_back(unfinished, token)
             self._leave(scope, attempts)
-        return statuses
 
     async def _execute_all(
-        self, attempts: list[Attempt], sequential: bool, finisher: Finisher
+        self, attempts: list[Attempt], sequential: bool, finisher: Finisher, ended: Ended | None
     ) -> None:
         if sequential:
             for attempt in attempts:
-                await self._run_one(attempt, finisher)
+                await self._run_one(attempt, finisher, ended)
             return
         async with anyio.create_task_group() as tg:
             with finisher.starting():
                 for index, attempt in enumerate(attempts, 1):
-                    tg.start_soon(self._run_one, attempt, finisher)
+                    tg.start_soon(self._run_one, attempt, finisher, ended)
                     if index % START_GROUP == 0 and index < len(attempts):
                         await anyio.lowlevel.checkpoint()
 
-    async def _run_one(self, attempt: Attempt, finisher: Finisher) -> None:
+    async def _run_one(
+        self, attempt: Attempt, finisher: Finisher, ended: Ended | None = None
+    ) -> None:
         """Run one job; a success is handed to ``finisher``, which settles it when written.
 
         The task ends at the hand-over rather than waiting for the group write: a batch's
@@ -174,9 +198,10 @@ class Runner:
         objects that survive young collections reach the old generation, whose full
         collections pause the host loop for the whole heap.
         """
+        status: RunStatus | HandedOver | None = None
         with attempt.new_scope(), telemetry.process_span(attempt):
             try:
-                status = await self._execute(attempt, finisher)
+                status = await self._execute(attempt, finisher, ended)
             except JobRunAborted:
                 status = None
             except StorageError:
@@ -184,6 +209,9 @@ class Runner:
                 status = None
             except WriteRefused as refused:  # recording its failure failed in turn
                 status = await self._refused(attempt, refused)
+            finally:
+                if ended is not None and status != HANDED_OVER:
+                    ended()  # its slot is free (a success freed it when handed over)
             if status != HANDED_OVER:
                 finisher.settle(attempt, status)
         attempt.scope = None
@@ -192,12 +220,15 @@ class Runner:
         steps = StepRunner(attempt, self.registry, self.host)
         return await failures.outcome_refused(attempt, steps, exc)
 
-    def _settle(
-        self, attempt: Attempt, status: RunStatus | None, statuses: dict[int, RunStatus]
+    def settle(
+        self,
+        attempt: Attempt,
+        status: RunStatus | None,
+        statuses: dict[int, RunStatus] | None = None,
     ) -> None:
         attempt.result = status or "aborted"
         telemetry.settled(attempt, status)
-        if status is not None:
+        if status is not None and statuses is not None:
             statuses[attempt.id] = status
         _log_outcome(attempt)
         if status == "error":
@@ -209,7 +240,9 @@ class Runner:
         if self.on_retry is not None:
             self.on_retry(attempt.row.queue, attempt.row.wait_until or self.clock())
 
-    async def _execute(self, attempt: Attempt, finisher: Finisher) -> RunStatus | HandedOver | None:
+    async def _execute(
+        self, attempt: Attempt, finisher: Finisher, ended: Ended | None
+    ) -> RunStatus | HandedOver | None:
         try:
             plan = self.plans.for_row(attempt.row)
         except NotRegistered as exc:
@@ -232,6 +265,8 @@ class Runner:
             if not await stray(exc):
                 raise
             return await failures.workflow_failed(attempt, exc)
+        if ended is not None:
+            ended()  # its slot is free: a success waits for its write without holding one
         await finisher.finish(attempt)
         return HANDED_OVER
 

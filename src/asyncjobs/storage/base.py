@@ -27,7 +27,8 @@ class FinishedBus(Protocol):
 
 
 # Each job's full step log when it changed since the last write, else ``None``.
-Logs = Mapping[int, list[dict[str, Any]] | None]
+Log = list[dict[str, Any]]
+Logs = Mapping[int, Log | None]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -156,13 +157,24 @@ class Store(Protocol):
     async def finish_owned(
         self,
         logs: Logs,
-        token: str,
+        token: str | Mapping[int, str],
         *,
         live_after: datetime,
         now: datetime,
         delete: bool,
         outputs: Mapping[int, Any] | None = None,
     ) -> set[int]: ...
+
+    async def write_logs(
+        self,
+        logs: Mapping[int, Log],
+        tokens: Mapping[int, str],
+        *,
+        live_after: datetime,
+        now: datetime,
+    ) -> set[int]:
+        """Each job's new step log, where its token in ``tokens`` still holds the lease."""
+        ...
 
     async def renew(
         self, ids: Sequence[int], token: str, *, live_after: datetime, until: datetime

@@ -3,7 +3,6 @@ in SQLAlchemy; the backends add their engine settings, locks and driver SQL."""
 
 from __future__ import annotations
 
-import functools
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
@@ -16,14 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from asyncjobs.errors import StorageError
 from asyncjobs.storage import filters, migrations, statements
-from asyncjobs.storage.base import Claim, FinishedBus, Logs, Row, Wake
+from asyncjobs.storage.base import Claim, FinishedBus, Log, Logs, Row, Wake
 from asyncjobs.storage.claims import claim_statement
 from asyncjobs.storage.codec import Codec, Compiled
 from asyncjobs.storage.errors import translated
 from asyncjobs.storage.held import Driver, HeldConnections
 from asyncjobs.storage.schedules import ScheduleState
 from asyncjobs.storage.tables import (
-    INSERT_COLUMNS,
     SCHEMA_VERSION,
     metadata,
     row_values,
@@ -198,7 +196,7 @@ class SqlStore(ScheduleState):
     async def finish_owned(
         self,
         logs: Logs,
-        token: str,
+        token: str | Mapping[int, str],
         *,
         live_after: datetime,
         now: datetime,
@@ -209,8 +207,10 @@ class SqlStore(ScheduleState):
 
         ``logs`` maps each job to its full step log when that changed since the last write;
         ``outputs`` each job to its result (``{}`` when missing), set in the same statement.
+        ``token``: the lease token of every job, or each job's own (jobs of several claims).
         """
-        owned = [self._ids(logs), token, self.codec.time(live_after)]
+        tokens = dict.fromkeys(logs, token) if isinstance(token, str) else token
+        owned = [self._ids(logs), self._tokens(tokens), self.codec.time(live_after)]
         if delete:
             sql, args = self._delete_sql, owned
         else:
@@ -221,6 +221,28 @@ class SqlStore(ScheduleState):
             args = self._complete_args(args + self._outputs(results))
         async with self._write_gate:
             return {r[0] for r in await self.held.fetch(sql, args, fenced=True)}
+
+    @translated
+    async def write_logs(
+        self,
+        logs: Mapping[int, Log],
+        tokens: Mapping[int, str],
+        *,
+        live_after: datetime,
+        now: datetime,
+    ) -> set[int]:
+        """Set the step log of each job whose own token still holds a live lease, in one
+        statement; return the ids written."""
+        ids = self._ids(logs)
+        args = self._logs_args(
+            ids,
+            self._tokens({job_id: tokens[job_id] for job_id in logs}),
+            self.codec.time(live_after),
+            self.codec.time(now),
+            list(logs.values()),
+        )
+        async with self._write_gate:
+            return {r[0] for r in await self.held.fetch(self._logs_sql, args, fenced=True)}
 
     def _complete_args(self, args: list[Any]) -> list[Any]:
         """``_complete_sql``'s arguments: ids, token, live_after, now, logs, outputs."""
@@ -354,25 +376,13 @@ class SqlStore(ScheduleState):
     def _outputs(self, outputs: Mapping[int, Any]) -> list[Any]:
         raise NotImplementedError
 
-    _delete_sql = _complete_sql = ""
+    def _tokens(self, tokens: Mapping[int, str]) -> Any:
+        raise NotImplementedError
 
+    def _logs_args(self, ids: Any, tokens: Any, live_after: Any, now: Any, logs: Any) -> list[Any]:
+        raise NotImplementedError
 
-@functools.lru_cache(maxsize=64)
-def update_owned_sql(names: tuple[str, ...], mark: str) -> str:
-    """Set ``names`` of one job while a token holds its lease: parameters ``{mark}1`` ... are
-    the values, then the id, the token and the time the lease must outlive (``?`` marks stay
-    plain: each is used once, in order, and sqlite3 deprecates numbered ones)."""
-    numbers = range(1, len(names) + 4)
-    marks = [mark if mark == "?" else f"{mark}{i}" for i in numbers]
-    unknown = set(names) - set(INSERT_COLUMNS)
-    if unknown or not names:
-        raise ValueError(f"cannot update job columns {sorted(unknown) or names}")
-    assignments = ", ".join(f'"{name}" = {mark}' for name, mark in zip(names, marks, strict=False))
-    key, token, live_after = marks[len(names) :]
-    return (
-        f"UPDATE asyncjobs_jobs SET {assignments} WHERE id = {key} "
-        f"AND processing_token = {token} AND processing_until > {live_after} RETURNING id"
-    )
+    _delete_sql = _complete_sql = _logs_sql = ""
 
 
 async def _check_version(conn: AsyncConnection) -> None:

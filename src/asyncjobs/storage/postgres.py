@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from asyncjobs.storage import notify
 from asyncjobs.storage.base import FinishedBus, Row, Wake
-from asyncjobs.storage.common import SqlStore, update_owned_sql
+from asyncjobs.storage.common import SqlStore
+from asyncjobs.storage.fenced import update_owned_sql
 from asyncjobs.storage.held import Driver, unbroken
 from asyncjobs.storage.tables import COLUMN_LIST, INSERT_COLUMNS, RETURNING_ALL, jobs
 
@@ -30,7 +31,12 @@ RELAX = "SET synchronous_commit = off"
 # relaxed ones for claims. The engine's pool (10 + 10) keeps the rest.
 MAX_HELD = {False: 6, True: 2}
 _GENERATION = "asyncjobs_generation"
-_OWNED = "processing_token = $2 AND processing_until > $3 RETURNING id"
+# Each job's own token ($2, aligned with the ids of $1) must still hold a live lease.
+_TOKENS = "unnest($1::bigint[], $2::text[]) AS t(id, token)"
+_OWNED = (
+    "asyncjobs_jobs.id = t.id AND processing_token = t.token AND processing_until > $3 "
+    "RETURNING asyncjobs_jobs.id"
+)
 
 
 class PostgresStore(SqlStore):
@@ -159,8 +165,14 @@ class PostgresStore(SqlStore):
     def _outputs(self, outputs: Mapping[int, Any]) -> list[Any]:
         return [[json.dumps(v) for v in outputs.values()]]  # in the order of the ids ($1)
 
+    def _tokens(self, tokens: Mapping[int, str]) -> Any:
+        return list(tokens.values())  # in the order of the ids ($1)
+
+    def _logs_args(self, ids: Any, tokens: Any, live_after: Any, now: Any, logs: Any) -> list[Any]:
+        return [ids, tokens, live_after, now, [json.dumps(log) for log in logs]]
+
     _delete_sql = notify.finished_notify(
-        f"DELETE FROM asyncjobs_jobs WHERE id = ANY($1::bigint[]) AND {_OWNED}"
+        f"DELETE FROM asyncjobs_jobs USING {_TOKENS} WHERE {_OWNED}"
     )
     # A job whose log changed gets its new log in the same statement, and every job its output.
     _complete_sql = notify.finished_notify(
@@ -169,7 +181,13 @@ class PostgresStore(SqlStore):
         "log = COALESCE((SELECT l.log FROM unnest($5::bigint[], $6::jsonb[]) AS l(id, log) "
         "WHERE l.id = asyncjobs_jobs.id), asyncjobs_jobs.log), "
         "output = (SELECT o.output FROM unnest($1::bigint[], $7::jsonb[]) AS o(id, output) "
-        f"WHERE o.id = asyncjobs_jobs.id) WHERE id = ANY($1::bigint[]) AND {_OWNED}"
+        f"WHERE o.id = asyncjobs_jobs.id) FROM {_TOKENS} WHERE {_OWNED}"
+    )
+    # Step logs of several jobs: $1 ids, $2 their tokens, $3 live_after, $4 now, $5 logs.
+    _logs_sql = (
+        "UPDATE asyncjobs_jobs SET log = l.log, updated_at = $4 FROM unnest($1::bigint[], "
+        "$2::text[], $5::jsonb[]) AS l(id, token, log) WHERE asyncjobs_jobs.id = l.id "
+        "AND processing_token = l.token AND processing_until > $3 RETURNING asyncjobs_jobs.id"
     )
 
 

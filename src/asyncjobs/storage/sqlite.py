@@ -20,14 +20,19 @@ from sqlalchemy.pool import StaticPool
 
 from asyncjobs.errors import StorageError
 from asyncjobs.storage.base import Row
-from asyncjobs.storage.common import SqlStore, update_owned_sql
+from asyncjobs.storage.common import SqlStore
+from asyncjobs.storage.fenced import update_owned_sql
 from asyncjobs.storage.held import Driver
 from asyncjobs.storage.tables import COLUMN_LIST, INSERT_COLUMNS, RETURNING_ALL
 
 BUSY_TIMEOUT_MS = 30_000
 _WRITE = "asyncjobs_write"
 _SINGLE = "asyncjobs_single"
-_OWNED = "processing_token = ? AND processing_until > ? RETURNING id"
+# Each job's own token (a JSON object: id -> token) must still hold a live lease.
+_OWNED = (
+    "processing_token = (SELECT t.value FROM json_each(?) AS t "
+    "WHERE t.key = CAST(asyncjobs_jobs.id AS TEXT)) AND processing_until > ? RETURNING id"
+)
 _IDS = "id IN (SELECT value FROM json_each(?))"
 
 
@@ -99,6 +104,14 @@ class SqliteStore(SqlStore):
     def _outputs(self, outputs: Mapping[int, Any]) -> list[Any]:
         return self._new_logs(outputs)  # the same shape: id -> JSON text
 
+    def _tokens(self, tokens: Mapping[int, str]) -> Any:
+        return json.dumps({str(k): v for k, v in tokens.items()})
+
+    def _logs_args(self, ids: Any, tokens: Any, live_after: Any, now: Any, logs: Any) -> list[Any]:
+        keys = json.loads(ids)
+        texts = json.dumps({str(k): json.dumps(log) for k, log in zip(keys, logs, strict=True)})
+        return [now, texts, ids, tokens, live_after]
+
     _delete_sql = f"DELETE FROM asyncjobs_jobs WHERE {_IDS} AND {_OWNED}"
     # A job whose log changed gets its new log in the same statement, and every job its output.
     _complete_sql = (  # plain ? marks: numbered ones are deprecated by Python 3.12's sqlite3
@@ -108,8 +121,12 @@ class SqliteStore(SqlStore):
         "WHERE l.key = CAST(asyncjobs_jobs.id AS TEXT)), log), "
         "output = (SELECT o.value FROM json_each(?) AS o "
         "WHERE o.key = CAST(asyncjobs_jobs.id AS TEXT)) "
-        "WHERE id IN (SELECT value FROM json_each(?)) AND processing_token = ? "
-        "AND processing_until > ? RETURNING id"
+        f"WHERE {_IDS} AND {_OWNED}"
+    )
+    # Step logs of several jobs: ids, tokens and logs as JSON, then live_after and now.
+    _logs_sql = (
+        "UPDATE asyncjobs_jobs SET updated_at = ?, log = (SELECT l.value FROM json_each(?) AS l "
+        f"WHERE l.key = CAST(asyncjobs_jobs.id AS TEXT)) WHERE {_IDS} AND {_OWNED}"
     )
 
     def _complete_args(self, args: list[Any]) -> list[Any]:

@@ -1,0 +1,97 @@
+"""An autoRun entry's job slots: up to ``limit`` of its jobs in flight, each refilled when free.
+
+A slot is taken when a claim leases a job to the entry and given back when that job's handler
+has ended (a success then waits for its grouped completion write, which no longer holds the
+slot). Claims for an entry are made one at a time by its lane, each for as many jobs as there
+are free slots, so a slow job holds one slot rather than the whole entry. The jobs of every
+claim run in the slots' own task group, while the lane goes on to its next tick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from anyio.abc import TaskGroup
+
+from asyncjobs import logs
+
+if TYPE_CHECKING:
+    from asyncjobs.finisher import Finisher
+    from asyncjobs.runner import Runner, RunRequest
+
+# Completions of jobs that end close together across claims are written together: the write
+# waits this long for more of them, unless ``limit`` jobs are already waiting.
+GROUP_DELAY = 0.002
+
+
+class Slots:
+    """The slots of one autoRun entry; ``on_free`` is called when a slot frees while jobs may
+    be waiting (the last claim filled every slot it asked for, or none was free)."""
+
+    def __init__(self, limit: int, *, on_free: Callable[[], None] | None = None) -> None:
+        self.limit = limit
+        self.busy = 0
+        self.on_free = on_free
+        self.finisher: Finisher | None = None  # made by the runner at the first claim
+        self._wanted = False
+        self._group: TaskGroup | None = None
+
+    @property
+    def free(self) -> int:
+        return self.limit - self.busy
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """The task group the claimed jobs run in; leaving waits for them."""
+        async with anyio.create_task_group() as group:
+            self._group = group
+            try:
+                yield
+            finally:
+                self._group = None
+
+    def claimed(self, asked: int, count: int) -> None:
+        """A claim for ``asked`` jobs leased ``count``: slots taken; a full claim hints at more."""
+        self.busy += count
+        self._wanted = count >= asked
+
+    def full(self) -> None:
+        """A tick found no free slot: jobs may be waiting for one."""
+        self._wanted = True
+
+    def start(self, run: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        if self._group is None:
+            raise RuntimeError("slots are not running")
+        self._group.start_soon(run)
+
+    def release(self) -> None:
+        """One job's handler has ended: its slot is free for the next claim."""
+        self.busy -= 1
+        if self._wanted and self.on_free is not None:
+            self.on_free()
+
+
+async def fill(runner: Runner, request: RunRequest, slots: Slots) -> int:
+    """Claim jobs for the free ``slots`` and start them there; return how many.
+
+    Returns as soon as they are claimed: each job gives its slot back when its handler ends,
+    and their completions are written with those of the entry's other claims.
+    """
+    asked = slots.free
+    if asked <= 0:
+        slots.full()
+        return 0
+    with logs.silenced(request.silent):
+        claimed = await runner.claim_batch(request, asked)
+        slots.claimed(asked, 0 if claimed is None else len(claimed[0]))
+        if claimed is None:
+            return 0
+        if slots.finisher is None:
+            slots.finisher = runner.finisher(runner.settle, group=(slots.limit, GROUP_DELAY))
+        attempts, token = claimed
+        slots.start(partial(runner.run_batch, attempts, token, slots.finisher, ended=slots.release))
+        return len(attempts)
