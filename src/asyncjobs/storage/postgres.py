@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Dialect, Table, event, text
@@ -19,8 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from asyncjobs.storage import notify
 from asyncjobs.storage.base import FinishedBus, Row, Wake
+from asyncjobs.storage.codec import Codec
 from asyncjobs.storage.common import SqlStore, update_owned_sql
 from asyncjobs.storage.held import Driver, unbroken
+from asyncjobs.storage.inserts import Statement
 from asyncjobs.storage.tables import COLUMN_LIST, INSERT_COLUMNS, RETURNING_ALL, jobs
 
 SCHEMA_LOCK = 0x61736A6F62  # "asjob": serialises schema creation across instances
@@ -31,6 +34,7 @@ RELAX = "SET synchronous_commit = off"
 MAX_HELD = {False: 6, True: 2}
 _GENERATION = "asyncjobs_generation"
 _OWNED = "processing_token = $2 AND processing_until > $3 RETURNING id"
+_UNFINISHED = "completed_at IS NULL AND has_error = false"  # the idempotency keys' index
 
 
 class PostgresStore(SqlStore):
@@ -113,15 +117,10 @@ class PostgresStore(SqlStore):
     async def _lock_schema(self, conn: AsyncConnection) -> None:
         await _advisory_lock(conn, SCHEMA_LOCK)
 
-    async def lock_keys(self, conn: AsyncConnection, namespace: str, keys: Sequence[str]) -> None:
-        """Hold each of ``keys`` until the transaction ends, so that per-key decisions (which
-        pending job a superseding insert drops) see every earlier decision committed; in one
-        order, so that two callers never deadlock."""
-        for lock in sorted({advisory_key(namespace, key) for key in keys}):
-            await _advisory_lock(conn, lock)
-
     def upsert(self, table: Table) -> Any:
         return postgresql.insert(table)
+
+    _begin = "BEGIN ISOLATION LEVEL READ COMMITTED"
 
     async def _fetch_claim(self, sql: str, args: list[Any], locked: bool) -> list[Any]:
         """``locked``: the claim considers concurrency keys, so it holds the keyed-claim lock.
@@ -142,10 +141,8 @@ class PostgresStore(SqlStore):
         async with self.held.connection(relaxed=True) as driver:
             return await unbroken(claim_locked(driver))
 
-    def _insert(self, rows: Sequence[Row]) -> tuple[str, list[Any]]:
-        return _insert_unnest(self.codec.dialect), [
-            self.codec.column(n, rows) for n in INSERT_COLUMNS
-        ]
+    def insert_sql(self, codec: Codec) -> PostgresInserts:
+        return PostgresInserts(codec)
 
     def _update_sql(self, names: tuple[str, ...]) -> str:
         return update_owned_sql(names, "$")
@@ -173,6 +170,50 @@ class PostgresStore(SqlStore):
     )
 
 
+class PostgresInserts:
+    """Inserts as one ``unnest`` of column arrays, whatever the number of rows; key lists as
+    arrays; superseding keys held by advisory locks."""
+
+    def __init__(self, codec: Codec) -> None:
+        self.codec = codec
+
+    def decode(self, values: Sequence[Any]) -> Row:
+        return self.codec.decode_row(values)
+
+    def single(self, rows: Sequence[Row], supersede: Sequence[str]) -> bool:
+        return not supersede and not any(row.get("idempotency_key") for row in rows)
+
+    def lock(self, namespace: str, keys: Sequence[str]) -> list[Statement]:
+        """Hold each of ``keys`` until the transaction ends, so that per-key decisions (which
+        pending job a superseding insert drops) see every earlier decision committed; in one
+        order, so that two callers never deadlock."""
+        locks = sorted({advisory_key(namespace, key) for key in keys})
+        return [("SELECT pg_advisory_xact_lock($1)", [lock]) for lock in locks]
+
+    def insert(self, rows: Sequence[Row]) -> list[Statement]:
+        if not rows:
+            return []
+        columns = [self.codec.column(name, rows) for name in INSERT_COLUMNS]
+        return [(_insert_unnest(self.codec.dialect), columns)]
+
+    def holders(self, keys: Sequence[str]) -> Statement:
+        sql = (
+            f"SELECT {RETURNING_ALL} FROM asyncjobs_jobs "
+            f"WHERE idempotency_key = ANY($1::text[]) AND {_UNFINISHED}"
+        )
+        return sql, [list(keys)]
+
+    def supersede(self, keys: Sequence[str], keep: Sequence[int], now: datetime) -> Statement:
+        return _SUPERSEDE, [list(keys), list(keep), self.codec.time(now)]
+
+
+_SUPERSEDE = (
+    "DELETE FROM asyncjobs_jobs WHERE concurrency_key = ANY($1::text[]) "
+    f"AND id <> ALL($2::bigint[]) AND {_UNFINISHED} "
+    "AND (processing_until IS NULL OR processing_until <= $3) AND total_tried = 0 AND log IS NULL"
+)
+
+
 def advisory_key(namespace: str, key: str) -> int:
     """A stable signed 64-bit advisory lock id for ``key`` (the same in every process)."""
     digest = hashlib.blake2b(f"{namespace}\0{key}".encode(), digest_size=8).digest()
@@ -198,5 +239,5 @@ def _insert_unnest(dialect: Dialect) -> str:
     arrays = ", ".join(f"${i}::{cast}[]" for i, cast in enumerate(casts, start=1))
     return (
         f"INSERT INTO asyncjobs_jobs ({COLUMN_LIST}) SELECT * FROM unnest({arrays}) "
-        f"RETURNING {RETURNING_ALL}"
+        f"ON CONFLICT (idempotency_key) WHERE {_UNFINISHED} DO NOTHING RETURNING {RETURNING_ALL}"
     )

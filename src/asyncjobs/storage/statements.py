@@ -1,5 +1,5 @@
 """The statements both backends send through SQLAlchemy: leases renewed and handed back,
-lookups, cancel and retry, inserts inside a schedule's transaction."""
+lookups, cancel and retry."""
 
 from __future__ import annotations
 
@@ -7,12 +7,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, true, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import select, true, update
 
 from asyncjobs.storage import filters
-from asyncjobs.storage.base import Row, cancelled_values
-from asyncjobs.storage.tables import jobs, row_values
+from asyncjobs.storage.base import cancelled_values
+from asyncjobs.storage.tables import jobs
 
 
 def renew(ids: Sequence[int], token: str, *, live_after: datetime, until: datetime) -> Any:
@@ -86,30 +85,3 @@ def find(where: Mapping[str, Any] | None, *, limit: int, order: str, now: dateti
         .order_by(*filters.order_by(order))
         .limit(limit)
     )
-
-
-def supersede(keys: Sequence[str], now: datetime, keep: Sequence[int]) -> Any:
-    """Never-started (no try, no log, no live lease), unfinished jobs of these keys."""
-    return delete(jobs).where(
-        jobs.c.concurrency_key.in_(keys),
-        jobs.c.id.not_in(keep),
-        filters.unfinished(),
-        filters.lease_free(now),
-        jobs.c.total_tried == 0,
-        jobs.c.log.is_(None),
-    )
-
-
-async def insert_rows(conn: AsyncConnection, rows: Sequence[Row]) -> list[Row]:
-    """Insert in one multi-row statement; rows come back in insertion (id) order.
-
-    ``sort_by_parameter_order`` would make SQLAlchemy send one INSERT per row on SQLite; the
-    ids of one multi-row INSERT already follow its VALUES order on both backends.
-    """
-    if len(rows) == 1:  # one parameter set: a plain execute, not the executemany path
-        return [row_values(r) for r in await conn.execute(_INSERT, rows[0])]
-    result = await conn.execute(_INSERT, list(rows))
-    return sorted((row_values(r) for r in result), key=lambda row: row["id"])
-
-
-_INSERT = insert(jobs).returning(*jobs.c)
