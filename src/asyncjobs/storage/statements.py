@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, true, update
+from sqlalchemy import case, exists, false, null, select, true, update
 
 from asyncjobs.storage import filters
 from asyncjobs.storage.base import cancelled_values
@@ -62,8 +62,20 @@ def retry(job_id: int, *, now: datetime) -> Any:
     )
 
 
+def _key_unless_taken() -> Any:
+    """A retried job keeps its idempotency key unless another unfinished job took it since."""
+    holder = jobs.alias("holder")
+    taken = exists().where(
+        holder.c.idempotency_key == jobs.c.idempotency_key,
+        holder.c.completed_at.is_(None),
+        holder.c.has_error == false(),
+    )
+    return case((taken, null()), else_=jobs.c.idempotency_key)
+
+
 def retried_values(now: datetime) -> dict[str, Any]:
-    """What makes a failed or cancelled job runnable again (its log is kept)."""
+    """What makes a failed or cancelled job runnable again (its log is kept, and its
+    idempotency key unless another unfinished job took it since)."""
     return {
         "has_error": False,
         "error": None,
@@ -71,6 +83,7 @@ def retried_values(now: datetime) -> dict[str, Any]:
         "processing_until": None,
         "processing_token": None,
         "updated_at": now,
+        "idempotency_key": _key_unless_taken(),
     }
 
 
