@@ -116,7 +116,7 @@ def _row(
         "task_slug": definition.slug if is_task else None,
         "workflow_slug": None if is_task else definition.slug,
         "input": checked(_dumped(value) if isinstance(value, BaseModel) else value, "input"),
-        "meta": checked(dict(item.get("meta") or {}), "meta"),
+        "meta": checked(dict(meta), "meta") if (meta := item.get("meta")) else {},
         "wait_until": _aware(item.get("wait_until")),
         "concurrency_key": key,
         "exclusive": bool(key and definition.concurrency and definition.concurrency.exclusive),
@@ -148,13 +148,14 @@ def validate_input(definition: Task | Workflow, raw: Any) -> Any:
         raw = _dumped(raw)
     if raw is None:
         raw = {}
-    check_shape(raw, "input")  # before a schema walks a value too deep or too big to store
-    if definition.input_schema is None:
+    if definition.input_schema is None:  # ``checked`` walks the dict when the row is made
         if not isinstance(raw, Mapping):
+            check_shape(raw, "input")
             raise ValidationError(
                 f"input of {kind} {definition.slug!r} must be a dict, got {type(raw).__name__}"
             )
         return dict(raw)
+    check_shape(raw, "input")  # before a schema walks a value too deep or too big to store
     try:
         return definition.input_schema.model_validate(raw)
     except PydanticValidationError as exc:

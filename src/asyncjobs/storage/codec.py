@@ -38,8 +38,14 @@ class Codec:
 
     def column(self, name: str, rows: Sequence[Row]) -> list[Any]:
         """One column of ``rows`` to insert, encoded; a missing value takes the default."""
+        return self.encoded(name, self.values(name, rows))
+
+    def values(self, name: str, rows: Sequence[Row]) -> list[Any]:
+        """One column of ``rows`` to insert, as given; a missing value takes the default."""
         default = self._defaults.get(name)
-        values = [row.get(name, default) for row in rows]
+        return [row.get(name, default) for row in rows]
+
+    def encoded(self, name: str, values: list[Any]) -> list[Any]:
         encoder = self.encoders[name]
         return values if encoder is None else [encoder(value) for value in values]
 

@@ -13,7 +13,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Dialect, Table, event, text
+from sqlalchemy import JSON, Dialect, Table, event, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -193,8 +193,15 @@ class PostgresInserts:
     def insert(self, rows: Sequence[Row]) -> list[Statement]:
         if not rows:
             return []
-        columns = [self.codec.column(name, rows) for name in INSERT_COLUMNS]
-        return [(_insert_unnest(self.codec.dialect), columns)]
+        shared, args = [], []
+        for name in INSERT_COLUMNS:
+            values = self.codec.values(name, rows)
+            one = _shared(name, values)
+            shared.append(one)
+            args.append(
+                self.codec.encode(name, values[0]) if one else self.codec.encoded(name, values)
+            )
+        return [(_insert_unnest(self.codec.dialect, tuple(shared)), args)]
 
     def holders(self, keys: Sequence[str]) -> Statement:
         sql = (
@@ -228,16 +235,36 @@ async def _fetch(driver: Any, sql: str, args: Sequence[Any]) -> list[Sequence[An
     return list(await driver.fetch(sql, *args))
 
 
-@functools.lru_cache(maxsize=4)
-def _insert_unnest(dialect: Dialect) -> str:
-    """One statement for any number of rows: each column is one array parameter, cast to
-    the column's own type (without a length: a cast to ``VARCHAR(n)`` would truncate)."""
+def _shared(name: str, values: list[Any]) -> bool:
+    """Whether every row inserts the same value in column ``name``: then it is sent once.
+
+    A JSON value only when all are null or empty objects: other equal JSON values may still
+    differ in their text (``1`` and ``1.0``, ``true`` and ``1``).
+    """
+    first = values[0]
+    if name == "input" or (name in _JSON_COLUMNS and first is not None and first != {}):
+        return False  # the input is always an array: it counts the rows
+    return values.count(first) == len(values)
+
+
+_JSON_COLUMNS = frozenset(name for name in INSERT_COLUMNS if isinstance(jobs.c[name].type, JSON))
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_unnest(dialect: Dialect, shared: tuple[bool, ...]) -> str:
+    """One statement for any number of rows: a column whose rows all insert one value is one
+    parameter, every other one an array parameter of ``unnest``, each cast to the column's
+    own type (without a length: a cast to ``VARCHAR(n)`` would truncate)."""
     casts = [
         re.sub(r"\(\d+\)", "", jobs.c[name].type.dialect_impl(dialect).compile(dialect=dialect))
         for name in INSERT_COLUMNS
     ]
-    arrays = ", ".join(f"${i}::{cast}[]" for i, cast in enumerate(casts, start=1))
+    pairs = list(enumerate(zip(casts, shared, strict=True), start=1))
+    arrays = [f"${i}::{cast}[]" for i, (cast, one) in pairs if not one]
+    names = [f"c{i}" for i, one in enumerate(shared, start=1) if not one]
+    values = [f"${i}::{cast}" if one else f"u.c{i}" for i, (cast, one) in pairs]
     return (
-        f"INSERT INTO asyncjobs_jobs ({COLUMN_LIST}) SELECT * FROM unnest({arrays}) "
+        f"INSERT INTO asyncjobs_jobs ({COLUMN_LIST}) SELECT {', '.join(values)} "
+        f"FROM unnest({', '.join(arrays)}) AS u({', '.join(names)}) "
         f"ON CONFLICT (idempotency_key) WHERE {_UNFINISHED} DO NOTHING RETURNING {RETURNING_ALL}"
     )
