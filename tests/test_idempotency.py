@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 import asyncjobs
 from asyncjobs.errors import ValidationError
+from asyncjobs.queueing import prepare_rows
+from asyncjobs.storage import inserts
 from asyncjobs.storage.sqlite import MAX_STATEMENT_ROWS
 from tests.conftest import run_until_idle
 
@@ -195,3 +197,57 @@ async def test_a_rolled_back_transaction_leaves_the_key_free(
         answered = await jobs.queue(task="noop", idempotency_key="k", connection=conn)
     assert answered.id == stored.id
     assert len(await jobs.find()) == 1
+
+
+async def _racing(make_jobs: MakeJobs, every_round: bool) -> tuple[asyncjobs.Jobs, Any]:
+    """A store whose inserts race a holder of key ``k`` that is cancelled right after each
+    skipped insert (before its holder is read): the first time, or ``every_round``."""
+    jobs = _jobs(make_jobs)
+    await jobs.start(auto_run=False)
+    store: Any = jobs.store
+    rounds: list[str] = []
+
+    async def fetch(sql: str, args: Any) -> Any:
+        racing = sql.startswith("INSERT") and (every_round or not rounds)
+        if racing:
+            rounds.append(sql)
+            holder = await jobs.queue(task="other", idempotency_key="k")
+        found = await store.held.fetch(sql, args)
+        if racing:
+            await jobs.cancel(where={"id": holder.id})
+        return found
+
+    return jobs, fetch
+
+
+async def _insert_racing(jobs: asyncjobs.Jobs, fetch: Any) -> list[dict[str, Any]]:
+    now = jobs.clock()
+    rows, _ = await prepare_rows(jobs.registry, [{"task": "noop", "idempotency_key": "k"}], now)
+    return await inserts.insert(fetch, jobs.store.inserts, rows, [], now)  # type: ignore[attr-defined]
+
+
+async def test_a_holder_finishing_meanwhile_frees_the_key(make_jobs: MakeJobs) -> None:
+    jobs, fetch = await _racing(make_jobs, every_round=False)
+    (row,) = await _insert_racing(jobs, fetch)
+    assert (row["task_slug"], row["idempotency_key"]) == ("noop", "k")
+    assert [job.task_slug for job in await jobs.find(where={"status": "queued"})] == ["noop"]
+
+
+async def test_a_key_that_keeps_changing_hands_is_a_storage_error(make_jobs: MakeJobs) -> None:
+    jobs, fetch = await _racing(make_jobs, every_round=True)
+    with pytest.raises(asyncjobs.StorageError, match="changed hands 100 times"):
+        await _insert_racing(jobs, fetch)
+
+
+@pytest.mark.parametrize(
+    "backend", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+async def test_a_connection_of_another_driver_is_refused(make_jobs: MakeJobs) -> None:
+    jobs = _jobs(make_jobs)
+    engine = create_async_engine(jobs.database_url.replace("+asyncpg", "+psycopg"))
+    try:
+        async with engine.connect() as conn:
+            with pytest.raises(ValueError, match="uses the psycopg driver"):
+                await jobs.queue(task="noop", connection=conn)
+    finally:
+        await engine.dispose()

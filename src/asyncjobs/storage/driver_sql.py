@@ -8,21 +8,21 @@ the rows read exactly like rows asyncjobs writes itself.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import JSON, Boolean, delete, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
 
 from asyncjobs.errors import StorageError
-from asyncjobs.storage.codec import Codec
 from asyncjobs.storage.filters import lease_free, unfinished
 from asyncjobs.storage.inserts import MAX_ROUNDS, held_key
 from asyncjobs.storage.postgres import advisory_key
-from asyncjobs.storage.tables import jobs
+from asyncjobs.storage.tables import COLUMNS, UTCDateTime, jobs
 
 Row = dict[str, Any]
 Statement = tuple[str, list[Any]]
@@ -65,8 +65,34 @@ def _stored(cursor: Any, dialect: Dialect, row: Row) -> tuple[Row, bool]:
         cursor.execute(*_compiled(holder, dialect))
         values = cursor.fetchone()
         if values is not None:
-            return Codec(dialect).decode_row(values), False
+            return _read(values), False
     raise StorageError(f"queue: idempotency keys changed hands {MAX_ROUNDS} times; try again")
+
+
+def _read(values: Sequence[Any]) -> Row:
+    """A row of every column as a Django cursor returns it: JSON as text or parsed, times as
+    text or datetimes (the backend's and Django's own converters differ)."""
+    row = dict(zip(COLUMNS, values, strict=True))
+    for name, kind in _KINDS.items():
+        value = row[name]
+        if value is None:
+            continue
+        if kind is JSON and isinstance(value, str | bytes):
+            row[name] = json.loads(value)
+        elif kind is UTCDateTime:
+            when = datetime.fromisoformat(value) if isinstance(value, str) else value
+            row[name] = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+        elif kind is Boolean:
+            row[name] = bool(value)
+    return row
+
+
+_KINDS = {
+    column.name: kind
+    for column in jobs.c
+    for kind in (JSON, UTCDateTime, Boolean)
+    if isinstance(column.type, kind)
+}
 
 
 def _upsert(dialect: Dialect) -> Any:
