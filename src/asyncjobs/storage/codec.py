@@ -26,11 +26,21 @@ class Codec:
             c.name: c.type.dialect_impl(dialect).result_processor(dialect, None) for c in jobs.c
         }
         self._decoders = [(name, fn) for name, fn in decoders.items() if fn is not None]
+        self._decoder = dict(self._decoders)
         time = self.encoders["updated_at"]
         assert time is not None  # UTCDateTime always checks and converts
         self.time = time
         # A column's value when an inserted row leaves it out (the column's own default).
         self._defaults = {c.name: cast(Any, c.default).arg for c in jobs.c if c.default is not None}
+
+    def default(self, name: str) -> Any:
+        """Column ``name``'s value when an inserted row leaves it out."""
+        return self._defaults.get(name)
+
+    def decode(self, name: str, value: Any) -> Any:
+        """One value of column ``name`` as the driver returned it, as SQLAlchemy reads it."""
+        decoder = self._decoder.get(name)
+        return value if decoder is None else decoder(value)
 
     def encode(self, name: str, value: Any) -> Any:
         encoder = self.encoders[name]

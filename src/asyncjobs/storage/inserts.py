@@ -13,6 +13,7 @@ from asyncjobs.errors import StorageError
 from asyncjobs.storage.base import Row
 
 Statement = tuple[str, Sequence[Any]]
+Insert = tuple[str, Sequence[Any], Sequence[Row]]  # a statement and the rows it inserts
 Fetch = Callable[[str, Sequence[Any]], Awaitable[Sequence[Sequence[Any]]]]
 # A holder that finishes between a skipped insert and the read of it frees its key, and the
 # insert is tried again; this bounds how often in a row that may happen.
@@ -27,9 +28,13 @@ class InsertSql(Protocol):
         write lock already serialises writers)."""
         ...
 
-    def insert(self, rows: Sequence[Row]) -> list[Statement]:
-        """``rows`` inserted, skipping those whose idempotency key an unfinished job holds;
-        each statement returns every column of the rows it inserted."""
+    def insert(self, rows: Sequence[Row]) -> list[Insert]:
+        """``rows`` inserted, skipping those whose idempotency key an unfinished job holds:
+        each statement with the rows it inserts."""
+        ...
+
+    def inserted(self, rows: Sequence[Row], fetched: Sequence[Sequence[Any]]) -> list[Row]:
+        """The stored rows of ``rows`` (every column) from what their statement returned."""
         ...
 
     def holders(self, keys: Sequence[str]) -> Statement:
@@ -61,11 +66,15 @@ async def insert(
     """
     for statement in sql.lock("supersede", supersede):
         await fetch(*statement)
-    first = _first_of_each_key(rows)
     inserted: list[Row] = []
-    stored = await _stored(fetch, sql, rows, sorted(set(first.values())), inserted)
+    if any(held_key(row) for row in rows):
+        first = _first_of_each_key(rows)
+        stored = await _stored(fetch, sql, rows, sorted(set(first.values())), inserted)
+        result = [stored[first[index]] for index in range(len(rows))]
+    else:  # nothing to skip: the rows come back in insertion (id) order
+        result = inserted = await _inserted(fetch, sql, rows)
     await _supersede(fetch, sql, inserted, supersede, now)
-    return [stored[first[index]] for index in range(len(rows))]
+    return result
 
 
 def held_key(row: Row) -> str | None:
@@ -126,8 +135,8 @@ def _place(
 async def _inserted(fetch: Fetch, sql: InsertSql, rows: Sequence[Row]) -> list[Row]:
     """The rows the insert statements stored, in insertion (id) order."""
     inserted = []
-    for statement in sql.insert(rows):
-        inserted += [sql.decode(values) for values in await fetch(*statement)]
+    for statement, args, chunk in sql.insert(rows):
+        inserted += sql.inserted(chunk, await fetch(statement, args))
     inserted.sort(key=lambda row: row["id"])
     return inserted
 

@@ -24,7 +24,7 @@ from asyncjobs.storage.base import Row
 from asyncjobs.storage.codec import Codec
 from asyncjobs.storage.common import SqlStore, update_owned_sql
 from asyncjobs.storage.held import Driver
-from asyncjobs.storage.inserts import Statement
+from asyncjobs.storage.inserts import Insert, Statement
 from asyncjobs.storage.tables import COLUMN_LIST, INSERT_COLUMNS, RETURNING_ALL
 
 BUSY_TIMEOUT_MS = 30_000
@@ -137,16 +137,19 @@ class SqliteInserts:
     def lock(self, namespace: str, keys: Sequence[str]) -> list[Statement]:
         return []
 
-    def insert(self, rows: Sequence[Row]) -> list[Statement]:
+    def insert(self, rows: Sequence[Row]) -> list[Insert]:
         return [
             self._insert(rows[start : start + MAX_STATEMENT_ROWS])
             for start in range(0, len(rows), MAX_STATEMENT_ROWS)
         ]
 
-    def _insert(self, rows: Sequence[Row]) -> Statement:
+    def _insert(self, rows: Sequence[Row]) -> Insert:
         columns = [self.codec.column(name, rows) for name in INSERT_COLUMNS]
         args = [value for values in zip(*columns, strict=True) for value in values]
-        return _insert_values(len(rows)), args
+        return _insert_values(len(rows)), args, rows
+
+    def inserted(self, rows: Sequence[Row], fetched: Sequence[Sequence[Any]]) -> list[Row]:
+        return [self.codec.decode_row(values) for values in fetched]
 
     def holders(self, keys: Sequence[str]) -> Statement:
         sql = (
