@@ -15,13 +15,14 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, insert
 
 import asyncjobs
 from asyncjobs.storage import Claim, SqlStore, store_for
-from asyncjobs.storage.common import MAX_INSERT_ROWS
 from asyncjobs.storage.postgres import MAX_HELD
-from asyncjobs.storage.statements import insert_rows
+from asyncjobs.storage.sqlite import MAX_STATEMENT_ROWS
+from asyncjobs.storage.tables import jobs as jobs_table
+from asyncjobs.storage.tables import row_values
 from tests.conftest import FakeClock, run_until_idle
 
 MakeJobs = Callable[..., asyncjobs.Jobs]
@@ -85,7 +86,10 @@ async def test_inserted_rows_read_the_same_through_sqlalchemy(store: SqlStore) -
 
 async def test_rows_written_through_sqlalchemy_claim_the_same(store: SqlStore) -> None:
     async with store.write() as conn:
-        (written,) = await insert_rows(conn, [a_row(1, exclusive=True, concurrency_key="k")])
+        row = a_row(1, exclusive=True, concurrency_key="k")
+        written = row_values(
+            (await conn.execute(insert(jobs_table).returning(*jobs_table.c), row)).one()
+        )
     (claimed,) = await store.claim(claim("t1", keyed=True))
     assert claimed == await store.get(written["id"])
     assert claimed["processing_token"] == "t1"
@@ -146,7 +150,7 @@ async def test_completion_checks_token_and_lease(store: SqlStore) -> None:
 
 async def test_large_batches_keep_their_order(make_jobs: MakeJobs) -> None:
     jobs = make_jobs(tasks=[noop])
-    for count in (MAX_INSERT_ROWS, MAX_INSERT_ROWS + 1):
+    for count in (MAX_STATEMENT_ROWS, MAX_STATEMENT_ROWS + 1):
         created = await jobs.queue_many([{"task": "noop", "input": {"n": n}} for n in range(count)])
         assert [job.input["n"] for job in created] == list(range(count))
         assert [job.id for job in created] == sorted(job.id for job in created)

@@ -173,3 +173,15 @@ async def test_aqueue_is_the_async_form(site: Site) -> None:
     job = await aqueue(task="plain", input={"a": 1}, using=site.alias)
     assert job.input == {"a": 1}
     assert [j.id for j in await bridge.acall(site.jobs, site.jobs.find)] == [job.id]
+
+
+def test_a_held_idempotency_key_returns_its_job_and_a_rollback_frees_it(site: Site) -> None:
+    with pytest.raises(RuntimeError), transaction.atomic(using=site.alias):
+        queue(task="plain", idempotency_key="k", using=site.alias)
+        raise RuntimeError("rolled back")
+    first = queue(task="plain", input={"n": 1}, idempotency_key="k", using=site.alias)
+    with transaction.atomic(using=site.alias):
+        again = queue(task="plain", input={"n": 2}, idempotency_key="k", using=site.alias)
+    assert (again.id, again.input, again.idempotency_key) == (first.id, {"n": 1}, "k")
+    assert again.created_at == first.created_at and again.status == "queued"
+    assert stored(site) == [first.id]

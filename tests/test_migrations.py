@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sqlalchemy import inspect, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 import asyncjobs
+from asyncjobs.storage.migrations import ADDED_COLUMNS
 from asyncjobs.storage.tables import SCHEMA_VERSION, schema_version
 from asyncjobs.storage.tables import jobs as jobs_table
 from tests.conftest import run_until_idle
@@ -19,6 +21,14 @@ async def noop(*, input: dict) -> None:
     return None
 
 
+async def _drop_added_columns(conn: AsyncConnection) -> None:
+    """What 0.1 created had none of the columns added since (their indexes dropped first)."""
+    await conn.execute(text("DROP INDEX IF EXISTS ux_asyncjobs_jobs_idempotency_key"))
+    for columns in ADDED_COLUMNS.values():
+        for column in columns:
+            await conn.execute(text(f'ALTER TABLE asyncjobs_jobs DROP COLUMN "{column.name}"'))
+
+
 async def test_a_version_1_schema_gets_the_newer_indexes(make_jobs: MakeJobs) -> None:
     old = make_jobs(tasks=[noop])
     await old.start(auto_run=False)
@@ -26,8 +36,7 @@ async def test_a_version_1_schema_gets_the_newer_indexes(make_jobs: MakeJobs) ->
     async with old.store.engine.begin() as conn:  # what 0.1 created had none of these
         for name in names:
             await conn.execute(text(f"DROP INDEX IF EXISTS {name}"))
-        await conn.execute(text("ALTER TABLE asyncjobs_jobs DROP COLUMN trace_context"))
-        await conn.execute(text("ALTER TABLE asyncjobs_jobs DROP COLUMN output"))
+        await _drop_added_columns(conn)
         await conn.execute(update(schema_version).values(version=1))
     await old.stop()
 
@@ -44,8 +53,7 @@ async def test_a_version_1_schema_gets_the_newer_columns(make_jobs: MakeJobs) ->
     old = make_jobs(tasks=[noop])
     await old.queue(task="noop")
     async with old.store.engine.begin() as conn:  # what 0.1 created
-        await conn.execute(text("ALTER TABLE asyncjobs_jobs DROP COLUMN trace_context"))
-        await conn.execute(text("ALTER TABLE asyncjobs_jobs DROP COLUMN output"))
+        await _drop_added_columns(conn)
         await conn.execute(update(schema_version).values(version=1))
     await old.stop()
 

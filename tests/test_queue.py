@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from pydantic import BaseModel
@@ -323,3 +323,13 @@ def test_definitions_with_names_postgresql_cannot_store_are_refused(
         asyncjobs.Workflow("w", plain.handler, queue=name)
     with pytest.raises(ValueError, match=f"^queue {problem}"):
         asyncjobs.Schedule("* * * * *", queue=name)
+
+
+async def test_queue_returns_each_job_as_it_reads_back(make_jobs: MakeJobs) -> None:
+    jobs = _jobs(make_jobs)
+    later = datetime(2030, 1, 1, 12, tzinfo=timezone(timedelta(hours=2)))
+    value = {"zz": 1e100, "a": 1.5, "m": {"y": [1, 2.0], "b": True}}
+    items = [{"task": "plain", "input": {**value, "n": n}, "wait_until": later} for n in range(3)]
+    created = await jobs.queue_many([*items, {"task": "plain", "meta": {"k": "v"}}])
+    assert created == [await jobs.get(job.id) for job in created]
+    assert created[0].wait_until is not None and created[0].wait_until.tzinfo is UTC

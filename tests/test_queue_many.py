@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 import asyncjobs
-from asyncjobs.storage.common import MAX_INSERT_ROWS
+from asyncjobs.storage.sqlite import MAX_STATEMENT_ROWS
 from tests.conftest import FakeClock
 
 MakeJobs = Callable[..., asyncjobs.Jobs]
-SIZES = [3, MAX_INSERT_ROWS + 1]  # the direct insert and the large-batch path
+SIZES = [3, MAX_STATEMENT_ROWS + 1]  # one statement, and several in one transaction (SQLite)
 
 
 def _key(*, input: dict[str, Any]) -> str | None:

@@ -33,6 +33,7 @@ def seconds(value: Seconds) -> float:
 
 MAX_NAME_LENGTH = 200  # slugs and queue names, as stored
 MAX_KEY_LENGTH = 500  # concurrency keys, as stored
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
 MIN_ID, MAX_ID = -(2**63), 2**63 - 1  # job ids: BIGINT on PostgreSQL, INTEGER on SQLite
 
 

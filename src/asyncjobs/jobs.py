@@ -133,6 +133,7 @@ class Jobs(Lifecycle, Waiting):
         queue: str | None = None,
         wait_until: datetime | None = None,
         meta: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
         override_access: bool = True,
         request: Any = None,
         connection: Any = None,
@@ -141,7 +142,8 @@ class Jobs(Lifecycle, Waiting):
 
         ``task`` / ``workflow`` is a slug or the ``Task`` / ``Workflow`` object (registered
         with this ``Jobs``). With an object, a type checker checks ``input`` against its
-        ``input_schema`` model; at run time a dict is validated as well.
+        ``input_schema`` model; at run time a dict is validated as well. While a job queued
+        with ``idempotency_key`` is unfinished, that job is returned and nothing is stored.
 
         Raises:
             ValueError: both or neither of ``task``/``workflow``, or a bad argument.
@@ -150,7 +152,7 @@ class Jobs(Lifecycle, Waiting):
             Forbidden: ``override_access=False`` and ``Access.queue`` refused.
         """
         item: dict[str, Any] = dict(task=task, workflow=workflow, input=input, queue=queue)
-        item.update(wait_until=wait_until, meta=meta)
+        item.update(wait_until=wait_until, meta=meta, idempotency_key=idempotency_key)
         (job,) = await self._queue_items([item], override_access, request, connection)
         return job
 

@@ -33,6 +33,7 @@ _STR = frozenset({str})
 _SCAN = 16
 # NUL as json.dumps escapes it: "\\u0000" preceded by an even number of backslashes
 _NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+_ENCODER = json.JSONEncoder(allow_nan=False, ensure_ascii=False)  # made once, not per call
 
 
 def checked(value: T, what: str) -> T:
@@ -43,7 +44,7 @@ def checked(value: T, what: str) -> T:
     """
     check_shape(value, what, keys=True)
     try:
-        text = json.dumps(value, allow_nan=False, ensure_ascii=False)
+        text = _ENCODER.encode(value)
     except (TypeError, ValueError, RecursionError) as exc:
         raise ValidationError(f"{what} must be JSON-serialisable: {exc}") from None
     if "\\u0000" in text and _NUL.search(text):  # the plain search first: it is much faster

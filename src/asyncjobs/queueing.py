@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from asyncjobs import injection, telemetry
-from asyncjobs.checks import MAX_KEY_LENGTH, check_length, check_queue
+from asyncjobs.checks import MAX_IDEMPOTENCY_KEY_LENGTH, MAX_KEY_LENGTH, check_length, check_queue
 from asyncjobs.config import DEFAULT_QUEUE, Access, Task, Workflow, check_access
 from asyncjobs.errors import Forbidden, JobCancelled, ValidationError
 from asyncjobs.json_values import check_shape, checked
@@ -19,7 +19,9 @@ from asyncjobs.policies import Concurrency
 from asyncjobs.registry import Registry
 from asyncjobs.storage import Store, cancelled_error
 
-QUEUE_KEYS = frozenset({"task", "workflow", "input", "queue", "wait_until", "meta"})
+QUEUE_KEYS = frozenset(
+    {"task", "workflow", "input", "queue", "wait_until", "meta", "idempotency_key"}
+)
 ITEM_KEYS = QUEUE_KEYS | {"override_access", "request"}  # what a queue_many() item may hold
 
 
@@ -114,7 +116,7 @@ def _row(
         "task_slug": definition.slug if is_task else None,
         "workflow_slug": None if is_task else definition.slug,
         "input": checked(_dumped(value) if isinstance(value, BaseModel) else value, "input"),
-        "meta": checked(dict(item.get("meta") or {}), "meta"),
+        "meta": checked(dict(meta), "meta") if (meta := item.get("meta")) else {},
         "wait_until": _aware(item.get("wait_until")),
         "concurrency_key": key,
         "exclusive": bool(key and definition.concurrency and definition.concurrency.exclusive),
@@ -123,6 +125,7 @@ def _row(
         "error": None,
         "created_at": now,
         "updated_at": now,
+        "idempotency_key": _idempotency_key(item.get("idempotency_key")),
     }
 
 
@@ -145,13 +148,14 @@ def validate_input(definition: Task | Workflow, raw: Any) -> Any:
         raw = _dumped(raw)
     if raw is None:
         raw = {}
-    check_shape(raw, "input")  # before a schema walks a value too deep or too big to store
-    if definition.input_schema is None:
+    if definition.input_schema is None:  # ``checked`` walks the dict when the row is made
         if not isinstance(raw, Mapping):
+            check_shape(raw, "input")
             raise ValidationError(
                 f"input of {kind} {definition.slug!r} must be a dict, got {type(raw).__name__}"
             )
         return dict(raw)
+    check_shape(raw, "input")  # before a schema walks a value too deep or too big to store
     try:
         return definition.input_schema.model_validate(raw)
     except PydanticValidationError as exc:
@@ -210,3 +214,15 @@ def _aware(value: Any) -> datetime | None:
     if value.tzinfo is None:
         raise ValueError(f"wait_until must be timezone-aware, got naive {value!r}")
     return value
+
+
+def _idempotency_key(value: Any) -> str | None:
+    """``None``, or a non-empty str of at most 255 characters that both backends store."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ValidationError(f"idempotency_key must be a non-empty str, got {value!r:.60}")
+    try:
+        return check_length(value, MAX_IDEMPOTENCY_KEY_LENGTH, "idempotency_key")
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None

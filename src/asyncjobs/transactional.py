@@ -90,13 +90,10 @@ async def validated(host: QueueHost, items: Sequence[Mapping[str, Any]]) -> Prep
 
 def insert_with_cursor(cursor: Any, vendor: str, prepared: Prepared) -> list[Job]:
     """Insert ``prepared`` with a caller's DB-API ``cursor`` (Django's) in its transaction."""
-    ids = driver_sql.insert_with_cursor(
+    stored = driver_sql.insert_with_cursor(
         cursor, vendor, prepared.rows, prepared.supersede, prepared.now
     )
-    return [
-        make_job({**row, "id": id}, prepared.now)
-        for row, id in zip(prepared.rows, ids, strict=True)
-    ]
+    return [make_job(row, prepared.now) for row in stored]
 
 
 def announce(host: QueueHost, created: Sequence[Job]) -> None:

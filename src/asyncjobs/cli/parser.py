@@ -233,6 +233,11 @@ def _add_jobs_queue(actions: Any) -> None:
         metavar="ISO",
         help="run it no earlier than this ISO 8601 time with an offset, e.g. 2026-05-01T03:00Z",
     )
+    sub.add_argument(
+        "--idempotency-key",
+        metavar="KEY",
+        help="while a job queued with this key is unfinished, show that job and queue none",
+    )
     _add_json(sub)
 
 

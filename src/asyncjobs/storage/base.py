@@ -144,10 +144,10 @@ class Store(Protocol):
 
     async def claim(self, claim: Claim) -> list[Row]: ...
 
-    async def insert_superseding(
+    async def insert_through(
         self, conn: AsyncConnection, rows: Sequence[Row], supersede: Sequence[str], now: datetime
     ) -> list[Row]:
-        """Insert ``rows`` through ``conn`` (a caller's transaction) with supersedes applied."""
+        """Insert ``rows`` through ``conn`` (a caller's transaction) as ``insert_jobs`` does."""
         ...
 
     async def update_owned(

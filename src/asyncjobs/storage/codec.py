@@ -26,11 +26,21 @@ class Codec:
             c.name: c.type.dialect_impl(dialect).result_processor(dialect, None) for c in jobs.c
         }
         self._decoders = [(name, fn) for name, fn in decoders.items() if fn is not None]
+        self._decoder = dict(self._decoders)
         time = self.encoders["updated_at"]
         assert time is not None  # UTCDateTime always checks and converts
         self.time = time
         # A column's value when an inserted row leaves it out (the column's own default).
         self._defaults = {c.name: cast(Any, c.default).arg for c in jobs.c if c.default is not None}
+
+    def default(self, name: str) -> Any:
+        """Column ``name``'s value when an inserted row leaves it out."""
+        return self._defaults.get(name)
+
+    def decode(self, name: str, value: Any) -> Any:
+        """One value of column ``name`` as the driver returned it, as SQLAlchemy reads it."""
+        decoder = self._decoder.get(name)
+        return value if decoder is None else decoder(value)
 
     def encode(self, name: str, value: Any) -> Any:
         encoder = self.encoders[name]
@@ -38,8 +48,14 @@ class Codec:
 
     def column(self, name: str, rows: Sequence[Row]) -> list[Any]:
         """One column of ``rows`` to insert, encoded; a missing value takes the default."""
+        return self.encoded(name, self.values(name, rows))
+
+    def values(self, name: str, rows: Sequence[Row]) -> list[Any]:
+        """One column of ``rows`` to insert, as given; a missing value takes the default."""
         default = self._defaults.get(name)
-        values = [row.get(name, default) for row in rows]
+        return [row.get(name, default) for row in rows]
+
+    def encoded(self, name: str, values: list[Any]) -> list[Any]:
         encoder = self.encoders[name]
         return values if encoder is None else [encoder(value) for value in values]
 

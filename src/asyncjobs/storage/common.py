@@ -1,34 +1,29 @@
 """What both backends share: the engine's life, the schema, and every statement written once
-in SQLAlchemy; the backends add their engine settings, locks and driver SQL."""
+in SQLAlchemy; the backends add their engine settings and driver SQL (inserts included)."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import insert, select
+import anyio
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from asyncjobs.errors import StorageError
-from asyncjobs.storage import filters, migrations, statements
+from asyncjobs.storage import filters, inserts, migrations, statements
 from asyncjobs.storage.base import Claim, FinishedBus, Log, Logs, Row, Wake
 from asyncjobs.storage.claims import claim_statement
 from asyncjobs.storage.codec import Codec, Compiled
 from asyncjobs.storage.errors import translated
-from asyncjobs.storage.held import Driver, HeldConnections
+from asyncjobs.storage.held import Driver, HeldConnections, unbroken
+from asyncjobs.storage.inserts import Fetch, InsertSql
 from asyncjobs.storage.schedules import ScheduleState
-from asyncjobs.storage.tables import (
-    SCHEMA_VERSION,
-    metadata,
-    row_values,
-    schema_version,
-)
+from asyncjobs.storage.tables import metadata, row_values
 
-MAX_INSERT_ROWS = 500  # larger batches take the SQLAlchemy path (bound-parameter limits)
 FINISHED_POLL = 1.0  # seconds: how soon ``wait()`` sees a finish by another SQLite process
 
 
@@ -36,6 +31,7 @@ class _Open(NamedTuple):
     engine: AsyncEngine
     held: HeldConnections
     codec: Codec
+    inserts: InsertSql
 
 
 class SqlStore(ScheduleState):
@@ -71,6 +67,10 @@ class SqlStore(ScheduleState):
     def codec(self) -> Codec:
         return self._opened().codec
 
+    @property
+    def inserts(self) -> InsertSql:
+        return self._opened().inserts
+
     def _opened(self) -> _Open:
         if self._open is None:
             raise RuntimeError("the store is not open")
@@ -105,13 +105,13 @@ class SqlStore(ScheduleState):
                 async with conn.begin():
                     await self._lock_schema(conn)
                     await conn.run_sync(metadata.create_all)
-                    await _check_version(conn)
+                    await migrations.check_version(conn)
                     await self._install(conn)
         except BaseException:
             await engine.dispose()
             raise
-        held = HeldConnections(engine, self._driver())
-        self._open = _Open(engine, held, Codec(engine.dialect))
+        held, codec = HeldConnections(engine, self._driver()), Codec(engine.dialect)
+        self._open = _Open(engine, held, codec, self.insert_sql(codec))
 
     async def close(self) -> None:
         opened, self._open = self._open, None
@@ -145,20 +145,34 @@ class SqlStore(ScheduleState):
     async def insert_jobs(
         self, rows: Sequence[Row], *, supersede: Sequence[str], now: datetime
     ) -> list[Row]:
-        """Insert ``rows`` in one transaction, dropping never-started ``supersede`` jobs.
+        """Insert ``rows`` in one transaction (see ``inserts.insert``): one stored row per row,
+        in order (the holder of a taken idempotency key in its row's place)."""
+        if not rows:
+            return []
+        sql = self.inserts  # the rows are read even if the store closes meanwhile
+        async with self.held_transaction(single=sql.single(rows, supersede)) as fetch:
+            return await inserts.insert(fetch, sql, rows, supersede, now)
 
-        Of each superseding key only the newest inserted job is kept, so a batch that queues
-        one key twice behaves like two ``queue()`` calls in a row.
-        """
-        if not supersede and len(rows) <= MAX_INSERT_ROWS:
-            codec = self.codec  # the rows are read even if the store closes meanwhile
-            async with self._write_gate:
-                sql, args = self._insert(rows)
-                result = [codec.decode_row(r) for r in await self.held.fetch(sql, args)]
-                result.sort(key=lambda row: row["id"])
-                return result
-        async with self.write(single=len(rows) == 1 and not supersede) as conn:
-            return await self.insert_superseding(conn, rows, supersede, now)
+    @asynccontextmanager
+    async def held_transaction(self, *, single: bool = False) -> AsyncIterator[Fetch]:
+        """One write transaction on a held connection, as a ``fetch(sql, args)`` of driver
+        SQL; ``single``: one statement, atomic by itself, sent without BEGIN/COMMIT."""
+        async with self._write_gate, self.held.connection() as driver:
+
+            async def fetch(sql: str, args: Sequence[Any]) -> list[Sequence[Any]]:
+                return await unbroken(self.held.driver.fetch(driver, sql, args))
+
+            if single:
+                yield fetch
+                return
+            await unbroken(driver.execute(self._begin))
+            try:
+                yield fetch
+            except BaseException:
+                with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                    await driver.execute("ROLLBACK")
+                raise
+            await unbroken(driver.execute("COMMIT"))
 
     @translated
     async def claim(self, claim: Claim) -> list[Row]:
@@ -313,22 +327,17 @@ class SqlStore(ScheduleState):
         async with self.read() as conn:
             return [row_values(r) for r in await conn.execute(stmt)]
 
-    async def insert_superseding(
+    async def insert_through(
         self, conn: AsyncConnection, rows: Sequence[Row], supersede: Sequence[str], now: datetime
     ) -> list[Row]:
-        """Insert ``rows``, then drop never-started jobs of the ``supersede`` keys.
+        """Insert ``rows`` through ``conn`` (a caller's open transaction), as ``insert_jobs``."""
 
-        Of each key, the newest row just inserted is kept. Each key is locked first, so that
-        callers queueing one key at once take turns and the last of them sees every other's
-        job.
-        """
-        await self.lock_keys(conn, "supersede", supersede)
-        inserted = await statements.insert_rows(conn, rows)
-        if supersede:
-            newest = {row["concurrency_key"]: row["id"] for row in inserted}
-            keep = [newest[key] for key in supersede if key in newest]
-            await conn.execute(statements.supersede(supersede, now, keep))
-        return inserted
+        async def fetch(sql: str, args: Sequence[Any]) -> Sequence[Sequence[Any]]:
+            result = await conn.exec_driver_sql(sql, tuple(args))
+            return result.all() if result.returns_rows else []
+
+        sql = self.insert_sql(Codec(conn.dialect))
+        return await inserts.insert(fetch, sql, rows, supersede, now)
 
     # -- what each backend provides -------------------------------------------------------
 
@@ -361,8 +370,11 @@ class SqlStore(ScheduleState):
     async def _fetch_claim(self, sql: str, args: list[Any], locked: bool) -> list[Any]:
         raise NotImplementedError
 
-    def _insert(self, rows: Sequence[Row]) -> tuple[str, list[Any]]:
+    def insert_sql(self, codec: Codec) -> InsertSql:
+        """The backend's insert statements, values converted by ``codec``."""
         raise NotImplementedError
+
+    _begin = "BEGIN"
 
     def _update_sql(self, names: tuple[str, ...]) -> str:
         raise NotImplementedError
@@ -383,16 +395,3 @@ class SqlStore(ScheduleState):
         raise NotImplementedError
 
     _delete_sql = _complete_sql = _logs_sql = ""
-
-
-async def _check_version(conn: AsyncConnection) -> None:
-    found = (await conn.execute(select(schema_version.c.version))).scalar()
-    if found is None:
-        await conn.execute(insert(schema_version).values(id=1, version=SCHEMA_VERSION))
-    elif found < SCHEMA_VERSION:
-        await migrations.upgrade(conn, found)
-    elif found > SCHEMA_VERSION:
-        raise StorageError(
-            f"the database schema is version {found}, newer than this asyncjobs "
-            f"(version {SCHEMA_VERSION}); upgrade asyncjobs"
-        )

@@ -8,17 +8,21 @@ the rows read exactly like rows asyncjobs writes itself.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, text
+from sqlalchemy import JSON, Boolean, delete, select, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
 
+from asyncjobs.errors import StorageError
 from asyncjobs.storage.filters import lease_free, unfinished
+from asyncjobs.storage.inserts import MAX_ROUNDS, held_key
 from asyncjobs.storage.postgres import advisory_key
-from asyncjobs.storage.tables import jobs
+from asyncjobs.storage.tables import COLUMNS, UTCDateTime, jobs
 
 Row = dict[str, Any]
 Statement = tuple[str, list[Any]]
@@ -27,22 +31,72 @@ _LOCK = text("SELECT pg_advisory_xact_lock(:k)")
 
 def insert_with_cursor(
     cursor: Any, vendor: str, rows: Sequence[Row], supersede: Sequence[str], now: datetime
-) -> list[int]:
+) -> list[Row]:
     """Insert ``rows`` with ``cursor`` (of a ``vendor`` database: ``"sqlite"`` or
-    ``"postgresql"``), dropping never-started jobs of the ``supersede`` keys as
-    ``Store.insert_jobs`` does; the new ids, in order. Never commits."""
+    ``"postgresql"``) as ``Store.insert_jobs`` does: never-started jobs of the ``supersede``
+    keys dropped, a taken idempotency key answered by its holder. The stored rows, in order.
+    Never commits."""
     dialect = _dialect(vendor)
     if dialect.name == "postgresql":  # SQLite's write lock already serialises writers
         for lock in sorted({advisory_key("supersede", key) for key in supersede}):
             cursor.execute(*_compiled(_LOCK.bindparams(k=lock), dialect))
-    ids = []
-    for row in rows:
-        cursor.execute(*_compiled(insert(jobs).values(row).returning(jobs.c.id), dialect))
-        ids.append(int(cursor.fetchone()[0]))
-    newest = {row["concurrency_key"]: id for row, id in zip(rows, ids, strict=True)}
+    stored = [_stored(cursor, dialect, row) for row in rows]
+    newest = {row["concurrency_key"]: row["id"] for row, new in stored if new}
     for key in supersede:
-        cursor.execute(*_compiled(_superseded(key, newest[key], now), dialect))
-    return ids
+        if key in newest:
+            cursor.execute(*_compiled(_superseded(key, newest[key], now), dialect))
+    return [row for row, _new in stored]
+
+
+def _stored(cursor: Any, dialect: Dialect, row: Row) -> tuple[Row, bool]:
+    """``row`` inserted (with its id), or the holder of its idempotency key; and which."""
+    key = held_key(row)
+    insert = _upsert(dialect).values(row)
+    if key is not None:
+        insert = insert.on_conflict_do_nothing(
+            index_elements=[jobs.c.idempotency_key], index_where=unfinished()
+        )
+    for _ in range(MAX_ROUNDS):
+        cursor.execute(*_compiled(insert.returning(jobs.c.id), dialect))
+        found = cursor.fetchone()
+        if found is not None:
+            return {**row, "id": int(found[0])}, True
+        holder = select(jobs).where(jobs.c.idempotency_key == key, unfinished())
+        cursor.execute(*_compiled(holder, dialect))
+        values = cursor.fetchone()
+        if values is not None:
+            return _read(values), False
+    raise StorageError(f"queue: idempotency keys changed hands {MAX_ROUNDS} times; try again")
+
+
+def _read(values: Sequence[Any]) -> Row:
+    """A row of every column as a Django cursor returns it: JSON as text or parsed, times as
+    text or datetimes (the backend's and Django's own converters differ)."""
+    row = dict(zip(COLUMNS, values, strict=True))
+    for name, kind in _KINDS.items():
+        value = row[name]
+        if value is None:
+            continue
+        if kind is JSON and isinstance(value, str | bytes):
+            row[name] = json.loads(value)
+        elif kind is UTCDateTime:
+            when = datetime.fromisoformat(value) if isinstance(value, str) else value
+            row[name] = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+        elif kind is Boolean:
+            row[name] = bool(value)
+    return row
+
+
+_KINDS = {
+    column.name: kind
+    for column in jobs.c
+    for kind in (JSON, UTCDateTime, Boolean)
+    if isinstance(column.type, kind)
+}
+
+
+def _upsert(dialect: Dialect) -> Any:
+    return (postgresql if dialect.name == "postgresql" else sqlite).insert(jobs)
 
 
 def _superseded(key: str, keep: int, now: datetime) -> ClauseElement:

@@ -45,6 +45,11 @@ def check_caller(caller: Any, url: str) -> None:
             f"connection= is a {theirs.get_backend_name()} connection, but asyncjobs stores "
             f"its jobs in {ours.get_backend_name()}: it must be on asyncjobs' own database"
         )
+    if theirs.get_driver_name() != ours.get_driver_name():
+        raise ValueError(
+            f"connection= uses the {theirs.get_driver_name()} driver, but asyncjobs' database "
+            f"URL uses {ours.get_driver_name()}: connect with the same driver"
+        )
     mine = url_identity(url)
     if mine is None or mine != url_identity(theirs.render_as_string(hide_password=False)):
         raise ValueError(
@@ -73,7 +78,8 @@ async def insert_through(
 ) -> list[Row]:
     """Insert ``rows`` inside ``caller``'s current transaction (begun if none is open).
 
-    Superseding keys are locked until that transaction ends, as in ``Store.insert_jobs``.
+    The same statements as ``Store.insert_jobs``: superseding keys are locked until that
+    transaction ends, and a taken idempotency key gets its holder.
 
     Raises:
         ValueError: the database has no asyncjobs tables; nothing is written.
@@ -83,7 +89,7 @@ async def insert_through(
         conn = await caller.connection() if isinstance(caller, AsyncSession) else caller
         await _check_tables(conn)
         await _wait_for_locks(conn)
-        return await store.insert_superseding(conn, rows, supersede, now)
+        return await store.insert_through(conn, rows, supersede, now)
     except SQLAlchemyError as exc:
         raise storage_error("queue (connection=)", exc) from None
 

@@ -4,16 +4,32 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Column, text, update
+from sqlalchemy import Column, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from asyncjobs.errors import StorageError
 from asyncjobs.storage.tables import SCHEMA_VERSION, jobs, schema_version
 
 # The columns each version added to ``asyncjobs_jobs`` (all nullable, so old rows stay valid).
 ADDED_COLUMNS: dict[int, tuple[Column[Any], ...]] = {
     2: (jobs.c.trace_context,),
     3: (jobs.c.output,),
+    5: (jobs.c.idempotency_key,),
 }
+
+
+async def check_version(conn: AsyncConnection) -> None:
+    """Record the version of a new schema, upgrade an older one, refuse a newer one."""
+    found = (await conn.execute(select(schema_version.c.version))).scalar()
+    if found is None:
+        await conn.execute(insert(schema_version).values(id=1, version=SCHEMA_VERSION))
+    elif found < SCHEMA_VERSION:
+        await upgrade(conn, found)
+    elif found > SCHEMA_VERSION:
+        raise StorageError(
+            f"the database schema is version {found}, newer than this asyncjobs "
+            f"(version {SCHEMA_VERSION}); upgrade asyncjobs"
+        )
 
 
 async def upgrade(conn: AsyncConnection, found: int) -> None:
@@ -22,7 +38,7 @@ async def upgrade(conn: AsyncConnection, found: int) -> None:
         for column in ADDED_COLUMNS.get(version, ()):
             kind = column.type.compile(dialect=conn.dialect)
             await conn.execute(text(f'ALTER TABLE {jobs.name} ADD COLUMN "{column.name}" {kind}'))
-    # Indexes added since (the dashboard's) are created where missing.
+    # Indexes added since (the dashboard's, the idempotency keys') are created where missing.
     await conn.run_sync(_create_missing_indexes)
     await conn.execute(update(schema_version).values(version=SCHEMA_VERSION))
 

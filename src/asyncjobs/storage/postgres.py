@@ -10,19 +10,29 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Dialect, Table, event, text
+from sqlalchemy import JSON, Dialect, Table, event, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from asyncjobs.storage import notify
 from asyncjobs.storage.base import FinishedBus, Row, Wake
+from asyncjobs.storage.codec import Codec
 from asyncjobs.storage.common import SqlStore
 from asyncjobs.storage.fenced import update_owned_sql
 from asyncjobs.storage.held import Driver, unbroken
-from asyncjobs.storage.tables import COLUMN_LIST, INSERT_COLUMNS, RETURNING_ALL, jobs
+from asyncjobs.storage.inserts import Insert, Statement
+from asyncjobs.storage.tables import (
+    COLUMN_LIST,
+    COLUMNS,
+    INSERT_COLUMNS,
+    RETURNING_ALL,
+    UTCDateTime,
+    jobs,
+)
 
 SCHEMA_LOCK = 0x61736A6F62  # "asjob": serialises schema creation across instances
 CLAIM_LOCK = 0x61736A6F63  # serialises claims of keyed jobs across instances
@@ -37,6 +47,7 @@ _OWNED = (
     "asyncjobs_jobs.id = t.id AND processing_token = t.token AND processing_until > $3 "
     "RETURNING asyncjobs_jobs.id"
 )
+_UNFINISHED = "completed_at IS NULL AND has_error = false"  # the idempotency keys' index
 
 
 class PostgresStore(SqlStore):
@@ -119,15 +130,10 @@ class PostgresStore(SqlStore):
     async def _lock_schema(self, conn: AsyncConnection) -> None:
         await _advisory_lock(conn, SCHEMA_LOCK)
 
-    async def lock_keys(self, conn: AsyncConnection, namespace: str, keys: Sequence[str]) -> None:
-        """Hold each of ``keys`` until the transaction ends, so that per-key decisions (which
-        pending job a superseding insert drops) see every earlier decision committed; in one
-        order, so that two callers never deadlock."""
-        for lock in sorted({advisory_key(namespace, key) for key in keys}):
-            await _advisory_lock(conn, lock)
-
     def upsert(self, table: Table) -> Any:
         return postgresql.insert(table)
+
+    _begin = "BEGIN ISOLATION LEVEL READ COMMITTED"
 
     async def _fetch_claim(self, sql: str, args: list[Any], locked: bool) -> list[Any]:
         """``locked``: the claim considers concurrency keys, so it holds the keyed-claim lock.
@@ -148,10 +154,8 @@ class PostgresStore(SqlStore):
         async with self.held.connection(relaxed=True) as driver:
             return await unbroken(claim_locked(driver))
 
-    def _insert(self, rows: Sequence[Row]) -> tuple[str, list[Any]]:
-        return _insert_unnest(self.codec.dialect), [
-            self.codec.column(n, rows) for n in INSERT_COLUMNS
-        ]
+    def insert_sql(self, codec: Codec) -> PostgresInserts:
+        return PostgresInserts(codec)
 
     def _update_sql(self, names: tuple[str, ...]) -> str:
         return update_owned_sql(names, "$")
@@ -191,6 +195,83 @@ class PostgresStore(SqlStore):
     )
 
 
+class PostgresInserts:
+    """Inserts as one ``unnest`` of column arrays, whatever the number of rows; key lists as
+    arrays; superseding keys held by advisory locks."""
+
+    def __init__(self, codec: Codec) -> None:
+        self.codec = codec
+        self._blank = {name: codec.default(name) for name in COLUMNS}  # what a row leaves out
+
+    def decode(self, values: Sequence[Any]) -> Row:
+        return self.codec.decode_row(values)
+
+    def single(self, rows: Sequence[Row], supersede: Sequence[str]) -> bool:
+        return not supersede and not any(row.get("idempotency_key") for row in rows)
+
+    def lock(self, namespace: str, keys: Sequence[str]) -> list[Statement]:
+        """Hold each of ``keys`` until the transaction ends, so that per-key decisions (which
+        pending job a superseding insert drops) see every earlier decision committed; in one
+        order, so that two callers never deadlock."""
+        locks = sorted({advisory_key(namespace, key) for key in keys})
+        return [("SELECT pg_advisory_xact_lock($1)", [lock]) for lock in locks]
+
+    def insert(self, rows: Sequence[Row]) -> list[Insert]:
+        if not rows:
+            return []
+        shared, args = [], []
+        for name in INSERT_COLUMNS:
+            values = self.codec.values(name, rows)
+            one = _shared(name, values)
+            shared.append(one)
+            args.append(
+                self.codec.encode(name, values[0]) if one else self.codec.encoded(name, values)
+            )
+        return [(_insert_unnest(self.codec.dialect, tuple(shared)), args, rows)]
+
+    def inserted(self, rows: Sequence[Row], fetched: Sequence[Sequence[Any]]) -> list[Row]:
+        """The insert returns the id and the JSON values as stored (``jsonb`` may change a
+        value's form: key order, ``1e2`` read back as ``100``); every other column of a stored
+        row is what was sent, times in UTC, as they read back. A row whose idempotency key
+        was taken returned nothing: the returned rows are matched in order, by key."""
+        returned = sorted(fetched, key=lambda values: int(values[0]))
+        stored: list[Row] = []
+        for row in rows:
+            if len(stored) == len(returned):
+                break
+            values = returned[len(stored)]
+            if (values[1], values[2]) == (bool(row.get("has_error")), row.get("idempotency_key")):
+                stored.append(self._stored(row, values))
+        return stored
+
+    def _stored(self, row: Row, values: Sequence[Any]) -> Row:
+        stored = self._blank | row
+        stored["id"] = values[0]
+        for name, value in zip(_RETURNED_JSON, values[3:], strict=True):
+            stored[name] = None if value is None else self.codec.decode(name, value)
+        for name in _TIME_COLUMNS:
+            if stored[name] is not None:
+                stored[name] = stored[name].astimezone(UTC)
+        return stored
+
+    def holders(self, keys: Sequence[str]) -> Statement:
+        sql = (
+            f"SELECT {RETURNING_ALL} FROM asyncjobs_jobs "
+            f"WHERE idempotency_key = ANY($1::text[]) AND {_UNFINISHED}"
+        )
+        return sql, [list(keys)]
+
+    def supersede(self, keys: Sequence[str], keep: Sequence[int], now: datetime) -> Statement:
+        return _SUPERSEDE, [list(keys), list(keep), self.codec.time(now)]
+
+
+_SUPERSEDE = (
+    "DELETE FROM asyncjobs_jobs WHERE concurrency_key = ANY($1::text[]) "
+    f"AND id <> ALL($2::bigint[]) AND {_UNFINISHED} "
+    "AND (processing_until IS NULL OR processing_until <= $3) AND total_tried = 0 AND log IS NULL"
+)
+
+
 def advisory_key(namespace: str, key: str) -> int:
     """A stable signed 64-bit advisory lock id for ``key`` (the same in every process)."""
     digest = hashlib.blake2b(f"{namespace}\0{key}".encode(), digest_size=8).digest()
@@ -205,16 +286,41 @@ async def _fetch(driver: Any, sql: str, args: Sequence[Any]) -> list[Sequence[An
     return list(await driver.fetch(sql, *args))
 
 
-@functools.lru_cache(maxsize=4)
-def _insert_unnest(dialect: Dialect) -> str:
-    """One statement for any number of rows: each column is one array parameter, cast to
-    the column's own type (without a length: a cast to ``VARCHAR(n)`` would truncate)."""
+def _shared(name: str, values: list[Any]) -> bool:
+    """Whether every row inserts the same value in column ``name``: then it is sent once.
+
+    A JSON value only when all are null or empty objects: other equal JSON values may still
+    differ in their text (``1`` and ``1.0``, ``true`` and ``1``).
+    """
+    first = values[0]
+    if name == "input" or (name in _JSON_COLUMNS and first is not None and first != {}):
+        return False  # the input is always an array: it counts the rows
+    return values.count(first) == len(values)
+
+
+_JSON_COLUMNS = frozenset(name for name in INSERT_COLUMNS if isinstance(jobs.c[name].type, JSON))
+_RETURNED_JSON = tuple(name for name in INSERT_COLUMNS if name in _JSON_COLUMNS)
+_TIME_COLUMNS = tuple(name for name in COLUMNS if isinstance(jobs.c[name].type, UTCDateTime))
+_RETURNING = ", ".join(
+    f'"{name}"' for name in ("id", "has_error", "idempotency_key", *_RETURNED_JSON)
+)
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_unnest(dialect: Dialect, shared: tuple[bool, ...]) -> str:
+    """One statement for any number of rows: a column whose rows all insert one value is one
+    parameter, every other one an array parameter of ``unnest``, each cast to the column's
+    own type (without a length: a cast to ``VARCHAR(n)`` would truncate)."""
     casts = [
         re.sub(r"\(\d+\)", "", jobs.c[name].type.dialect_impl(dialect).compile(dialect=dialect))
         for name in INSERT_COLUMNS
     ]
-    arrays = ", ".join(f"${i}::{cast}[]" for i, cast in enumerate(casts, start=1))
+    pairs = list(enumerate(zip(casts, shared, strict=True), start=1))
+    arrays = [f"${i}::{cast}[]" for i, (cast, one) in pairs if not one]
+    names = [f"c{i}" for i, one in enumerate(shared, start=1) if not one]
+    values = [f"${i}::{cast}" if one else f"u.c{i}" for i, (cast, one) in pairs]
     return (
-        f"INSERT INTO asyncjobs_jobs ({COLUMN_LIST}) SELECT * FROM unnest({arrays}) "
-        f"RETURNING {RETURNING_ALL}"
+        f"INSERT INTO asyncjobs_jobs ({COLUMN_LIST}) SELECT {', '.join(values)} "
+        f"FROM unnest({', '.join(arrays)}) AS u({', '.join(names)}) "
+        f"ON CONFLICT (idempotency_key) WHERE {_UNFINISHED} DO NOTHING RETURNING {_RETURNING}"
     )

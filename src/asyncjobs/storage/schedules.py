@@ -10,9 +10,11 @@ from typing import Any
 from sqlalchemy import Table, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from asyncjobs.storage import filters
+from asyncjobs.storage import filters, inserts
 from asyncjobs.storage.base import Row, ScheduledTick
+from asyncjobs.storage.codec import Codec, Compiled
 from asyncjobs.storage.errors import translated
+from asyncjobs.storage.inserts import Fetch, InsertSql
 from asyncjobs.storage.tables import jobs, schedules
 
 
@@ -47,19 +49,23 @@ class ScheduleState:
             The stored rows, or ``None`` when ``tick`` (or a later one) was already taken, by
             this instance or another, or a scheduled job is unfinished; then nothing is written.
         """
-        async with self.write() as conn:
+        async with self.held_transaction() as fetch:
             if tick.only_if_idle is not None:
                 slug, queue = tick.only_if_idle
-                await self.lock_keys(conn, "schedule", [f"{queue}\0{slug}"])
-                if await _count_unfinished(conn, slug, queue):
+                for statement in self.inserts.lock("schedule", [f"{queue}\0{slug}"]):
+                    await fetch(*statement)
+                if (await self._driver_sql(fetch, _unfinished(slug, queue)))[0][0]:
                     return None
-            if not await self._advance(conn, tick.key, tick.tick, tick.now):
+            if not await self._driver_sql(fetch, self._advance(tick.key, tick.tick, tick.now)):
                 return None
-            return await self.insert_superseding(conn, tick.rows, tick.supersede, tick.now)
+            return await inserts.insert(fetch, self.inserts, tick.rows, tick.supersede, tick.now)
 
-    async def _advance(
-        self, conn: AsyncConnection, key: str, tick: datetime, now: datetime
-    ) -> bool:
+    async def _driver_sql(self, fetch: Fetch, statement: Any) -> Sequence[Sequence[Any]]:
+        """Run a SQLAlchemy statement through ``fetch``, compiled to the driver's SQL."""
+        compiled = Compiled(statement, self.codec.dialect)
+        return await fetch(compiled.sql, compiled.args({}))
+
+    def _advance(self, key: str, tick: datetime, now: datetime) -> Any:
         """Move ``key`` forward to ``tick`` unless it is already there or beyond.
 
         Concurrent callers queue on the row lock (PostgreSQL) or the write lock (SQLite), and
@@ -67,37 +73,41 @@ class ScheduleState:
         a tick.
         """
         stmt = self.upsert(schedules).values(key=key, last_tick=tick, updated_at=now)
-        stmt = stmt.on_conflict_do_update(
+        return stmt.on_conflict_do_update(
             index_elements=[schedules.c.key],
             set_={"last_tick": stmt.excluded.last_tick, "updated_at": stmt.excluded.updated_at},
             where=or_(
                 schedules.c.last_tick.is_(None), schedules.c.last_tick < stmt.excluded.last_tick
             ),
         ).returning(schedules.c.key)
-        return (await conn.execute(stmt)).first() is not None
 
     # -- what the store provides ---------------------------------------------------------
 
     def read(self) -> AbstractAsyncContextManager[AsyncConnection]:
         raise NotImplementedError
 
-    def write(self, *, single: bool = False) -> AbstractAsyncContextManager[AsyncConnection]:
+    def held_transaction(self, *, single: bool = False) -> AbstractAsyncContextManager[Fetch]:
         raise NotImplementedError
 
-    async def lock_keys(self, conn: AsyncConnection, namespace: str, keys: Sequence[str]) -> None:
+    @property
+    def inserts(self) -> InsertSql:
+        raise NotImplementedError
+
+    @property
+    def codec(self) -> Codec:
         raise NotImplementedError
 
     def upsert(self, table: Table) -> Any:
         raise NotImplementedError
 
-    async def insert_superseding(
-        self, conn: AsyncConnection, rows: Sequence[Row], supersede: Sequence[str], now: datetime
-    ) -> list[Row]:
-        raise NotImplementedError
-
 
 async def _count_unfinished(conn: AsyncConnection, slug: str, queue: str) -> int:
-    stmt = (
+    return int((await conn.execute(_unfinished(slug, queue))).scalar_one())
+
+
+def _unfinished(slug: str, queue: str) -> Any:
+    """How many scheduled jobs of ``slug`` on ``queue`` are unfinished."""
+    return (
         select(func.count())
         .select_from(jobs)
         .where(
@@ -107,4 +117,3 @@ async def _count_unfinished(conn: AsyncConnection, slug: str, queue: str) -> int
             jobs.c.meta["scheduled"].as_boolean() == true(),
         )
     )
-    return int((await conn.execute(stmt)).scalar_one())

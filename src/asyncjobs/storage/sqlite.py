@@ -8,6 +8,7 @@ import json
 import sqlite3
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,11 @@ from sqlalchemy.pool import StaticPool
 
 from asyncjobs.errors import StorageError
 from asyncjobs.storage.base import Row
+from asyncjobs.storage.codec import Codec
 from asyncjobs.storage.common import SqlStore
 from asyncjobs.storage.fenced import update_owned_sql
 from asyncjobs.storage.held import Driver
+from asyncjobs.storage.inserts import Insert, Statement
 from asyncjobs.storage.tables import COLUMN_LIST, INSERT_COLUMNS, RETURNING_ALL
 
 BUSY_TIMEOUT_MS = 30_000
@@ -34,6 +37,9 @@ _OWNED = (
     "WHERE t.key = CAST(asyncjobs_jobs.id AS TEXT)) AND processing_until > ? RETURNING id"
 )
 _IDS = "id IN (SELECT value FROM json_each(?))"
+# Rows per INSERT: far below SQLite's 32,766 bound parameters at one per column.
+MAX_STATEMENT_ROWS = 500
+_UNFINISHED = "completed_at IS NULL AND has_error = 0"  # the idempotency keys' index
 
 
 class SqliteStore(SqlStore):
@@ -77,20 +83,17 @@ class SqliteStore(SqlStore):
     async def _writing(self, conn: AsyncConnection) -> None:
         await conn.execution_options(**{_WRITE: True})
 
-    async def lock_keys(self, conn: AsyncConnection, namespace: str, keys: Sequence[str]) -> None:
-        """Nothing to lock: the write lock (``BEGIN IMMEDIATE``) already serialises writers."""
-
     def upsert(self, table: Table) -> Any:
         return sqlite.insert(table)
+
+    _begin = "BEGIN IMMEDIATE"
 
     async def _fetch_claim(self, sql: str, args: list[Any], locked: bool) -> list[Any]:
         # The write lock already serialises every claim, keyed or not.
         return await self.held.fetch(sql, args)
 
-    def _insert(self, rows: Sequence[Row]) -> tuple[str, list[Any]]:
-        columns = [self.codec.column(name, rows) for name in INSERT_COLUMNS]
-        args = [value for values in zip(*columns, strict=True) for value in values]
-        return _insert_values(len(rows)), args
+    def insert_sql(self, codec: Codec) -> SqliteInserts:
+        return SqliteInserts(codec)
 
     def _update_sql(self, names: tuple[str, ...]) -> str:
         return update_owned_sql(names, "?")
@@ -132,6 +135,55 @@ class SqliteStore(SqlStore):
     def _complete_args(self, args: list[Any]) -> list[Any]:
         ids, token, live_after, now, logs, outputs = args
         return [now, now, logs, outputs, ids, token, live_after]
+
+
+class SqliteInserts:
+    """Inserts as multi-row ``VALUES`` of at most ``MAX_STATEMENT_ROWS`` rows, key lists as
+    JSON arrays; no locks (``BEGIN IMMEDIATE`` already serialises writers)."""
+
+    def __init__(self, codec: Codec) -> None:
+        self.codec = codec
+
+    def decode(self, values: Sequence[Any]) -> Row:
+        return self.codec.decode_row(values)
+
+    def single(self, rows: Sequence[Row], supersede: Sequence[str]) -> bool:
+        keyed = any(row.get("idempotency_key") for row in rows)
+        return not (supersede or keyed) and len(rows) <= MAX_STATEMENT_ROWS
+
+    def lock(self, namespace: str, keys: Sequence[str]) -> list[Statement]:
+        return []
+
+    def insert(self, rows: Sequence[Row]) -> list[Insert]:
+        return [
+            self._insert(rows[start : start + MAX_STATEMENT_ROWS])
+            for start in range(0, len(rows), MAX_STATEMENT_ROWS)
+        ]
+
+    def _insert(self, rows: Sequence[Row]) -> Insert:
+        columns = [self.codec.column(name, rows) for name in INSERT_COLUMNS]
+        args = [value for values in zip(*columns, strict=True) for value in values]
+        return _insert_values(len(rows)), args, rows
+
+    def inserted(self, rows: Sequence[Row], fetched: Sequence[Sequence[Any]]) -> list[Row]:
+        return [self.codec.decode_row(values) for values in fetched]
+
+    def holders(self, keys: Sequence[str]) -> Statement:
+        sql = (
+            f"SELECT {RETURNING_ALL} FROM asyncjobs_jobs WHERE "
+            f"idempotency_key IN (SELECT value FROM json_each(?)) AND {_UNFINISHED}"
+        )
+        return sql, [json.dumps(list(keys))]
+
+    def supersede(self, keys: Sequence[str], keep: Sequence[int], now: datetime) -> Statement:
+        return _SUPERSEDE, [json.dumps(list(keys)), json.dumps(list(keep)), self.codec.time(now)]
+
+
+_SUPERSEDE = (
+    "DELETE FROM asyncjobs_jobs WHERE concurrency_key IN (SELECT value FROM json_each(?)) "
+    f"AND id NOT IN (SELECT value FROM json_each(?)) AND {_UNFINISHED} "
+    "AND (processing_until IS NULL OR processing_until <= ?) AND total_tried = 0 AND log IS NULL"
+)
 
 
 def check_folder(database: str) -> None:
@@ -180,4 +232,7 @@ def _on_begin(conn: Any) -> None:
 def _insert_values(count: int) -> str:
     group = "(" + ", ".join("?" * len(INSERT_COLUMNS)) + ")"
     values = ", ".join([group] * count)
-    return f"INSERT INTO asyncjobs_jobs ({COLUMN_LIST}) VALUES {values} RETURNING {RETURNING_ALL}"
+    return (
+        f"INSERT INTO asyncjobs_jobs ({COLUMN_LIST}) VALUES {values} "
+        f"ON CONFLICT (idempotency_key) WHERE {_UNFINISHED} DO NOTHING RETURNING {RETURNING_ALL}"
+    )

@@ -1,5 +1,5 @@
 """The statements both backends send through SQLAlchemy: leases renewed and handed back,
-lookups, cancel and retry, inserts inside a schedule's transaction."""
+lookups, cancel and retry."""
 
 from __future__ import annotations
 
@@ -7,12 +7,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, true, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import case, exists, false, null, select, true, update
 
 from asyncjobs.storage import filters
-from asyncjobs.storage.base import Row, cancelled_values
-from asyncjobs.storage.tables import jobs, row_values
+from asyncjobs.storage.base import cancelled_values
+from asyncjobs.storage.tables import jobs
 
 
 def renew(ids: Sequence[int], token: str, *, live_after: datetime, until: datetime) -> Any:
@@ -63,8 +62,20 @@ def retry(job_id: int, *, now: datetime) -> Any:
     )
 
 
+def _key_unless_taken() -> Any:
+    """A retried job keeps its idempotency key unless another unfinished job took it since."""
+    holder = jobs.alias("holder")
+    taken = exists().where(
+        holder.c.idempotency_key == jobs.c.idempotency_key,
+        holder.c.completed_at.is_(None),
+        holder.c.has_error == false(),
+    )
+    return case((taken, null()), else_=jobs.c.idempotency_key)
+
+
 def retried_values(now: datetime) -> dict[str, Any]:
-    """What makes a failed or cancelled job runnable again (its log is kept)."""
+    """What makes a failed or cancelled job runnable again (its log is kept, and its
+    idempotency key unless another unfinished job took it since)."""
     return {
         "has_error": False,
         "error": None,
@@ -72,6 +83,7 @@ def retried_values(now: datetime) -> dict[str, Any]:
         "processing_until": None,
         "processing_token": None,
         "updated_at": now,
+        "idempotency_key": _key_unless_taken(),
     }
 
 
@@ -86,30 +98,3 @@ def find(where: Mapping[str, Any] | None, *, limit: int, order: str, now: dateti
         .order_by(*filters.order_by(order))
         .limit(limit)
     )
-
-
-def supersede(keys: Sequence[str], now: datetime, keep: Sequence[int]) -> Any:
-    """Never-started (no try, no log, no live lease), unfinished jobs of these keys."""
-    return delete(jobs).where(
-        jobs.c.concurrency_key.in_(keys),
-        jobs.c.id.not_in(keep),
-        filters.unfinished(),
-        filters.lease_free(now),
-        jobs.c.total_tried == 0,
-        jobs.c.log.is_(None),
-    )
-
-
-async def insert_rows(conn: AsyncConnection, rows: Sequence[Row]) -> list[Row]:
-    """Insert in one multi-row statement; rows come back in insertion (id) order.
-
-    ``sort_by_parameter_order`` would make SQLAlchemy send one INSERT per row on SQLite; the
-    ids of one multi-row INSERT already follow its VALUES order on both backends.
-    """
-    if len(rows) == 1:  # one parameter set: a plain execute, not the executemany path
-        return [row_values(r) for r in await conn.execute(_INSERT, rows[0])]
-    result = await conn.execute(_INSERT, list(rows))
-    return sorted((row_values(r) for r in result), key=lambda row: row["id"])
-
-
-_INSERT = insert(jobs).returning(*jobs.c)

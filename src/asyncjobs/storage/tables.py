@@ -28,9 +28,9 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
-from asyncjobs.checks import MAX_KEY_LENGTH, MAX_NAME_LENGTH
+from asyncjobs.checks import MAX_IDEMPOTENCY_KEY_LENGTH, MAX_KEY_LENGTH, MAX_NAME_LENGTH
 
-SCHEMA_VERSION = 3  # see ``migrations`` for what each version added
+SCHEMA_VERSION = 5  # see ``migrations`` for what each version added
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -84,6 +84,8 @@ jobs = Table(
     Column("trace_context", Json),
     # What the job returned, written with its completion (NULL until then).
     Column("output", Json),
+    # While the job is unfinished, no other job may be queued with this key.
+    Column("idempotency_key", String(MAX_IDEMPOTENCY_KEY_LENGTH)),
 )
 
 _UNFINISHED = (jobs.c.completed_at.is_(None)) & (jobs.c.has_error == false())
@@ -103,6 +105,15 @@ Index(
     jobs.c.concurrency_key,
     postgresql_where=jobs.c.concurrency_key.is_not(None),
     sqlite_where=jobs.c.concurrency_key.is_not(None),
+)
+# The holder of each idempotency key: inserts skip a taken key (ON CONFLICT DO NOTHING)
+# atomically on both backends, and a job leaves the index when it finishes.
+Index(
+    "ux_asyncjobs_jobs_idempotency_key",
+    jobs.c.idempotency_key,
+    unique=True,
+    postgresql_where=_UNFINISHED,
+    sqlite_where=_UNFINISHED,
 )
 Index("ix_asyncjobs_jobs_task_slug", jobs.c.task_slug)
 Index("ix_asyncjobs_jobs_workflow_slug", jobs.c.workflow_slug)
