@@ -12,18 +12,23 @@ from pydantic import BaseModel
 from typing_extensions import TypeVar
 
 from asyncjobs import injection
+from asyncjobs.access import Access as Access
+from asyncjobs.access import check_access as check_access
 from asyncjobs.checks import (
     AFTER_SCHEDULE_ARGS,
     BEFORE_SCHEDULE_ARGS,
     HANDLER_ARGS,
     HOOK_ARGS,
+    Seconds,
     check_import_string,
+    check_priority,
     check_queue,
     check_slug,
+    check_timeout,
 )
 from asyncjobs.cron import parse
-from asyncjobs.errors import Forbidden, HandlerImportError
-from asyncjobs.injection import call, check_injectable
+from asyncjobs.errors import HandlerImportError
+from asyncjobs.injection import check_injectable
 from asyncjobs.policies import Concurrency, as_concurrency
 from asyncjobs.retry import Retries, RetriesLike, as_retries
 from asyncjobs.steplist import check_steps
@@ -49,51 +54,6 @@ Hook = Callable[..., Any]
 Output = Mapping[str, object] | BaseModel | None
 In = TypeVar("In", default=Any)
 Out = TypeVar("Out", bound=Output, default=Any)
-
-
-AccessCheck = Callable[..., bool | Awaitable[bool]]
-
-
-@dataclass(frozen=True, kw_only=True)
-class Access:
-    """Callables ``(request) -> bool`` asked for calls made with ``override_access=False``.
-
-    Only ``True`` (or an awaitable resolving to ``True``) approves: ``"false"``, ``1`` or
-    ``{"allowed": False}`` refuse, like ``False`` and ``None``.
-
-    ``dashboard`` approves viewing the dashboard; its actions also need ``run`` (retry,
-    run now) or ``cancel``.
-    """
-
-    run: AccessCheck | None = None
-    queue: AccessCheck | None = None
-    cancel: AccessCheck | None = None
-    dashboard: AccessCheck | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("run", "queue", "cancel", "dashboard"):
-            fn = getattr(self, name)
-            if fn is not None:
-                check_injectable(fn, {"request"}, f"Access.{name}")
-
-    async def approves(self, kind: str, request: Any) -> bool:
-        """Whether the ``kind`` callable (``"run"``, ``"queue"``...) answers ``True``."""
-        check = getattr(self, kind, None)
-        return check is not None and await call(check, {"request": request}) is True
-
-
-async def check_access(
-    access: Access | None, kind: str, override_access: bool, request: Any
-) -> None:
-    """Refuse a call made with ``override_access=False`` unless ``access`` approves it.
-
-    Raises:
-        Forbidden: naming ``kind``.
-    """
-    if override_access:
-        return
-    if access is None or not await access.approves(kind, request):
-        raise Forbidden(f"access to {kind} was refused")
 
 
 @dataclass(frozen=True)
@@ -211,6 +171,8 @@ class Task(Generic[In, Out]):
     on_success: Hook | None
     on_fail: Hook | None
     concurrency: Concurrency | None
+    priority: int
+    timeout: float | None
 
     @overload
     def __init__(
@@ -226,6 +188,8 @@ class Task(Generic[In, Out]):
         on_success: Hook | None = None,
         on_fail: Hook | None = None,
         concurrency: Concurrency | KeyFunction | None = None,
+        priority: int = 0,
+        timeout: Seconds | None = None,
     ) -> None: ...
 
     @overload
@@ -242,6 +206,8 @@ class Task(Generic[In, Out]):
         on_success: Hook | None = None,
         on_fail: Hook | None = None,
         concurrency: Concurrency | KeyFunction | None = None,
+        priority: int = 0,
+        timeout: Seconds | None = None,
     ) -> None: ...
 
     def __init__(
@@ -257,6 +223,8 @@ class Task(Generic[In, Out]):
         on_success: Hook | None = None,
         on_fail: Hook | None = None,
         concurrency: Concurrency | KeyFunction | None = None,
+        priority: int = 0,
+        timeout: Seconds | None = None,
     ) -> None:
         what = f"task {slug!r}"
         _check_handler(handler, HANDLER_ARGS, what)
@@ -276,6 +244,8 @@ class Task(Generic[In, Out]):
             "on_success": on_success,
             "on_fail": on_fail,
             "concurrency": as_concurrency(concurrency),
+            "priority": check_priority(priority, what),
+            "timeout": check_timeout(timeout, what),
         }
         for name, value in values.items():
             object.__setattr__(self, name, value)
@@ -320,6 +290,8 @@ class Workflow(Generic[In, Out]):
     label: str | None
     schedule: tuple[Schedule, ...]
     concurrency: Concurrency | None
+    priority: int
+    timeout: float | None
 
     @overload
     def __init__(
@@ -333,6 +305,8 @@ class Workflow(Generic[In, Out]):
         label: str | None = None,
         schedule: Schedule | Sequence[Schedule] = (),
         concurrency: Concurrency | KeyFunction | None = None,
+        priority: int = 0,
+        timeout: Seconds | None = None,
     ) -> None: ...
 
     @overload
@@ -347,6 +321,8 @@ class Workflow(Generic[In, Out]):
         label: str | None = None,
         schedule: Schedule | Sequence[Schedule] = (),
         concurrency: Concurrency | KeyFunction | None = None,
+        priority: int = 0,
+        timeout: Seconds | None = None,
     ) -> None: ...
 
     def __init__(
@@ -360,6 +336,8 @@ class Workflow(Generic[In, Out]):
         label: str | None = None,
         schedule: Schedule | Sequence[Schedule] = (),
         concurrency: Concurrency | KeyFunction | None = None,
+        priority: int = 0,
+        timeout: Seconds | None = None,
     ) -> None:
         what = f"workflow {slug!r}"
         if isinstance(handler, list | tuple):
@@ -376,6 +354,8 @@ class Workflow(Generic[In, Out]):
             "label": label,
             "schedule": _schedules(schedule),
             "concurrency": as_concurrency(concurrency),
+            "priority": check_priority(priority, what),
+            "timeout": check_timeout(timeout, what),
         }
         for name, value in values.items():
             object.__setattr__(self, name, value)

@@ -133,6 +133,7 @@ class Jobs(Lifecycle, Waiting):
         queue: str | None = None,
         wait_until: datetime | None = None,
         meta: Mapping[str, Any] | None = None,
+        priority: int | None = None,
         override_access: bool = True,
         request: Any = None,
         connection: Any = None,
@@ -146,11 +147,12 @@ class Jobs(Lifecycle, Waiting):
         Raises:
             ValueError: both or neither of ``task``/``workflow``, or a bad argument.
             NotRegistered: the slug is unknown.
-            ValidationError: ``input`` fails the ``input_schema``; nothing is stored.
+            ValidationError: ``input`` fails the ``input_schema``, or ``priority`` is not an
+                int from -100 to 100 (None: the definition's); nothing is stored.
             Forbidden: ``override_access=False`` and ``Access.queue`` refused.
         """
         item: dict[str, Any] = dict(task=task, workflow=workflow, input=input, queue=queue)
-        item.update(wait_until=wait_until, meta=meta)
+        item.update(wait_until=wait_until, meta=meta, priority=priority)
         (job,) = await self._queue_items([item], override_access, request, connection)
         return job
 

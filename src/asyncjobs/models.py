@@ -41,6 +41,7 @@ class JobRow(NamedTuple):
     updated_at: datetime
     trace_context: dict[str, Any] | None = None
     output: Any = None
+    priority: int = 0
 
     @property
     def slug(self) -> str:
@@ -141,6 +142,7 @@ class Job(BaseModel):
     updated_at: datetime
     status: JobStatusName = "queued"
     output: Any = None
+    priority: int = 0
 
     @property
     def slug(self) -> str:

@@ -60,7 +60,11 @@ async def queue_job(args: argparse.Namespace) -> int:
     async with opened(jobs):
         try:
             job = await jobs.queue(
-                **{kind: args.slug}, input=args.input, queue=args.queue, wait_until=args.wait_until
+                **{kind: args.slug},
+                input=args.input,
+                queue=args.queue,
+                wait_until=args.wait_until,
+                priority=args.priority,
             )
         except (AsyncJobsError, ValueError, TypeError) as exc:
             raise CliError(" ".join(str(exc).split())) from None

@@ -180,6 +180,7 @@ class SqlStore(ScheduleState):
         rows = [codec.decode_row(r) for r in fetched]
         name, desc = filters.sort_key(claim.order)
         rows.sort(key=lambda r: (r[name] is None, r[name], r["id"]), reverse=desc)
+        rows.sort(key=lambda r: -r["priority"])  # stable: the order above within a priority
         return rows
 
     @translated

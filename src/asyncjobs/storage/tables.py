@@ -30,7 +30,7 @@ from sqlalchemy.types import TypeDecorator
 
 from asyncjobs.checks import MAX_KEY_LENGTH, MAX_NAME_LENGTH
 
-SCHEMA_VERSION = 3  # see ``migrations`` for what each version added
+SCHEMA_VERSION = 4  # see ``migrations`` for what each version added
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -84,15 +84,18 @@ jobs = Table(
     Column("trace_context", Json),
     # What the job returned, written with its completion (NULL until then).
     Column("output", Json),
+    # Higher runs first (-100..100); claims order by it before the processing order.
+    Column("priority", Integer, nullable=False, default=0, server_default="0"),
 )
 
 _UNFINISHED = (jobs.c.completed_at.is_(None)) & (jobs.c.has_error == false())
 
 # Claims only ever look at unfinished jobs, so a partial index keeps them cheap however many
-# finished jobs the table keeps.
+# finished jobs the table keeps; it holds the claims' default order (priority first).
 Index(
-    "ix_asyncjobs_jobs_runnable",
+    "ix_asyncjobs_jobs_claim",
     jobs.c.queue,
+    jobs.c.priority.desc(),
     jobs.c.created_at,
     jobs.c.id,
     postgresql_where=_UNFINISHED,
