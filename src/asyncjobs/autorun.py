@@ -144,7 +144,7 @@ class _Lane:
 
 
 class TickHost(Protocol):
-    """The three calls a tick makes on the ``Jobs`` it serves."""
+    """The calls a tick makes on the ``Jobs`` it serves."""
 
     async def auto_run_allowed(self) -> bool: ...
 
@@ -153,6 +153,8 @@ class TickHost(Protocol):
     async def run(
         self, *, queue: str, limit: int, all_queues: bool, silent: Silent
     ) -> RunResult: ...
+
+    async def prune_if_due(self) -> int: ...
 
 
 async def _fire(lane: _Lane) -> None:
@@ -278,8 +280,8 @@ class AutoRunner:
             await self._tick(lane, schedules=fired)
 
     async def _tick(self, lane: _Lane, *, schedules: bool = True) -> None:
-        """Ask ``should_auto_run``, handle schedules (at cron times, unless disabled), then run
-        due jobs."""
+        """Ask ``should_auto_run``, handle schedules (at cron times, unless disabled), run due
+        jobs, then prune finished jobs past their retention (at most once a minute)."""
         jobs, entry = self.jobs, lane.entry
         health.ticked(jobs, lane.name, entry)
         with logs.silenced(entry.silent):
@@ -301,6 +303,8 @@ class AutoRunner:
                 result = await self._phase(entry, "run", run)
                 if _full_batch(result, entry) and not self._stopping:
                     lane.wake()  # a backlog: keep draining rather than wait for the next tick
+            if not self._stopping:
+                await self._phase(entry, "prune", jobs.prune_if_due)
 
     async def _phase(self, entry: AutoRun, phase: str, call: Callable[[], Awaitable[Any]]) -> Any:
         """Run one step of a tick; an exception is logged and the next tick still comes.

@@ -115,6 +115,7 @@ def build() -> Parser:
     _add_handle_schedules(commands)
     _add_exec(commands)
     _add_jobs(commands)
+    _add_json(_command(commands, "prune", "delete finished jobs past the app's retention"))
     _add_demo(commands)
     _add_dashboard(commands)
     return parser

@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from asyncjobs.errors import StorageError
-from asyncjobs.storage import filters, migrations, statements
+from asyncjobs.storage import filters, migrations, pruning, statements
 from asyncjobs.storage.base import Claim, FinishedBus, Logs, Row, Wake
 from asyncjobs.storage.claims import claim_statement
 from asyncjobs.storage.codec import Codec, Compiled
@@ -277,6 +277,12 @@ class SqlStore(ScheduleState):
         async with self.write(single=True) as conn:
             row = (await conn.execute(statements.retry(job_id, now=now))).first()
             return None if row is None else row_values(row)
+
+    @translated
+    async def prune(self, kind: str, *, before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` finished jobs of ``kind`` older than ``before``; how many."""
+        async with self.write(single=True) as conn:
+            return int((await conn.execute(pruning.prune(kind, before, limit))).rowcount)
 
     @translated
     async def get(self, job_id: int) -> Row | None:

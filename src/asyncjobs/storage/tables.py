@@ -160,6 +160,25 @@ Index(
     postgresql_where=and_(*CANCELLED),
     sqlite_where=and_(*CANCELLED),
 )
+# Pruning by age (``Retention``): finished jobs oldest first, whatever their queue.
+Index(
+    "ix_asyncjobs_jobs_completed_at",
+    jobs.c.completed_at,
+    postgresql_where=COMPLETED,
+    sqlite_where=COMPLETED,
+)
+Index(
+    "ix_asyncjobs_jobs_failed_at",
+    jobs.c.updated_at,
+    postgresql_where=and_(*FAILED),
+    sqlite_where=and_(*FAILED),
+)
+Index(
+    "ix_asyncjobs_jobs_cancelled_at",
+    jobs.c.updated_at,
+    postgresql_where=and_(*CANCELLED),
+    sqlite_where=and_(*CANCELLED),
+)
 
 schedules = Table(
     "asyncjobs_schedules",
