@@ -158,7 +158,8 @@ class Task(Generic[In, Out]):
 
     ``Task[In, Out]`` is generic in its input (the ``input_schema`` model, else ``Any``) and
     its output (what the handler returns), so a type checker checks ``await task(input=...)``
-    and ``jobs.queue(task=task, input=...)``.
+    and ``jobs.queue(task=task, input=...)``. ``priority`` (-100..100, higher runs first) is
+    its jobs' unless ``queue()`` gives one; ``timeout`` (seconds) bounds each call of it.
     """
 
     slug: str
@@ -280,6 +281,7 @@ class Workflow(Generic[In, Out]):
 
     ``Workflow[In, Out]`` is generic like :class:`Task`: its input is the ``input_schema``
     model (else ``Any``), its output what an async handler returns (else ``Any``).
+    ``priority`` as for a task; ``timeout`` (seconds) bounds each attempt as a whole.
     """
 
     slug: str

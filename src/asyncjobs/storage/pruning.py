@@ -7,11 +7,12 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, delete, select
 
-from asyncjobs.storage.tables import CANCELLED, COMPLETED, FAILED, jobs
+from asyncjobs.storage.tables import CANCELLED, FAILED, SUCCEEDED, jobs
 
-# Each kind: the conditions of its partial index, and the column its age is counted from.
+# Each kind: the conditions of its status (implying its partial index's), and the column its
+# age is counted from.
 KINDS: dict[str, tuple[tuple[ColumnElement[bool], ...], Any]] = {
-    "completed": ((COMPLETED,), jobs.c.completed_at),
+    "completed": (SUCCEEDED, jobs.c.completed_at),
     "failed": (FAILED, jobs.c.updated_at),
     "cancelled": (CANCELLED, jobs.c.updated_at),
 }
@@ -20,12 +21,18 @@ KINDS: dict[str, tuple[tuple[ColumnElement[bool], ...], Any]] = {
 def prune(kind: str, before: datetime, limit: int) -> Any:
     """Delete up to ``limit`` finished jobs of ``kind`` whose age column is before ``before``.
 
-    The conditions are repeated on the DELETE itself, so a row changed meanwhile (a failed
-    job retried) is checked again against its new version and kept.
+    The batch is locked as it is chosen (skipping locked rows): PostgreSQL then checks a row
+    changed meanwhile (a failed job retried) against its new version, and keeps it. The
+    DELETE itself only looks rows up by id, so a batch reads no more than it deletes.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown kind of finished job {kind!r}; use one of {', '.join(KINDS)}")
     conditions, column = KINDS[kind]
-    due = (*conditions, column < before)
-    batch = select(jobs.c.id).where(*due).order_by(column).limit(limit)
-    return delete(jobs).where(jobs.c.id.in_(batch), *due)
+    batch = (
+        select(jobs.c.id)
+        .where(*conditions, column < before)
+        .order_by(column)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return delete(jobs).where(jobs.c.id.in_(batch))

@@ -160,12 +160,14 @@ Index(
     postgresql_where=and_(*CANCELLED),
     sqlite_where=and_(*CANCELLED),
 )
-# Pruning by age (``Retention``): finished jobs oldest first, whatever their queue.
+# Pruning by age (``Retention``): finished jobs oldest first, whatever their queue. Each holds
+# exactly one status's rows, so a batch reads no row it then leaves.
+SUCCEEDED = (COMPLETED, jobs.c.has_error == false())
 Index(
     "ix_asyncjobs_jobs_completed_at",
     jobs.c.completed_at,
-    postgresql_where=COMPLETED,
-    sqlite_where=COMPLETED,
+    postgresql_where=and_(*SUCCEEDED),
+    sqlite_where=and_(*SUCCEEDED),
 )
 Index(
     "ix_asyncjobs_jobs_failed_at",
