@@ -47,6 +47,8 @@ def test_a_definition_refuses_a_priority_outside_minus_100_to_100(bad: Any) -> N
 
 def test_definitions_keep_their_priority() -> None:
     assert (PLAIN.priority, URGENT.priority, FLOW.priority) == (0, 50, -5)
+    steps = asyncjobs.Workflow("steps", [{"id": "a", "task": "plain"}], priority=7)
+    assert steps.priority == 7
     assert asyncjobs.task("t", priority=100)(noop).priority == 100
     assert asyncjobs.workflow("w", priority=-100)(noop).priority == -100
 

@@ -38,8 +38,10 @@ def _add_column(column: Column[Any], conn: AsyncConnection) -> str:
     kind = column.type.compile(dialect=conn.dialect)
     sql = f'ALTER TABLE {jobs.name} ADD COLUMN "{column.name}" {kind}'
     default = column.server_default
-    if default is not None:  # NOT NULL needs the default old rows read
-        sql += f" NOT NULL DEFAULT {default.arg}"  # type: ignore[attr-defined]
+    if default is not None:  # what the rows already there read
+        sql += f" DEFAULT {default.arg}"  # type: ignore[attr-defined]
+    if not column.nullable:
+        sql += " NOT NULL"
     return sql
 
 
