@@ -9,12 +9,12 @@ from sqlalchemy import ColumnElement, delete, select
 
 from asyncjobs.storage.tables import CANCELLED, FAILED, SUCCEEDED, jobs
 
-# Each kind: the conditions of its status (implying its partial index's), and the column its
-# age is counted from.
-KINDS: dict[str, tuple[tuple[ColumnElement[bool], ...], Any]] = {
-    "completed": (SUCCEEDED, jobs.c.completed_at),
-    "failed": (FAILED, jobs.c.updated_at),
-    "cancelled": (CANCELLED, jobs.c.updated_at),
+# Each kind: the conditions of its status (implying its pruning index's), the column its age
+# is counted from, and the order the index reads it in.
+KINDS: dict[str, tuple[tuple[ColumnElement[bool], ...], Any, Any]] = {
+    "completed": (SUCCEEDED, jobs.c.completed_at, jobs.c.completed_at),
+    "failed": (FAILED, jobs.c.updated_at, jobs.c.id),
+    "cancelled": (CANCELLED, jobs.c.updated_at, jobs.c.id),
 }
 
 
@@ -23,15 +23,15 @@ def prune(kind: str, before: datetime, limit: int) -> Any:
 
     The batch is locked as it is chosen (skipping locked rows): PostgreSQL then checks a row
     changed meanwhile (a failed job retried) against its new version, and keeps it. The
-    DELETE itself only looks rows up by id, so a batch reads no more than it deletes.
+    DELETE itself only looks rows up by id.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown kind of finished job {kind!r}; use one of {', '.join(KINDS)}")
-    conditions, column = KINDS[kind]
+    conditions, column, order = KINDS[kind]
     batch = (
         select(jobs.c.id)
         .where(*conditions, column < before)
-        .order_by(column)
+        .order_by(order)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )

@@ -160,27 +160,19 @@ Index(
     postgresql_where=and_(*CANCELLED),
     sqlite_where=and_(*CANCELLED),
 )
-# Pruning by age (``Retention``): finished jobs oldest first, whatever their queue. Each holds
-# exactly one status's rows, so a batch reads no row it then leaves.
+# Pruning by age (``Retention``), whatever the queue: completed jobs by ``completed_at``, failed
+# and cancelled ones by id (about the order they failed in). No index may hold ``updated_at``
+# or the lease columns: claims and renewals write them, and PostgreSQL updates a row in place
+# (HOT, without touching its indexes) only while no indexed column changes.
 SUCCEEDED = (COMPLETED, jobs.c.has_error == false())
+ERRORED = jobs.c.has_error == true()
 Index(
     "ix_asyncjobs_jobs_completed_at",
     jobs.c.completed_at,
     postgresql_where=and_(*SUCCEEDED),
     sqlite_where=and_(*SUCCEEDED),
 )
-Index(
-    "ix_asyncjobs_jobs_failed_at",
-    jobs.c.updated_at,
-    postgresql_where=and_(*FAILED),
-    sqlite_where=and_(*FAILED),
-)
-Index(
-    "ix_asyncjobs_jobs_cancelled_at",
-    jobs.c.updated_at,
-    postgresql_where=and_(*CANCELLED),
-    sqlite_where=and_(*CANCELLED),
-)
+Index("ix_asyncjobs_jobs_errored", jobs.c.id, postgresql_where=ERRORED, sqlite_where=ERRORED)
 
 schedules = Table(
     "asyncjobs_schedules",
