@@ -253,7 +253,7 @@ async def test_a_status_count_on_a_queue_reads_that_statuss_partial_index(
     async with jobs.store.read() as conn:
         sql = str(stmt.compile(conn.sync_connection, compile_kwargs={"literal_binds": True}))
         plan = " ".join(row[3] for row in await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql))
-    index = {"queued": "runnable"}.get(status, status)
+    index = {"queued": "claim"}.get(status, status)
     assert f"USING COVERING INDEX ix_asyncjobs_jobs_{index} " in plan or (
         f"USING INDEX ix_asyncjobs_jobs_{index} " in plan
     ), plan

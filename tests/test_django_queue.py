@@ -98,6 +98,15 @@ def test_outside_atomic_the_job_commits_at_once(site: Site, woken: list[int]) ->
     assert stored(site) == [job.id] and woken == [job.id]
 
 
+def test_a_priority_is_stored_and_a_bad_one_stores_nothing(site: Site) -> None:
+    with transaction.atomic(using=site.alias):
+        job = queue(task="plain", priority=-20, using=site.alias)
+    with pytest.raises(asyncjobs.ValidationError, match="priority"):
+        queue(task="plain", priority=101, using=site.alias)
+    assert job.priority == -20 and site.job(job.id).priority == -20
+    assert stored(site) == [job.id]
+
+
 def test_bad_input_stores_nothing(site: Site) -> None:
     with pytest.raises(asyncjobs.NotRegistered):
         queue(task="nope", using=site.alias)

@@ -133,7 +133,7 @@ def test_run_after_waits_until_then(site: Site) -> None:
 
 def test_priority_is_kept_with_the_job(site: Site) -> None:
     result = work.add.using(priority=7).enqueue(1)
-    assert site.job(result.id).meta == {"priority": 7}
+    assert (site.job(result.id).priority, site.job(result.id).meta) == (7, {})
     assert work.add.get_result(result.id).task.priority == 7
     with pytest.raises(InvalidTask, match="priority"):
         work.add.using(priority=101)

@@ -23,7 +23,8 @@ async def noop(*, input: dict) -> None:
 
 async def _drop_added_columns(conn: AsyncConnection) -> None:
     """What 0.1 created had none of the columns added since (their indexes dropped first)."""
-    await conn.execute(text("DROP INDEX IF EXISTS ux_asyncjobs_jobs_idempotency_key"))
+    for index in ("ux_asyncjobs_jobs_idempotency_key", "ix_asyncjobs_jobs_claim"):
+        await conn.execute(text(f"DROP INDEX IF EXISTS {index}"))
     for columns in ADDED_COLUMNS.values():
         for column in columns:
             await conn.execute(text(f'ALTER TABLE asyncjobs_jobs DROP COLUMN "{column.name}"'))
@@ -66,3 +67,35 @@ async def test_a_version_1_schema_gets_the_newer_columns(make_jobs: MakeJobs) ->
     found = await jobs.find()
     assert [job.status for job in found] == ["completed", "completed"]
     assert [job.output for job in found] == [{}, {}]
+
+
+async def test_a_version_3_database_reads_priority_0_and_gets_the_new_claim_index(
+    make_jobs: MakeJobs,
+) -> None:
+    old = make_jobs(tasks=[noop])
+    queued = await old.queue(task="noop")
+    async with old.store.engine.begin() as conn:  # what 0.2 before priorities created
+        await conn.execute(text("DROP INDEX ix_asyncjobs_jobs_claim"))
+        await conn.execute(text("ALTER TABLE asyncjobs_jobs DROP COLUMN priority"))
+        await conn.execute(
+            text(
+                "CREATE INDEX ix_asyncjobs_jobs_runnable ON asyncjobs_jobs (queue, created_at, id)"
+                " WHERE completed_at IS NULL AND has_error = false"
+            )
+        )
+        await conn.execute(update(schema_version).values(version=3))
+    await old.stop()
+
+    jobs = make_jobs(tasks=[noop])
+    await jobs.start(auto_run=False)
+    async with jobs.store.engine.connect() as conn:
+        found = await conn.run_sync(
+            lambda sync: {index["name"] for index in inspect(sync).get_indexes("asyncjobs_jobs")}
+        )
+    assert "ix_asyncjobs_jobs_claim" in found and "ix_asyncjobs_jobs_runnable" not in found
+    job = await jobs.get(queued.id)
+    assert job is not None and job.priority == 0
+    assert [j.id for j in await jobs.find(where={"priority": 0})] == [queued.id]
+    urgent = await jobs.queue(task="noop", priority=5)
+    result = await jobs.run(limit=1)
+    assert list(result.job_status) == [urgent.id]

@@ -175,7 +175,7 @@ async def test_queue_many_is_all_or_nothing(make_jobs: MakeJobs) -> None:
     with pytest.raises(asyncjobs.ValidationError, match="item 1"):
         await jobs.queue_many([good, {"task": "send-email", "input": {}}, good])
     with pytest.raises(ValueError, match="unknown queue"):
-        await jobs.queue_many([{"task": "plain", "priority": 3}])
+        await jobs.queue_many([{"task": "plain", "prio": 3}])
     assert await jobs.find() == []
     created = await jobs.queue_many([good, {"workflow": "onboard", "meta": {"k": "v"}}])
     assert [j.slug for j in created] == ["plain", "onboard"]
@@ -203,8 +203,8 @@ async def test_find_filters_and_orders(make_jobs: MakeJobs, clock: FakeClock) ->
 
 async def test_find_rejects_unknown_filters(make_jobs: MakeJobs) -> None:
     jobs = _jobs(make_jobs)
-    with pytest.raises(ValueError, match="priority"):
-        await jobs.find(where={"priority": 1})
+    with pytest.raises(ValueError, match="attempts"):
+        await jobs.find(where={"attempts": 1})
     with pytest.raises(ValueError, match="status"):
         await jobs.find(where={"status": "sleeping"})
     with pytest.raises(ValueError, match="limit"):

@@ -202,7 +202,7 @@ async def test_run_rejects_bad_arguments(make_jobs: MakeJobs) -> None:
         with pytest.raises(ValueError, match="limit"):
             await jobs.run(limit=limit)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="sort"):
-        await jobs.run(processing_order="priority")
+        await jobs.run(processing_order="attempts")
     with pytest.raises(ValueError, match="silent"):
         await jobs.run(silent={"debug": True})
 

@@ -14,6 +14,7 @@ from asyncjobs.errors import (
 from asyncjobs.jobs import Jobs
 from asyncjobs.models import Job, JobLogEntry, RunResult, ScheduleResult, TaskStatus
 from asyncjobs.policies import Concurrency, Lease, ProcessingOrder
+from asyncjobs.retention import Retention
 from asyncjobs.retry import Backoff, Retries
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "Lease",
     "NotRegistered",
     "ProcessingOrder",
+    "Retention",
     "Retries",
     "RunResult",
     "Schedule",

@@ -150,7 +150,7 @@ class _Lane:
 
 
 class TickHost(Protocol):
-    """The three calls a tick makes on the ``Jobs`` it serves."""
+    """The calls a tick makes on the ``Jobs`` it serves."""
 
     async def auto_run_allowed(self) -> bool: ...
 
@@ -159,6 +159,8 @@ class TickHost(Protocol):
     async def fill_slots(
         self, free: Slots, *, queue: str, all_queues: bool, silent: Silent
     ) -> int: ...
+
+    async def prune_if_due(self) -> int: ...
 
 
 async def _fire(lane: _Lane) -> None:
@@ -285,8 +287,9 @@ class AutoRunner:
                 await self._tick(lane, schedules=fired)
 
     async def _tick(self, lane: _Lane, *, schedules: bool = True) -> None:
-        """Ask ``should_auto_run``, handle schedules (at cron times, unless disabled), then
-        claim due jobs for the free slots."""
+        """Ask ``should_auto_run``, handle schedules (at cron times, unless disabled), claim due
+        jobs for the free slots, then prune finished jobs past their retention (at most once a
+        minute)."""
         jobs, entry = self.jobs, lane.entry
         health.ticked(jobs, lane.name, entry)
         with logs.silenced(entry.silent):
@@ -306,6 +309,8 @@ class AutoRunner:
                     silent=entry.silent,
                 )
                 await self._phase(entry, "run", fill)
+            if not self._stopping:
+                await self._phase(entry, "prune", jobs.prune_if_due)
 
     async def _phase(self, entry: AutoRun, phase: str, call: Callable[[], Awaitable[Any]]) -> Any:
         """Run one step of a tick; an exception is logged and the next tick still comes.

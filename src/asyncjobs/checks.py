@@ -6,6 +6,7 @@ Each raises ``ValueError`` or ``TypeError`` naming the problem; nothing here kno
 from __future__ import annotations
 
 import ast
+import math
 import re
 from datetime import timedelta
 from typing import Any
@@ -21,7 +22,6 @@ ORDER_FIELDS = frozenset(
     {"created_at", "updated_at", "id", "wait_until", "queue", "total_tried", "completed_at"}
 )
 _IMPORT_STRING = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
-_IMPORT_STRING = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 Seconds = float | timedelta
 
@@ -29,6 +29,36 @@ Seconds = float | timedelta
 def seconds(value: Seconds) -> float:
     """A duration as float seconds."""
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+MIN_PRIORITY, MAX_PRIORITY = -100, 100
+
+
+def priority_problem(value: object) -> str | None:
+    """Why ``value`` is not a priority (an int from -100 to 100, not a bool), or None."""
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    if is_int and MIN_PRIORITY <= value <= MAX_PRIORITY:  # type: ignore[operator]
+        return None
+    return f"priority must be an int from {MIN_PRIORITY} to {MAX_PRIORITY}, got {value!r:.40}"
+
+
+def check_priority(value: object, what: str) -> int:
+    problem = priority_problem(value)
+    if problem is not None:
+        raise ValueError(f"{what} {problem}")
+    return value  # type: ignore[return-value]
+
+
+def check_timeout(value: object, what: str) -> float | None:
+    """A timeout as float seconds (None: no limit); a positive number or ``timedelta``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | timedelta):
+        raise ValueError(f"{what} timeout must be seconds or a timedelta, got {value!r:.40}")
+    limit = seconds(value)
+    if not (math.isfinite(limit) and limit > 0):
+        raise ValueError(f"{what} timeout must be more than 0 seconds, got {value!r:.40}")
+    return limit
 
 
 MAX_NAME_LENGTH = 200  # slugs and queue names, as stored

@@ -12,18 +12,23 @@ from pydantic import BaseModel
 from typing_extensions import TypeVar
 
 from asyncjobs import injection
+from asyncjobs.access import Access as Access
+from asyncjobs.access import check_access as check_access
 from asyncjobs.checks import (
     AFTER_SCHEDULE_ARGS,
     BEFORE_SCHEDULE_ARGS,
     HANDLER_ARGS,
     HOOK_ARGS,
+    Seconds,
     check_import_string,
+    check_priority,
     check_queue,
     check_slug,
+    check_timeout,
 )
 from asyncjobs.cron import parse
-from asyncjobs.errors import Forbidden, HandlerImportError
-from asyncjobs.injection import call, check_injectable
+from asyncjobs.errors import HandlerImportError
+from asyncjobs.injection import check_injectable
 from asyncjobs.policies import Concurrency, as_concurrency
 from asyncjobs.retry import Retries, RetriesLike, as_retries
 from asyncjobs.steplist import check_steps
@@ -49,51 +54,6 @@ Hook = Callable[..., Any]
 Output = Mapping[str, object] | BaseModel | None
 In = TypeVar("In", default=Any)
 Out = TypeVar("Out", bound=Output, default=Any)
-
-
-AccessCheck = Callable[..., bool | Awaitable[bool]]
-
-
-@dataclass(frozen=True, kw_only=True)
-class Access:
-    """Callables ``(request) -> bool`` asked for calls made with ``override_access=False``.
-
-    Only ``True`` (or an awaitable resolving to ``True``) approves: ``"false"``, ``1`` or
-    ``{"allowed": False}`` refuse, like ``False`` and ``None``.
-
-    ``dashboard`` approves viewing the dashboard; its actions also need ``run`` (retry,
-    run now) or ``cancel``.
-    """
-
-    run: AccessCheck | None = None
-    queue: AccessCheck | None = None
-    cancel: AccessCheck | None = None
-    dashboard: AccessCheck | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("run", "queue", "cancel", "dashboard"):
-            fn = getattr(self, name)
-            if fn is not None:
-                check_injectable(fn, {"request"}, f"Access.{name}")
-
-    async def approves(self, kind: str, request: Any) -> bool:
-        """Whether the ``kind`` callable (``"run"``, ``"queue"``...) answers ``True``."""
-        check = getattr(self, kind, None)
-        return check is not None and await call(check, {"request": request}) is True
-
-
-async def check_access(
-    access: Access | None, kind: str, override_access: bool, request: Any
-) -> None:
-    """Refuse a call made with ``override_access=False`` unless ``access`` approves it.
-
-    Raises:
-        Forbidden: naming ``kind``.
-    """
-    if override_access:
-        return
-    if access is None or not await access.approves(kind, request):
-        raise Forbidden(f"access to {kind} was refused")
 
 
 @dataclass(frozen=True)
@@ -198,7 +158,8 @@ class Task(Generic[In, Out]):
 
     ``Task[In, Out]`` is generic in its input (the ``input_schema`` model, else ``Any``) and
     its output (what the handler returns), so a type checker checks ``await task(input=...)``
-    and ``jobs.queue(task=task, input=...)``.
+    and ``jobs.queue(task=task, input=...)``. ``priority`` (-100..100, higher runs first) is
+    its jobs' unless ``queue()`` gives one; ``timeout`` (seconds) bounds each call of it.
     """
 
     slug: str
@@ -211,6 +172,8 @@ class Task(Generic[In, Out]):
     on_success: Hook | None
     on_fail: Hook | None
     concurrency: Concurrency | None
+    priority: int
+    timeout: float | None
 
     @overload
     def __init__(
@@ -226,6 +189,8 @@ class Task(Generic[In, Out]):
         on_success: Hook | None = None,
         on_fail: Hook | None = None,
         concurrency: Concurrency | KeyFunction | None = None,
+        priority: int = 0,
+        timeout: Seconds | None = None,
     ) -> None: ...
 
     @overload
@@ -242,6 +207,8 @@ class Task(Generic[In, Out]):
         on_success: Hook | None = None,
         on_fail: Hook | None = None,
         concurrency: Concurrency | KeyFunction | None = None,
+        priority: int = 0,
+        timeout: Seconds | None = None,
     ) -> None: ...
 
     def __init__(
@@ -257,6 +224,8 @@ class Task(Generic[In, Out]):
         on_success: Hook | None = None,
         on_fail: Hook | None = None,
         concurrency: Concurrency | KeyFunction | None = None,
+        priority: int = 0,
+        timeout: Seconds | None = None,
     ) -> None:
         what = f"task {slug!r}"
         _check_handler(handler, HANDLER_ARGS, what)
@@ -276,6 +245,8 @@ class Task(Generic[In, Out]):
             "on_success": on_success,
             "on_fail": on_fail,
             "concurrency": as_concurrency(concurrency),
+            "priority": check_priority(priority, what),
+            "timeout": check_timeout(timeout, what),
         }
         for name, value in values.items():
             object.__setattr__(self, name, value)
@@ -310,6 +281,7 @@ class Workflow(Generic[In, Out]):
 
     ``Workflow[In, Out]`` is generic like :class:`Task`: its input is the ``input_schema``
     model (else ``Any``), its output what an async handler returns (else ``Any``).
+    ``priority`` as for a task; ``timeout`` (seconds) bounds each attempt as a whole.
     """
 
     slug: str
@@ -320,6 +292,8 @@ class Workflow(Generic[In, Out]):
     label: str | None
     schedule: tuple[Schedule, ...]
     concurrency: Concurrency | None
+    priority: int
+    timeout: float | None
 
     @overload
     def __init__(
@@ -333,6 +307,8 @@ class Workflow(Generic[In, Out]):
         label: str | None = None,
         schedule: Schedule | Sequence[Schedule] = (),
         concurrency: Concurrency | KeyFunction | None = None,
+        priority: int = 0,
+        timeout: Seconds | None = None,
     ) -> None: ...
 
     @overload
@@ -347,6 +323,8 @@ class Workflow(Generic[In, Out]):
         label: str | None = None,
         schedule: Schedule | Sequence[Schedule] = (),
         concurrency: Concurrency | KeyFunction | None = None,
+        priority: int = 0,
+        timeout: Seconds | None = None,
     ) -> None: ...
 
     def __init__(
@@ -360,6 +338,8 @@ class Workflow(Generic[In, Out]):
         label: str | None = None,
         schedule: Schedule | Sequence[Schedule] = (),
         concurrency: Concurrency | KeyFunction | None = None,
+        priority: int = 0,
+        timeout: Seconds | None = None,
     ) -> None:
         what = f"workflow {slug!r}"
         if isinstance(handler, list | tuple):
@@ -376,6 +356,8 @@ class Workflow(Generic[In, Out]):
             "label": label,
             "schedule": _schedules(schedule),
             "concurrency": as_concurrency(concurrency),
+            "priority": check_priority(priority, what),
+            "timeout": check_timeout(timeout, what),
         }
         for name, value in values.items():
             object.__setattr__(self, name, value)

@@ -7,6 +7,7 @@ from typing import Any, Generic, TypeVar, overload
 
 from pydantic import BaseModel
 
+from asyncjobs.checks import Seconds
 from asyncjobs.config import Hook, In, KeyFunction, Output, Schedule, Task, Workflow
 from asyncjobs.policies import Concurrency
 from asyncjobs.retry import RetriesLike
@@ -61,6 +62,8 @@ def task(
     on_success: Hook | None = None,
     on_fail: Hook | None = None,
     concurrency: Concurrency | KeyFunction | None = None,
+    priority: int = 0,
+    timeout: Seconds | None = None,
 ) -> TaskDecorator[In]:
     """Decorator form of :class:`Task`: ``@task("send-email", input_schema=EmailIn)``.
 
@@ -78,6 +81,8 @@ def workflow(
     label: str | None = None,
     schedule: Schedule | Sequence[Schedule] = (),
     concurrency: Concurrency | KeyFunction | None = None,
+    priority: int = 0,
+    timeout: Seconds | None = None,
 ) -> WorkflowDecorator[In]:
     """Decorator form of :class:`Workflow`: ``@workflow("onboard-user", queue="q")``.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from asyncjobs.checks import (
@@ -34,6 +35,7 @@ from asyncjobs.policies import DEFAULT_ORDER, Lease, OrderLike, as_processing_or
 from asyncjobs.queueing import check_items, check_items_access, queue_items
 from asyncjobs.registry import Registry
 from asyncjobs.results import Waiting
+from asyncjobs.retention import Pruning, Retention
 from asyncjobs.runner import Runner, RunRequest
 from asyncjobs.schedules import handle_schedules
 from asyncjobs.storage import store_for
@@ -50,14 +52,11 @@ DEFAULT_FIND_LIMIT = 100
 InputT = TypeVar("InputT")  # a Task's or Workflow's input type, checked against queue(input=)
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
+utcnow = partial(datetime.now, UTC)  # the default clock
 AutoRunLike = Sequence[AutoRun] | Callable[["Jobs"], Any] | None
 
 
-class Jobs(Lifecycle, Waiting):
+class Jobs(Lifecycle, Waiting, Pruning):
     """Tasks, workflows and their jobs on one database; start it with the host app."""
 
     def __init__(
@@ -74,6 +73,7 @@ class Jobs(Lifecycle, Waiting):
         secret: str | None = None,
         lease: Lease | None = None,
         clock: Callable[[], datetime] | None = None,
+        retention: Retention | None = None,
     ) -> None:
         self.registry = Registry(tasks, workflows)
         if database_url is None:
@@ -87,6 +87,7 @@ class Jobs(Lifecycle, Waiting):
         self.secret = check_secret(secret)
         self.lease = check_type(lease, Lease, "lease") or Lease()
         self.clock: Callable[[], datetime] = check_callable(clock, "clock") or utcnow
+        self.retention = check_type(retention, Retention, "retention")
         self.store = store_for(self.database_url)
         self.wake = WakeBus()  # autoRun lanes subscribe; queue(), retries and NOTIFY publish
         self.runner = Runner(
@@ -133,6 +134,7 @@ class Jobs(Lifecycle, Waiting):
         queue: str | None = None,
         wait_until: datetime | None = None,
         meta: Mapping[str, Any] | None = None,
+        priority: int | None = None,
         idempotency_key: str | None = None,
         override_access: bool = True,
         request: Any = None,
@@ -148,11 +150,11 @@ class Jobs(Lifecycle, Waiting):
         Raises:
             ValueError: both or neither of ``task``/``workflow``, or a bad argument.
             NotRegistered: the slug is unknown.
-            ValidationError: ``input`` fails the ``input_schema``; nothing is stored.
+            ValidationError: a bad ``input`` or ``priority`` (-100..100); nothing is stored.
             Forbidden: ``override_access=False`` and ``Access.queue`` refused.
         """
-        item: dict[str, Any] = dict(task=task, workflow=workflow, input=input, queue=queue)
-        item.update(wait_until=wait_until, meta=meta, idempotency_key=idempotency_key)
+        item = dict[str, Any](task=task, workflow=workflow, input=input, queue=queue, meta=meta)
+        item.update(wait_until=wait_until, priority=priority, idempotency_key=idempotency_key)
         (job,) = await self._queue_items([item], override_access, request, connection)
         return job
 

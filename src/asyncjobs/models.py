@@ -41,6 +41,7 @@ class JobRow(NamedTuple):
     updated_at: datetime
     trace_context: dict[str, Any] | None = None
     output: Any = None
+    priority: int = 0
     idempotency_key: str | None = None
 
     @property
@@ -142,6 +143,7 @@ class Job(BaseModel):
     updated_at: datetime
     status: JobStatusName = "queued"
     output: Any = None
+    priority: int = 0
     idempotency_key: str | None = None
 
     @property

@@ -10,13 +10,14 @@ from typing import Any
 from pydantic import BaseModel
 
 from asyncjobs import injection
-from asyncjobs.config import Task, Workflow
+from asyncjobs.config import Handler, Task, Workflow
 from asyncjobs.json_values import checked
 from asyncjobs.json_workflow import our_signal, run_json_workflow
 from asyncjobs.models import JobRow
 from asyncjobs.registry import Registry, not_registered
 from asyncjobs.retry import Retries
 from asyncjobs.step_runner import StepRunner, dumped_output
+from asyncjobs.timeouts import limited
 
 Body = Callable[[StepRunner, Any], Awaitable[Any]]
 
@@ -73,9 +74,27 @@ def _task_plan(slug: str, task: Task) -> Plan:
 
 
 def _workflow_plan(flow: Workflow, registry: Registry) -> Plan:
-    if isinstance(flow.handler, tuple):
-        return Plan(flow.retries, False, _steps_body(flow.handler))
-    handler, schema = flow.handler, flow.input_schema
+    handler = flow.handler
+    if isinstance(handler, tuple):
+        body = _steps_body(handler)
+    else:
+        body = _handler_body(flow, handler, registry)
+    return Plan(flow.retries, False, _limited(body, flow.timeout, f"workflow {flow.slug!r}"))
+
+
+def _limited(body: Body, limit: float | None, what: str) -> Body:
+    """``body`` bounded by the workflow's timeout: the whole attempt, every step in it."""
+    if limit is None:
+        return body
+
+    async def bounded(steps: StepRunner, input: Any) -> Any:
+        return await limited(body(steps, input), limit, what)
+
+    return bounded
+
+
+def _handler_body(flow: Workflow, handler: Handler, registry: Registry) -> Body:
+    schema = flow.input_schema
     what = f"workflow {flow.slug!r}"
 
     async def body(steps: StepRunner, input: Any) -> Any:
@@ -91,7 +110,7 @@ def _workflow_plan(flow: Workflow, registry: Registry) -> Plan:
             raise signal from None
         return checked(workflow_output(returned), f"output of {what}")
 
-    return Plan(flow.retries, False, body)
+    return body
 
 
 def _steps_body(steps_list: Sequence[Mapping[str, Any]]) -> Body:

@@ -10,7 +10,13 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from asyncjobs import injection, telemetry
-from asyncjobs.checks import MAX_IDEMPOTENCY_KEY_LENGTH, MAX_KEY_LENGTH, check_length, check_queue
+from asyncjobs.checks import (
+    MAX_IDEMPOTENCY_KEY_LENGTH,
+    MAX_KEY_LENGTH,
+    check_length,
+    check_queue,
+    priority_problem,
+)
 from asyncjobs.config import DEFAULT_QUEUE, Access, Task, Workflow, check_access
 from asyncjobs.errors import Forbidden, JobCancelled, ValidationError
 from asyncjobs.json_values import check_shape, checked
@@ -20,7 +26,7 @@ from asyncjobs.registry import Registry
 from asyncjobs.storage import Store, cancelled_error
 
 QUEUE_KEYS = frozenset(
-    {"task", "workflow", "input", "queue", "wait_until", "meta", "idempotency_key"}
+    {"task", "workflow", "input", "queue", "wait_until", "meta", "priority", "idempotency_key"}
 )
 ITEM_KEYS = QUEUE_KEYS | {"override_access", "request"}  # what a queue_many() item may hold
 
@@ -125,8 +131,18 @@ def _row(
         "error": None,
         "created_at": now,
         "updated_at": now,
+        "priority": _priority(item.get("priority"), definition),
         "idempotency_key": _idempotency_key(item.get("idempotency_key")),
     }
+
+
+def _priority(value: Any, definition: Task | Workflow) -> int:
+    if value is None:
+        return definition.priority
+    problem = priority_problem(value)
+    if problem is not None:
+        raise ValidationError(problem, errors=[{"loc": ("priority",), "msg": problem}])
+    return int(value)
 
 
 def _definition(registry: Registry, task: Any, workflow: Any) -> Task | Workflow:

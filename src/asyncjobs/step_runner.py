@@ -30,6 +30,7 @@ from asyncjobs.json_values import checked
 from asyncjobs.models import TaskStatus
 from asyncjobs.registry import Registry
 from asyncjobs.retry import Retries, RetriesLike, as_retries, merge_retries
+from asyncjobs.timeouts import limited
 
 INLINE = "inline"
 
@@ -207,7 +208,9 @@ class StepRunner:
     async def _execute(self, step: Step, status: TaskStatus | None) -> Any:
         fn = self.registry.handler(step.fn, f"task {step.slug!r}")
         value = validated_input(step.task, step.input)
-        raw = await injection.call(fn, self.child(step).injected(value), thread=True)
+        call = injection.call(fn, self.child(step).injected(value), thread=True)
+        limit = step.task.timeout if step.task is not None else None
+        raw = await limited(call, limit, f"task {step.slug!r} ({step.task_id})")
         output = checked(dumped_output(step.task, raw), f"output of task {step.slug!r}")
         if step.task is not None and step.task.on_success is not None:
             await injection.call(step.task.on_success, self.hook_args(step, status))

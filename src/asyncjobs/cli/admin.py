@@ -1,4 +1,5 @@
-"""The ``jobs`` commands: list, show, queue, cancel and retry jobs in the database."""
+"""The ``jobs`` commands (list, show, queue, cancel and retry jobs in the database) and
+``prune``."""
 
 from __future__ import annotations
 
@@ -64,6 +65,7 @@ async def queue_job(args: argparse.Namespace) -> int:
                 input=args.input,
                 queue=args.queue,
                 wait_until=args.wait_until,
+                priority=args.priority,
                 idempotency_key=args.idempotency_key,
             )
         except (AsyncJobsError, ValueError, TypeError) as exc:
@@ -73,6 +75,22 @@ async def queue_job(args: argparse.Namespace) -> int:
     else:
         later = f", runs after {when(job.wait_until)} UTC" if job.status == "waiting" else ""
         out(f"Queued job {job.id}: {kind} {job.slug} on queue {job.queue!r}{later}.")
+    return 0
+
+
+async def prune(args: argparse.Namespace) -> int:
+    if args.database_url:
+        raise CliError("'asyncjobs prune' needs --app: the app's retention says what to delete")
+    jobs = app_jobs(args.app, "prune")
+    if jobs.retention is None:
+        raise CliError(
+            "the app has no retention configured: create its Jobs with "
+            "retention=asyncjobs.Retention(completed=..., failed=..., cancelled=...)"
+        )
+    async with opened(jobs):
+        deleted = await jobs.prune()
+    noun = "job" if deleted == 1 else "jobs"
+    _done(args, {"pruned": deleted}, f"Pruned {deleted} finished {noun}.")
     return 0
 
 

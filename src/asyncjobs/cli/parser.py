@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, NoReturn
 
 from asyncjobs import cron
-from asyncjobs.checks import check_queue
+from asyncjobs.checks import check_queue, priority_problem
 from asyncjobs.cli.errors import UsageError
 from asyncjobs.config import DEFAULT_LIMIT, DEFAULT_QUEUE, DEFAULT_STOP_TIMEOUT
 from asyncjobs.storage.filters import STATUSES
@@ -88,6 +88,14 @@ def aware_time(text: str) -> datetime:
     return moment
 
 
+def priority(text: str) -> int:
+    value: object = int(text) if text.lstrip("-").isdigit() else text
+    problem = priority_problem(value)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return int(text)
+
+
 def port(text: str) -> int:
     if not text.isdigit() or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {text!r}")
@@ -107,6 +115,7 @@ def build() -> Parser:
     _add_handle_schedules(commands)
     _add_exec(commands)
     _add_jobs(commands)
+    _add_json(_command(commands, "prune", "delete finished jobs past the app's retention"))
     _add_demo(commands)
     _add_dashboard(commands)
     return parser
@@ -232,6 +241,12 @@ def _add_jobs_queue(actions: Any) -> None:
         type=aware_time,
         metavar="ISO",
         help="run it no earlier than this ISO 8601 time with an offset, e.g. 2026-05-01T03:00Z",
+    )
+    sub.add_argument(
+        "--priority",
+        type=priority,
+        metavar="N",
+        help="-100 to 100, higher runs first (default: the task's or workflow's own)",
     )
     sub.add_argument(
         "--idempotency-key",

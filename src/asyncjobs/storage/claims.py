@@ -45,8 +45,13 @@ def _conditions(claim: Claim) -> list[Any]:
     return conds
 
 
+def claim_order(order: str) -> list[Any]:
+    """Higher priority first, then the processing order (as the claim index holds it)."""
+    return [jobs.c.priority.desc(), *filters.order_by(order)]
+
+
 def _candidates(claim: Claim) -> Any:
-    order = filters.order_by(claim.order)
+    order = claim_order(claim.order)
     if claim.keyed:
         return _keyed_candidates(claim, order)
     return (

@@ -14,7 +14,7 @@ import anyio
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from asyncjobs.storage import filters, inserts, migrations, statements
+from asyncjobs.storage import filters, inserts, migrations, pruning, statements
 from asyncjobs.storage.base import Claim, FinishedBus, Log, Logs, Row, Wake
 from asyncjobs.storage.claims import claim_statement
 from asyncjobs.storage.codec import Codec, Compiled
@@ -192,6 +192,7 @@ class SqlStore(ScheduleState):
         rows = [codec.decode_row(r) for r in fetched]
         name, desc = filters.sort_key(claim.order)
         rows.sort(key=lambda r: (r[name] is None, r[name], r["id"]), reverse=desc)
+        rows.sort(key=lambda r: -r["priority"])  # stable: the order above within a priority
         return rows
 
     @translated
@@ -312,6 +313,12 @@ class SqlStore(ScheduleState):
         async with self.write(single=True) as conn:
             row = (await conn.execute(statements.retry(job_id, now=now))).first()
             return None if row is None else row_values(row)
+
+    @translated
+    async def prune(self, kind: str, *, before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` finished jobs of ``kind`` older than ``before``; how many."""
+        async with self.write(single=True) as conn:
+            return int((await conn.execute(pruning.prune(kind, before, limit))).rowcount)
 
     @translated
     async def get(self, job_id: int) -> Row | None:

@@ -16,7 +16,7 @@ from asyncjobs.checks import check_id
 from asyncjobs.json_values import text_problem
 from asyncjobs.storage.tables import jobs
 
-WHERE_COLUMNS = ("id", "task_slug", "workflow_slug", "queue", "idempotency_key")
+WHERE_COLUMNS = ("id", "task_slug", "workflow_slug", "queue", "priority", "idempotency_key")
 STATUSES = ("queued", "waiting", "processing", "completed", "failed", "cancelled")
 
 

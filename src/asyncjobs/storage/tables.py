@@ -84,6 +84,8 @@ jobs = Table(
     Column("trace_context", Json),
     # What the job returned, written with its completion (NULL until then).
     Column("output", Json),
+    # Higher runs first (-100..100); claims order by it before the processing order.
+    Column("priority", Integer, nullable=False, default=0, server_default="0"),
     # While the job is unfinished, no other job may be queued with this key.
     Column("idempotency_key", String(MAX_IDEMPOTENCY_KEY_LENGTH)),
 )
@@ -91,10 +93,11 @@ jobs = Table(
 _UNFINISHED = (jobs.c.completed_at.is_(None)) & (jobs.c.has_error == false())
 
 # Claims only ever look at unfinished jobs, so a partial index keeps them cheap however many
-# finished jobs the table keeps.
+# finished jobs the table keeps; it holds the claims' default order (priority first).
 Index(
-    "ix_asyncjobs_jobs_runnable",
+    "ix_asyncjobs_jobs_claim",
     jobs.c.queue,
+    jobs.c.priority.desc(),
     jobs.c.created_at,
     jobs.c.id,
     postgresql_where=_UNFINISHED,
@@ -168,6 +171,19 @@ Index(
     postgresql_where=and_(*CANCELLED),
     sqlite_where=and_(*CANCELLED),
 )
+# Pruning by age (``Retention``), whatever the queue: completed jobs by ``completed_at``, failed
+# and cancelled ones by id (about the order they failed in). No index may hold ``updated_at``
+# or the lease columns: claims and renewals write them, and PostgreSQL updates a row in place
+# (HOT, without touching its indexes) only while no indexed column changes.
+SUCCEEDED = (COMPLETED, jobs.c.has_error == false())
+ERRORED = jobs.c.has_error == true()
+Index(
+    "ix_asyncjobs_jobs_completed_at",
+    jobs.c.completed_at,
+    postgresql_where=and_(*SUCCEEDED),
+    sqlite_where=and_(*SUCCEEDED),
+)
+Index("ix_asyncjobs_jobs_errored", jobs.c.id, postgresql_where=ERRORED, sqlite_where=ERRORED)
 
 schedules = Table(
     "asyncjobs_schedules",

@@ -33,7 +33,6 @@ from asyncjobs.errors import NotRegistered
 from asyncjobs.integrations.django import bridge, idle, queueing
 from asyncjobs.integrations.django.loading import load_jobs
 from asyncjobs.integrations.django.results import (
-    PRIORITY_KEY,
     RUNNER_SLUG,
     django_task,
     job_input,
@@ -118,8 +117,7 @@ def _arguments(task: Task, args: Any, kwargs: Any) -> dict[str, Any]:
         "input": job_input(task, normalize_json(args), normalize_json(kwargs)),
         "queue": task.queue_name,
         "wait_until": _aware(task.run_after),
-        # TODO(Job.priority): pass priority=task.priority once jobs have priorities.
-        "meta": {PRIORITY_KEY: task.priority},
+        "priority": task.priority,
     }
 
 

@@ -31,6 +31,7 @@ class Job(models.Model):  # type: ignore[misc]
     total_tried = models.IntegerField(default=0)
     log = models.JSONField(null=True)
     concurrency_key = models.CharField(max_length=MAX_KEY_LENGTH, null=True)
+    priority = models.IntegerField(default=0)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
 

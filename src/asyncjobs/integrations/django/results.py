@@ -25,8 +25,6 @@ from asyncjobs.models import Job
 
 RUNNER_SLUG = "django-task"
 RETURN_KEY = "return_value"
-# TODO(Job.priority): a column once jobs have priorities; until then the job's meta holds it.
-PRIORITY_KEY = "priority"
 WORKER_ID = "asyncjobs"
 CANCELLED_PATH = "asyncjobs.errors.JobCancelled"
 
@@ -52,12 +50,6 @@ def job_input(task: Task, args: Any, kwargs: Any) -> dict[str, Any]:
     }
 
 
-def job_priority(job: Job) -> int:
-    # TODO(Job.priority): return job.priority once jobs have priorities.
-    value = job.meta.get(PRIORITY_KEY, 0)
-    return value if isinstance(value, int) else 0
-
-
 def django_task(job: Job) -> Task:
     """The Django task a job runs, with that job's queue, priority and ``run_after``.
 
@@ -70,7 +62,7 @@ def django_task(job: Job) -> Task:
         raise ValueError(f"job {job.id}: {path!r} is not a Django task")
     run_after = job.input.get("run_after")
     return found.using(
-        priority=job_priority(job),
+        priority=job.priority,
         queue_name=job.queue,
         run_after=datetime.fromisoformat(run_after) if run_after else None,
         backend=job.input.get("backend") or found.backend,
