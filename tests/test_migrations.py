@@ -21,12 +21,13 @@ async def noop(*, input: dict) -> None:
     return None
 
 
-async def _drop_added_columns(conn: AsyncConnection) -> None:
-    """What 0.1 created had none of the columns added since (their indexes dropped first)."""
+async def _drop_added_columns(conn: AsyncConnection, after: int = 1) -> None:
+    """What version ``after`` created had none of the columns added since (their indexes
+    dropped first)."""
     for index in ("ux_asyncjobs_jobs_idempotency_key", "ix_asyncjobs_jobs_claim"):
         await conn.execute(text(f"DROP INDEX IF EXISTS {index}"))
-    for columns in ADDED_COLUMNS.values():
-        for column in columns:
+    for version, columns in ADDED_COLUMNS.items():
+        for column in columns if version > after else ():
             await conn.execute(text(f'ALTER TABLE asyncjobs_jobs DROP COLUMN "{column.name}"'))
 
 
@@ -75,8 +76,7 @@ async def test_a_version_3_database_reads_priority_0_and_gets_the_new_claim_inde
     old = make_jobs(tasks=[noop])
     queued = await old.queue(task="noop")
     async with old.store.engine.begin() as conn:  # what 0.2 before priorities created
-        await conn.execute(text("DROP INDEX ix_asyncjobs_jobs_claim"))
-        await conn.execute(text("ALTER TABLE asyncjobs_jobs DROP COLUMN priority"))
+        await _drop_added_columns(conn, after=3)
         await conn.execute(
             text(
                 "CREATE INDEX ix_asyncjobs_jobs_runnable ON asyncjobs_jobs (queue, created_at, id)"
