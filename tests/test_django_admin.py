@@ -45,7 +45,7 @@ def test_the_changelist_lists_jobs_with_filters(site: Site, staff: Client) -> No
     added = work.add.enqueue(1)
     shouted = work.shout.enqueue("x")
     refused = work.refuse.enqueue("r")
-    plain = site.call(site.jobs.queue, task="plain")
+    plain = site.call(site.jobs.queue, task="plain", meta={"keep_on_complete": True})
     site.run()
     site.run()  # refuse: its retry fails too
     ids = [int(added.id), int(shouted.id), int(refused.id), plain.id]
