@@ -44,9 +44,10 @@ async def plain() -> None:
 
 
 def make_jobs(url: str, **options: Any) -> asyncjobs.Jobs:
-    options.setdefault("tasks", [task_runner(retries=1), asyncjobs.Task("plain", plain)])
+    options.setdefault("tasks", [asyncjobs.Task("plain", plain)])
+    options.setdefault("workflows", [task_runner(retries=1)])
     return asyncjobs.Jobs(
-        database_url=url, auto_run=[], delete_job_on_complete=False, secret="s", **options
+        database_url=url, auto_run=[], delete_job_on_complete=True, secret="s", **options
     )
 
 

@@ -45,7 +45,7 @@ def test_the_changelist_lists_jobs_with_filters(site: Site, staff: Client) -> No
     added = work.add.enqueue(1)
     shouted = work.shout.enqueue("x")
     refused = work.refuse.enqueue("r")
-    plain = site.call(site.jobs.queue, task="plain")
+    plain = site.call(site.jobs.queue, task="plain", meta={"keep_on_complete": True})
     site.run()
     site.run()  # refuse: its retry fails too
     ids = [int(added.id), int(shouted.id), int(refused.id), plain.id]
@@ -184,3 +184,31 @@ def test_the_command_needs_a_module_path_for_the_jobs(site: Site) -> None:
     with pytest.raises(CommandError):
         call_command("asyncjobs", "--app", "tests.nowhere:jobs", "jobs", "list", stderr=err)
     assert err.getvalue().startswith("asyncjobs: error: cannot import app module 'tests.nowhere'")
+
+
+def _dashboard_request(client: Client | None) -> Any:
+    from types import SimpleNamespace
+
+    from django.conf import settings
+
+    if client is None:
+        return SimpleNamespace(headers={"cookie": "other=1"})
+    session = client.cookies[settings.SESSION_COOKIE_NAME].value
+    return SimpleNamespace(headers={"cookie": f"{settings.SESSION_COOKIE_NAME}={session}"})
+
+
+def test_staff_user_approves_signed_in_staff_members_only(site: Site, staff: Client) -> None:
+    from asgiref.sync import async_to_sync
+    from django.contrib.auth.models import User
+
+    from asyncjobs.integrations.django import staff_user
+
+    member = User.objects.filter(username="member").first()
+    member = member or User.objects.create_user("member", "member@example.com", "pw")
+    customer = Client()
+    customer.force_login(member)
+    approved = [
+        async_to_sync(staff_user)(request=_dashboard_request(client))
+        for client in (staff, customer, None)
+    ]
+    assert approved == [True, False, False]

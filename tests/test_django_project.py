@@ -4,6 +4,7 @@ server that cannot (and says so once), and workers started by ``manage.py`` or `
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -87,6 +88,41 @@ async def test_an_asgi_server_runs_the_django_task_of_an_order(
         assert login.status_code == 302 and "/admin/login/" in login.headers["location"]
         assert await server.stop(), server.output()
     assert WARNING not in server.output()
+
+
+async def sign_in_as_staff(http: httpx.AsyncClient, env: dict[str, str]) -> None:
+    password = "staff-password-1"
+    manage(
+        "createsuperuser", "--noinput", "--username", "staff", "--email", "staff@example.com",
+        env={**env, "DJANGO_SUPERUSER_PASSWORD": password},
+    )  # fmt: skip
+    form = await http.get("/admin/login/")
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text)
+    assert token is not None, form.text
+    fields = {"username": "staff", "password": password, "csrfmiddlewaretoken": token[1]}
+    signed_in = await http.post("/admin/login/?next=/admin/", data=fields)
+    assert signed_in.status_code == 302, signed_in.text
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+async def test_staff_members_see_the_jobs_in_the_dashboard(
+    database_url: str, tmp_path: Path
+) -> None:
+    env = project_env(database_url)
+    manage("migrate", "--verbosity", "0", env=env)
+    async with (
+        serve("integrations.django.asgi:application", env=env, log_dir=tmp_path) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
+    ):
+        placed = await place_order(http, "ada@example.com")
+        assert (await http.get("/dashboard/jobs")).status_code == 401  # not signed in
+        await sign_in_as_staff(http, env)
+        listed = await http.get("/dashboard/jobs")
+        assert listed.status_code == 200, listed.text
+        assert f'/dashboard/jobs/{placed["task"]}"' in listed.text
+        assert await server.stop(), server.output()
 
 
 def spawn_runserver(env: dict[str, str], log_dir: Path) -> Server:

@@ -26,9 +26,7 @@ from tests.django_site import BACKENDS, Site, make_jobs, open_site
 
 READY, RUNNING = TaskResultStatus.READY, TaskResultStatus.RUNNING
 SUCCESSFUL, FAILED = TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED
-NO_RUNNER = make_jobs("sqlite:///unused.db", tasks=[])
-DELETING = make_jobs("sqlite:///unused.db")
-object.__setattr__(DELETING, "delete_job_on_complete", True)
+NO_RUNNER = make_jobs("sqlite:///unused.db", workflows=[])
 
 
 @pytest.fixture(params=BACKENDS)
@@ -71,7 +69,7 @@ def test_an_enqueued_task_is_a_queued_job(site: Site, signals: list[Any]) -> Non
     )
     job = site.job(result.id)
     assert result.id == str(job.id) and result.enqueued_at == job.created_at
-    assert (job.task_slug, job.queue, job.status) == ("django-task", "default", "queued")
+    assert (job.workflow_slug, job.queue, job.status) == ("django-task", "default", "queued")
     assert job.input["task"] == "tests.django_work.add"
     assert signals == [("enqueued", "add", "READY")]
 
@@ -133,7 +131,8 @@ def test_run_after_waits_until_then(site: Site) -> None:
 
 def test_priority_is_kept_with_the_job(site: Site) -> None:
     result = work.add.using(priority=7).enqueue(1)
-    assert (site.job(result.id).priority, site.job(result.id).meta) == (7, {})
+    job = site.job(result.id)
+    assert (job.priority, job.meta) == (7, {"keep_on_complete": True})
     assert work.add.get_result(result.id).task.priority == 7
     with pytest.raises(InvalidTask, match="priority"):
         work.add.using(priority=101)
@@ -176,7 +175,6 @@ def test_jobs_without_the_runner_task_refuse_and_store_nothing(site: Site) -> No
     ("jobs", "ids"),
     [
         ("tests.test_django_tasks:NO_RUNNER", ["asyncjobs.E002"]),
-        ("tests.test_django_tasks:DELETING", ["asyncjobs.W001"]),
         ("tests.django_site:sqlite_jobs", []),
         ("tests.django_site:nothing", ["asyncjobs.E001"]),
     ],
@@ -220,3 +218,14 @@ def test_an_enqueue_inside_atomic_commits_and_rolls_back_with_it(site: Site) -> 
     # (SQLite may give the kept job the rolled-back one's id: compare what is stored.)
     stored = [(job.id, job.input["args"]) for job in site.call(site.jobs.find)]
     assert stored == [(int(kept.id), [3, 4])]
+
+
+def test_a_completed_task_is_kept_while_other_completed_jobs_are_deleted(site: Site) -> None:
+    assert site.jobs.delete_job_on_complete  # the site's Jobs deletes completed jobs
+    result = work.add.enqueue(2, 3)
+    plain = site.call(site.jobs.queue, task="plain")
+    assert site.run().job_status == {int(result.id): "success", plain.id: "success"}
+    kept = site.job(result.id)
+    assert (kept.status, kept.output) == ("completed", {"return_value": 5})
+    assert site.call(site.jobs.get, plain.id) is None
+    assert work.add.get_result(result.id).return_value == 5

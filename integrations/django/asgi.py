@@ -8,6 +8,7 @@ Run from the repository root::
     curl -X POST 'localhost:8000/greetings-sync?name=Bo'   # sync view, same answer
     curl localhost:8000/jobs/1                            # status, output and step log
     curl -H "Authorization: Bearer $ASYNCJOBS_SECRET" localhost:8000/api/jobs/run
+    open http://localhost:8000/dashboard/                 # signed in to /admin/ as staff
 
 Environment: ``ASYNCJOBS_DATABASE_URL`` (default ``sqlite+aiosqlite:///asyncjobs.db``),
 ``ASYNCJOBS_SECRET`` (the bearer secret of ``/api/jobs/*``), ``ASYNCJOBS_AUTO_RUN=0`` for an
@@ -22,5 +23,6 @@ from asyncjobs.integrations.django import asgi
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "integrations.django.settings")
 
-# Django for every path, except /api/jobs/*; jobs start and stop with the ASGI lifespan.
+# Django for every path, except /api/jobs/* and the dashboard (settings.ASYNCJOBS's
+# "DASHBOARD_PREFIX", /dashboard/); jobs start and stop with the ASGI lifespan.
 application = asgi()

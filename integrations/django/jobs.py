@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 
 import asyncjobs
-from asyncjobs.integrations.django import task_runner
+from asyncjobs.integrations.django import staff_user, task_runner
 from integrations.django.database import DATABASE_URL
 from integrations.django.models import Order
 
@@ -46,12 +46,14 @@ def auto_run_enabled(jobs: asyncjobs.Jobs) -> bool:
 
 
 jobs = asyncjobs.Jobs(
-    # task_runner(): the "django-task" task that runs Django's @task functions (tasks.py)
-    tasks=[make_greeting, count_unconfirmed_orders, task_runner(retries=2)],
-    workflows=[greet],
+    tasks=[make_greeting, count_unconfirmed_orders],
+    # task_runner(): the "django-task" workflow that runs Django's @task functions (tasks.py)
+    workflows=[greet, task_runner(retries=2)],
     database_url=DATABASE_URL,  # Django's database too (settings.py), so the admin shows jobs
-    secret=os.environ.get("ASYNCJOBS_SECRET"),
+    secret=os.environ.get("ASYNCJOBS_SECRET"),  # also the dashboard's HTTP Basic password
+    # The dashboard (settings.ASYNCJOBS["DASHBOARD_PREFIX"]) for the site's staff members.
+    access=asyncjobs.Access(dashboard=staff_user, run=staff_user, cancel=staff_user),
     auto_run=[asyncjobs.AutoRun(cron="* * * * * *")],  # every second, and at once on queue
     should_auto_run=auto_run_enabled,
-    delete_job_on_complete=False,  # keep finished jobs: /jobs/<id> and get_result() read them
+    delete_job_on_complete=False,  # keep finished greetings: /jobs/<id> reads them
 )

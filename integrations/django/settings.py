@@ -55,6 +55,7 @@ DATABASES = {"default": django_database(DATABASE_URL)}
 ASYNCJOBS = {
     "JOBS": "integrations.django.jobs:jobs",  # the Jobs object, as "module:attr"
     "PREFIX": "/api/jobs",  # GET /api/jobs/run and GET /api/jobs/handle-schedules
+    "DASHBOARD_PREFIX": "/dashboard",  # the dashboard, for staff members (jobs.py)
 }
 
 # Django's @task functions run as asyncjobs jobs (of the "django-task" task in jobs.py).

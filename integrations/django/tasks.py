@@ -6,6 +6,8 @@ from typing import Any
 
 from django.utils import timezone
 
+from asyncjobs import Backoff
+from asyncjobs.integrations.django import options
 from integrations.django.models import Order
 
 try:
@@ -15,6 +17,12 @@ except ImportError:  # Django 5.2: the django-tasks backport
 
 
 @task
+# asyncjobs' own options for this task: 3 retries, 1 s, 2 s, 4 s apart; one run per order at once.
+@options(
+    retries=3,
+    backoff=Backoff(type="exponential", delay=1),
+    concurrency=lambda order_id: f"order-{order_id}",
+)
 def send_confirmation(order_id: int) -> dict[str, Any]:
     order = Order.objects.get(pk=order_id)
     order.confirmed_at = timezone.now()  # a real app would send the email here

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import anyio
 import anyio.lowlevel
 
-from asyncjobs import logs
+from asyncjobs import keeping, logs
 from asyncjobs.attempt import WRITE_GRACE, Attempt
 from asyncjobs.errors import ConnectionLost
 from asyncjobs.models import RunStatus
@@ -124,20 +124,24 @@ class Finisher:
                 self.settle(attempt, None)
 
     async def _write(self, batch: list[Attempt]) -> None:
+        for delete, group in keeping.by_deletion(batch, self.delete):
+            await self._write_group(group, delete)
+
+    async def _write_group(self, batch: list[Attempt], delete: bool) -> None:
         if not self.store.is_open:  # stopped meanwhile: ``stop()`` handed the jobs back
             for attempt in batch:
                 self.settle(attempt, None)
             return
         now = self.clock()
         unsaved = {attempt.id: attempt.unsaved_log() for attempt in batch}
-        outputs = None if self.delete else {attempt.id: attempt.output for attempt in batch}
+        outputs = None if delete else {attempt.id: attempt.output for attempt in batch}
         try:
             owned = await self.store.finish_owned(
                 unsaved,
                 {attempt.id: attempt.token for attempt in batch},
                 live_after=now + self.buffer,
                 now=now,
-                delete=self.delete,
+                delete=delete,
                 outputs=outputs,
             )
         except ConnectionLost:  # not the jobs' fault: they are left to their leases

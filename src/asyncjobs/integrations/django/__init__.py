@@ -3,7 +3,8 @@
 Add ``"asyncjobs.integrations.django"`` to ``INSTALLED_APPS`` for ``python manage.py asyncjobs
 ...`` and, when asyncjobs uses one of Django's databases, the jobs in Django's admin.
 ``TasksBackend`` (:mod:`.backend`) runs Django's ``@task`` functions as jobs of
-:func:`task_runner`.
+:func:`task_runner`; :func:`options` gives one of them asyncjobs' retries, backoff,
+concurrency and idempotency keys.
 
 Django's ASGI handler refuses the lifespan protocol, so :func:`asgi` wraps it. In
 ``asgi.py``::
@@ -19,6 +20,9 @@ Settings (all optional when the ``Jobs`` object is passed to :func:`asgi`)::
         "PREFIX": "/api/jobs",          # where GET /run and GET /handle-schedules are served
         "DASHBOARD_PREFIX": "/jobs",    # where the dashboard is served (default: nowhere)
     }
+
+The dashboard needs ``Jobs(access=Access(dashboard=...))`` or ``Jobs(secret=...)`` (HTTP Basic);
+:func:`staff_user` approves the staff members signed in to the site.
 
 Views queue jobs inside their own transaction with :func:`queue` / :func:`aqueue`
 (:mod:`.queueing`), which write with Django's connection and wake the runner on commit.
@@ -42,9 +46,11 @@ from asyncjobs.integrations.mounting import Prefixed
 from asyncjobs.jobs import Jobs
 
 if TYPE_CHECKING:
+    from asyncjobs.integrations.django.access import staff_user
     from asyncjobs.integrations.django.backend import TasksBackend
     from asyncjobs.integrations.django.queueing import aqueue, queue
     from asyncjobs.integrations.django.runner import task_runner
+    from asyncjobs.integrations.django.task_options import options
 
 __all__ = [
     "DEFAULT_PREFIX",
@@ -53,12 +59,16 @@ __all__ = [
     "aqueue",
     "asgi",
     "get_jobs",
+    "options",
     "queue",
+    "staff_user",
     "task_runner",
 ]
 _LAZY = {  # they import Django's tasks API or its ORM, which plain ``asgi()`` users may not have
     "TasksBackend": "asyncjobs.integrations.django.backend",
     "task_runner": "asyncjobs.integrations.django.runner",
+    "options": "asyncjobs.integrations.django.task_options",
+    "staff_user": "asyncjobs.integrations.django.access",
     "queue": "asyncjobs.integrations.django.queueing",
     "aqueue": "asyncjobs.integrations.django.queueing",
 }

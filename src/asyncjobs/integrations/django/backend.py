@@ -10,11 +10,12 @@ Settings::
         }
     }
 
-That ``Jobs`` needs :func:`~asyncjobs.integrations.django.task_runner` among its tasks, and
-``delete_job_on_complete=False`` so that ``get_result()`` finds completed tasks (``manage.py
-check`` says so when either is missing). ``TaskResult.id`` is ``str(Job.id)``. When asyncjobs
-uses one of Django's databases, ``enqueue()`` inside ``transaction.atomic()`` is part of that
-transaction (:mod:`.queueing`).
+That ``Jobs`` needs :func:`~asyncjobs.integrations.django.task_runner` among its workflows
+(``manage.py check`` says so when it is missing). Jobs enqueued here are kept when they
+complete, whatever ``delete_job_on_complete`` says, so that ``get_result()`` finds them;
+``Jobs(retention=...)`` prunes them. ``TaskResult.id`` is ``str(Job.id)``. When asyncjobs uses
+one of Django's databases, ``enqueue()`` inside ``transaction.atomic()`` is part of that
+transaction (:mod:`.queueing`). A task's own asyncjobs options: :mod:`.task_options`.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from django.utils import timezone
 
 from asyncjobs.checks import check_id
 from asyncjobs.errors import NotRegistered
-from asyncjobs.integrations.django import bridge, idle, queueing
+from asyncjobs.integrations.django import bridge, idle, queueing, task_options
 from asyncjobs.integrations.django.loading import load_jobs
 from asyncjobs.integrations.django.results import (
     RUNNER_SLUG,
@@ -47,6 +48,7 @@ from asyncjobs.integrations.django.tasks_api import (
     task_enqueued,
 )
 from asyncjobs.jobs import Jobs
+from asyncjobs.keeping import KEEP_KEY
 from asyncjobs.models import Job
 
 
@@ -96,15 +98,8 @@ class TasksBackend(BaseTaskBackend):  # type: ignore[misc]
         except (ValueError, ImportError) as exc:
             yield checks.Error(str(exc), id="asyncjobs.E001")
             return
-        if RUNNER_SLUG not in jobs.tasks:
+        if RUNNER_SLUG not in jobs.workflows:
             yield checks.Error(_no_runner(jobs), id="asyncjobs.E002")
-        if jobs.delete_job_on_complete:
-            yield checks.Warning(
-                f"{jobs!r} deletes jobs when they complete, so get_result() cannot find "
-                "completed tasks",
-                hint="create it with Jobs(..., delete_job_on_complete=False)",
-                id="asyncjobs.W001",
-            )
 
     def _queued(self, job: Job) -> Job:
         idle.check_runs_here(self.jobs, job)
@@ -112,12 +107,16 @@ class TasksBackend(BaseTaskBackend):  # type: ignore[misc]
 
 
 def _arguments(task: Task, args: Any, kwargs: Any) -> dict[str, Any]:
+    """``Jobs.queue``'s arguments for one call of ``task``, its options' included."""
+    args, kwargs = normalize_json(args), normalize_json(kwargs)
     return {
-        "task": RUNNER_SLUG,
-        "input": job_input(task, normalize_json(args), normalize_json(kwargs)),
+        "workflow": RUNNER_SLUG,
+        "input": job_input(task, args, kwargs),
         "queue": task.queue_name,
         "wait_until": _aware(task.run_after),
         "priority": task.priority,
+        "meta": {KEEP_KEY: True},  # so that get_result finds it
+        **task_options.queue_extras(task, args, kwargs),
     }
 
 
@@ -130,7 +129,7 @@ def _runner_needed(jobs: Jobs) -> Iterator[None]:
 
 
 def _result(job: Job | None, result_id: str) -> TaskResult:
-    if job is None or job.task_slug != RUNNER_SLUG:
+    if job is None or job.workflow_slug != RUNNER_SLUG:
         raise TaskResultDoesNotExist(result_id)
     return task_result(job, django_task(job))
 
@@ -151,6 +150,6 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 def _no_runner(jobs: Jobs) -> str:
     return (
-        f"{jobs!r} has no task {RUNNER_SLUG!r} to run Django tasks: add "
-        "asyncjobs.integrations.django.task_runner() to its tasks"
+        f"{jobs!r} has no workflow {RUNNER_SLUG!r} to run Django tasks: add "
+        "asyncjobs.integrations.django.task_runner() to its workflows"
     )

@@ -1,10 +1,12 @@
 """Django ``TaskResult`` objects read from the asyncjobs jobs that run Django tasks.
 
-A Django task becomes one job of the ``django-task`` task (see :mod:`.runner`); its input
+A Django task becomes one job of the ``django-task`` workflow (see :mod:`.runner`); its input
 names the task function and holds the call::
 
     {"task": "myapp.tasks.send_mail", "backend": "default",
      "args": [...], "kwargs": {...}, "run_after": "2026-05-01T03:00:00+00:00" | None}
+
+and its output, once completed, is ``{"return_value": ...}``.
 """
 
 from __future__ import annotations
@@ -94,15 +96,9 @@ def task_result(job: Job, task: Task, **changes: Any) -> TaskResult:
 
 
 def return_value(job: Job) -> Any:
-    """What the Django task returned.
-
-    TODO(Job.output): read ``job.output[RETURN_KEY]`` once jobs store their output; until then
-    the single step's succeeded log entry holds the same value.
-    """
-    for entry in reversed(job.log):
-        if entry.state == "succeeded" and isinstance(entry.output, dict):
-            return entry.output.get(RETURN_KEY)
-    return None
+    """What the Django task returned, as its job's output holds it."""
+    output = job.output
+    return output.get(RETURN_KEY) if isinstance(output, dict) else None
 
 
 def errors(job: Job) -> list[TaskError]:
