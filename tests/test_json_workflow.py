@@ -248,16 +248,16 @@ async def test_a_step_logged_while_its_sibling_fails_keeps_its_entry(
         tasks=[asyncjobs.Task("fine", fine), asyncjobs.Task("fail", fail)],
         workflows=[asyncjobs.Workflow("flow", steps)],
     )
-    original = jobs.store.update_owned
+    original = jobs.store.write_logs  # where step logs are written, several jobs at once
 
-    async def committed_then_slow(job_id: int, token: str, **options: Any) -> bool:
-        owned = await original(job_id, token, **options)
+    async def committed_then_slow(logs: Any, tokens: Any, **options: Any) -> set[int]:
+        owned = await original(logs, tokens, **options)
         if not written.is_set():
             written.set()  # the sibling fails now, while this caller is still returning
             await anyio.sleep(0.05)
         return owned
 
-    monkeypatch.setattr(jobs.store, "update_owned", committed_then_slow)
+    monkeypatch.setattr(jobs.store, "write_logs", committed_then_slow)
     job = await jobs.queue(workflow="flow")
     await jobs.run()
     stored = await jobs.get(job.id)

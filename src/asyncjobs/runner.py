@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Final, Literal
+from typing import Final, Literal, NamedTuple
 
 import anyio
 import anyio.lowlevel
@@ -44,6 +44,14 @@ START_GROUP = 10
 HandedOver = Literal["handed over"]
 Ended = Callable[[], None]
 HANDED_OVER: Final[HandedOver] = "handed over"  # a success the batch's Finisher settles
+
+
+class Batch(NamedTuple):
+    """Jobs claimed together: their attempts, lease token, and the scope ``stop()`` cancels."""
+
+    attempts: list[Attempt]
+    token: str
+    scope: anyio.CancelScope
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,19 +98,17 @@ class Runner:
             claimed = await self.claim_batch(request, request.limit)
             if claimed is None:
                 return RunResult(no_jobs_remaining=True)
-            attempts, token = claimed
             statuses: dict[int, RunStatus] = {}
             finisher = self.finisher(partial(self.settle, statuses=statuses))
-            await self.run_batch(attempts, token, finisher, sequential=request.sequential)
+            await self.run_batch(claimed, finisher, sequential=request.sequential)
             return RunResult(
                 job_status=statuses,
                 remaining_jobs_from_queried=sum(1 for s in statuses.values() if s == "error"),
             )
 
-    async def claim_batch(
-        self, request: RunRequest, limit: int
-    ) -> tuple[list[Attempt], str] | None:
-        """Lease up to ``limit`` jobs to a new token; the batch counts as running at once."""
+    async def claim_batch(self, request: RunRequest, limit: int) -> Batch | None:
+        """Lease up to ``limit`` jobs to a new token; the batch counts as running at once
+        (``stop()`` waits for it), so ``run_batch`` must follow."""
         now = self.clock()
         await telemetry.refresh_depth(self.store, now)
         token = uuid.uuid4().hex
@@ -123,7 +129,10 @@ class Runner:
             "job" if len(rows) == 1 else "jobs",
             extra={"new": fresh, "retrying": len(rows) - fresh},
         )
-        return [self._attempt(row, token) for row in rows], token
+        attempts = [self._attempt(row, token) for row in rows]
+        scope = anyio.CancelScope()
+        self._enter(scope, attempts)
+        return Batch(attempts, token, scope)
 
     def finisher(self, settle: Settle, group: tuple[int, float] | None = None) -> Finisher:
         return Finisher(
@@ -149,15 +158,14 @@ class Runner:
 
     async def run_batch(
         self,
-        attempts: list[Attempt],
-        token: str,
+        batch: Batch,
         finisher: Finisher,
         *,
         sequential: bool = False,
         ended: Ended | None = None,
     ) -> None:
-        scope = anyio.CancelScope()
-        self._enter(scope, attempts)
+        """Run a claimed batch under its heartbeat; hand back what did not end."""
+        attempts, token, scope = batch
         try:
             with scope:
                 async with anyio.create_task_group() as tg:

@@ -86,12 +86,11 @@ async def fill(runner: Runner, request: RunRequest, slots: Slots) -> int:
         slots.full()
         return 0
     with logs.silenced(request.silent):
-        claimed = await runner.claim_batch(request, asked)
-        slots.claimed(asked, 0 if claimed is None else len(claimed[0]))
-        if claimed is None:
+        batch = await runner.claim_batch(request, asked)
+        slots.claimed(asked, 0 if batch is None else len(batch.attempts))
+        if batch is None:
             return 0
         if slots.finisher is None:
             slots.finisher = runner.finisher(runner.settle, group=(slots.limit, GROUP_DELAY))
-        attempts, token = claimed
-        slots.start(partial(runner.run_batch, attempts, token, slots.finisher, ended=slots.release))
-        return len(attempts)
+        slots.start(partial(runner.run_batch, batch, slots.finisher, ended=slots.release))
+        return len(batch.attempts)
