@@ -41,6 +41,7 @@ class Attempt:
     cancel_requested: bool = False
     observed: Any = None  # what ``asyncjobs.telemetry`` keeps while it runs
     output: Any = None  # what the handler returned, as stored with the completion
+    taken: set[int] = field(default_factory=set)  # signals a wait of this attempt took
     _lock: anyio.Lock | None = None
 
     @property

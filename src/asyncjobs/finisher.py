@@ -11,7 +11,7 @@ import anyio.lowlevel
 
 from asyncjobs import logs
 from asyncjobs.attempt import WRITE_GRACE, Attempt
-from asyncjobs.errors import ConnectionLost
+from asyncjobs.errors import ConnectionLost, StorageError
 from asyncjobs.models import RunStatus
 from asyncjobs.storage import Store
 
@@ -103,16 +103,20 @@ class Finisher:
             return
         now = self.clock()
         unsaved = {attempt.id: attempt.unsaved_log() for attempt in batch}
-        outputs = None if self.delete else {attempt.id: attempt.output for attempt in batch}
+        # A child is completed first even so: its output reaches its parent from that write.
+        delete = self.delete and all(attempt.row.parent_id is None for attempt in batch)
+        outputs = None if delete else {attempt.id: attempt.output for attempt in batch}
         try:
             owned = await self.store.finish_owned(
                 unsaved,
                 self.token,
                 live_after=now + self.buffer,
                 now=now,
-                delete=self.delete,
+                delete=delete,
                 outputs=outputs,
             )
+            if delete != self.delete:
+                await self._delete(owned)
         except ConnectionLost:  # not the jobs' fault: they are left to their leases
             for attempt in batch:
                 unrecorded(attempt)
@@ -127,6 +131,13 @@ class Finisher:
                 self.settle(attempt, "success")
             else:
                 self.settle(attempt, None)
+
+    async def _delete(self, owned: set[int]) -> None:
+        """Delete completed jobs of a batch with children; a failure only leaves them kept."""
+        try:
+            await self.store.delete_finished(sorted(owned))
+        except StorageError:
+            logs.error("Could not delete completed jobs %s", sorted(owned), exc=True)
 
     async def _refused(self, batch: list[Attempt], exc: Exception) -> None:
         """Write each job alone, so that only those whose own write fails are failed."""

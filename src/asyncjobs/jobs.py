@@ -36,10 +36,11 @@ from asyncjobs.registry import Registry
 from asyncjobs.results import Waiting
 from asyncjobs.runner import Runner, RunRequest
 from asyncjobs.schedules import handle_schedules
+from asyncjobs.signalling import Signalling
 from asyncjobs.storage import store_for
 from asyncjobs.transactional import queue_through
 from asyncjobs.urls import driver_url
-from asyncjobs.wake import WakeBus
+from asyncjobs.wake import ANY_QUEUE, WakeBus
 
 if TYPE_CHECKING:
     from asyncjobs.http import EndpointsApp
@@ -57,7 +58,7 @@ def utcnow() -> datetime:
 AutoRunLike = Sequence[AutoRun] | Callable[["Jobs"], Any] | None
 
 
-class Jobs(Lifecycle, Waiting):
+class Jobs(Lifecycle, Waiting, Signalling):
     """Tasks, workflows and their jobs on one database; start it with the host app."""
 
     def __init__(
@@ -266,6 +267,7 @@ class Jobs(Lifecycle, Waiting):
         ids = await self.store.cancel(where, queue=queue, now=self.clock(), message="cancelled")
         self.runner.cancel_running(ids)
         self.wake.finished.publish(ids)
+        self.wake.publish(ANY_QUEUE, None)  # a cancelled child's parent is runnable again
         return ids
 
     async def handle_schedules(

@@ -8,7 +8,7 @@ from typing import Any
 import anyio
 
 from asyncjobs import injection
-from asyncjobs.errors import ConnectionLost, JobCancelled, JobRunAborted
+from asyncjobs.errors import ConnectionLost, JobCancelled, JobRunAborted, Suspended
 from asyncjobs.step_runner import INLINE, StepRunner, TaskFailed
 
 
@@ -58,7 +58,7 @@ def _runner_for(
     return run
 
 
-_PRIORITY = (JobRunAborted, ConnectionLost, JobCancelled, TaskFailed)
+_PRIORITY = (JobRunAborted, ConnectionLost, JobCancelled, TaskFailed, Suspended)
 
 
 async def gather(calls: Sequence[Callable[[], Coroutine[Any, Any, Any]]]) -> None:

@@ -12,7 +12,7 @@ from typing import Final, Literal
 import anyio
 import anyio.lowlevel
 
-from asyncjobs import failures, logs, telemetry
+from asyncjobs import durable, failures, logs, suspension, telemetry
 from asyncjobs.attempt import Attempt
 from asyncjobs.checks import seconds
 from asyncjobs.errors import (
@@ -22,6 +22,7 @@ from asyncjobs.errors import (
     JobRunAborted,
     NotRegistered,
     StorageError,
+    Suspended,
     WriteRefused,
 )
 from asyncjobs.finisher import Finisher, unrecorded
@@ -202,8 +203,9 @@ class Runner:
         _log_outcome(attempt)
         if status == "error":
             self._announce_retry(attempt)
-        elif status is not None and self.on_finished is not None:
+        elif status not in (None, "suspended") and self.on_finished is not None:
             self.on_finished((attempt.id,))
+        suspension.child_settled(attempt, status, self.on_retry)
 
     def _announce_retry(self, attempt: Attempt) -> None:
         if self.on_retry is not None:
@@ -215,7 +217,7 @@ class Runner:
         except NotRegistered as exc:
             return await failures.failed_for_good(attempt, exc)
         attempt.retries = plan.retries
-        steps = StepRunner(attempt, self.registry, self.host)
+        steps = StepRunner(attempt, self.registry, self.host, durable=durable.injected)
         try:
             attempt.output = await plan.body(steps, attempt.row.input or {})
         except HandlerImportError as exc:
@@ -228,6 +230,8 @@ class Runner:
             raise  # not the job's fault: it is handed back (or left to its lease), no try
         except Exception as exc:
             return await failures.workflow_failed(attempt, exc)
+        except Suspended as waiting:  # a durable wait: no try, the lease released at once
+            return await suspension.suspend(attempt, waiting.write, self.on_retry)
         except asyncio.CancelledError as exc:
             if not await stray(exc):
                 raise

@@ -13,6 +13,7 @@ from asyncjobs.storage.tables import SCHEMA_VERSION, jobs, schema_version
 ADDED_COLUMNS: dict[int, tuple[Column[Any], ...]] = {
     2: (jobs.c.trace_context,),
     3: (jobs.c.output,),
+    6: (jobs.c.parent_id, jobs.c.suspended),
 }
 
 

@@ -30,7 +30,7 @@ from sqlalchemy.types import TypeDecorator
 
 from asyncjobs.checks import MAX_KEY_LENGTH, MAX_NAME_LENGTH
 
-SCHEMA_VERSION = 3  # see ``migrations`` for what each version added
+SCHEMA_VERSION = 6  # see ``migrations`` for what each version added
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -84,6 +84,11 @@ jobs = Table(
     Column("trace_context", Json),
     # What the job returned, written with its completion (NULL until then).
     Column("output", Json),
+    # The job whose ``run_child`` step queued this one.
+    Column("parent_id", Id),
+    # True while a durable wait (a signal, a child) holds the job: runnable again when woken
+    # (``wait_until`` cleared) or when ``wait_until``, its timeout, comes.
+    Column("suspended", Boolean),
 )
 
 _UNFINISHED = (jobs.c.completed_at.is_(None)) & (jobs.c.has_error == false())
@@ -103,6 +108,12 @@ Index(
     jobs.c.concurrency_key,
     postgresql_where=jobs.c.concurrency_key.is_not(None),
     sqlite_where=jobs.c.concurrency_key.is_not(None),
+)
+Index(
+    "ix_asyncjobs_jobs_parent",
+    jobs.c.parent_id,
+    postgresql_where=jobs.c.parent_id.is_not(None),
+    sqlite_where=jobs.c.parent_id.is_not(None),
 )
 Index("ix_asyncjobs_jobs_task_slug", jobs.c.task_slug)
 Index("ix_asyncjobs_jobs_workflow_slug", jobs.c.workflow_slug)
@@ -157,6 +168,19 @@ Index(
     postgresql_where=and_(*CANCELLED),
     sqlite_where=and_(*CANCELLED),
 )
+
+# Signals sent to jobs (``jobs.signal``, and a child's outcome to its parent), oldest first
+# per topic; a step consumes one by logging its id, so consumption is fenced like any step.
+signals = Table(
+    "asyncjobs_signals",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("job_id", Id, nullable=False),
+    Column("topic", String(MAX_NAME_LENGTH), nullable=False),
+    Column("payload", Json),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+Index("ix_asyncjobs_signals_job", signals.c.job_id, signals.c.topic, signals.c.id)
 
 schedules = Table(
     "asyncjobs_schedules",

@@ -1,0 +1,266 @@
+"""Durable waits: sleep, wait_for_signal, jobs.signal and run_child, on both backends."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import asyncjobs
+from tests.conftest import FakeClock
+
+MakeJobs = Callable[..., asyncjobs.Jobs]
+calls: Counter[str] = Counter()
+DAY = 86_400
+
+
+@pytest.fixture(autouse=True)
+def _reset() -> None:
+    calls.clear()
+
+
+@asyncjobs.task("charge")
+async def charge(*, input: dict) -> dict:
+    calls["charge"] += 1
+    return {"charged": input.get("amount", 0)}
+
+
+@asyncjobs.workflow("napper")
+async def napper(*, tasks: Any, sleep: Any) -> dict:
+    await tasks.charge("1", input={"amount": 5})
+    await sleep("nap", DAY)
+    calls["after"] += 1
+    return {"slept": True}
+
+
+@asyncjobs.workflow("listener")
+async def listener(*, input: dict, wait_for_signal: Any) -> dict:
+    first = await wait_for_signal("a", "go", timeout=input.get("timeout"))
+    second = await wait_for_signal("b", "go", timeout=input.get("timeout"))
+    calls["after"] += 1
+    return {"first": first, "second": second}
+
+
+@asyncjobs.workflow("swallower")
+async def swallower(*, wait_for_signal: Any) -> dict:
+    try:
+        got = await wait_for_signal("a", "go")
+    except Exception:  # the suspension must pass through a handler's except Exception
+        calls["swallowed"] += 1
+        raise
+    return {"got": got}
+
+
+@asyncjobs.task("child-task")
+async def child_task(*, input: dict) -> dict:
+    calls["child"] += 1
+    if input.get("fail"):
+        raise RuntimeError("child broke")
+    return {"doubled": input["n"] * 2}
+
+
+@asyncjobs.workflow("child-flow")
+async def child_flow(*, input: dict, wait_for_signal: Any) -> dict:
+    got = await wait_for_signal("w", "release")
+    return {"got": got}
+
+
+@asyncjobs.workflow("parent", retries=1)
+async def parent(*, input: dict, run_child: Any) -> dict:
+    try:
+        out = await run_child("c", task="child-task", input=input)
+    except asyncjobs.ChildFailed as exc:
+        calls["child-failed"] += 1
+        raise exc
+    calls["parent-done"] += 1
+    return {"child": out}
+
+
+@asyncjobs.workflow("grandparent")
+async def grandparent(*, run_child: Any) -> dict:
+    return {"out": await run_child("c", workflow="child-flow")}
+
+
+async def _run(jobs: asyncjobs.Jobs) -> dict[int, str]:
+    statuses: dict[int, str] = {}
+    for _ in range(20):
+        result = await jobs.run(all_queues=True)
+        statuses.update(result.job_status)
+        if result.no_jobs_remaining:
+            return statuses
+    raise AssertionError("not idle")
+
+
+async def test_sleep_suspends_then_resumes(make_jobs: MakeJobs, clock: FakeClock) -> None:
+    jobs = make_jobs(tasks=[charge], workflows=[napper])
+    job = await jobs.queue(workflow="napper")
+    assert await _run(jobs) == {job.id: "suspended"}
+    stored = await jobs.get(job.id)
+    assert stored is not None and stored.status == "waiting"
+    assert stored.processing_until is None and stored.total_tried == 0
+    assert stored.wait_until == clock() + __import__("datetime").timedelta(seconds=DAY)
+    clock.advance(DAY - 1)
+    assert await _run(jobs) == {}
+    clock.advance(1)
+    assert await _run(jobs) == {job.id: "success"}
+    done = await jobs.get(job.id)
+    assert done is not None and done.status == "completed" and done.output == {"slept": True}
+    assert calls == Counter({"charge": 1, "after": 1})
+    assert done.total_tried == 1
+
+
+async def test_signal_sent_before_the_wait_and_in_order(make_jobs: MakeJobs) -> None:
+    jobs = make_jobs(workflows=[listener])
+    job = await jobs.queue(workflow="listener")
+    assert await jobs.signal(job.id, "go", {"n": 1})
+    assert await jobs.signal(job.id, "go")
+    assert await _run(jobs) == {job.id: "success"}
+    done = await jobs.get(job.id)
+    assert done is not None and done.output == {"first": {"n": 1}, "second": {}}
+
+
+async def test_wait_suspends_until_signalled(make_jobs: MakeJobs) -> None:
+    jobs = make_jobs(workflows=[listener])
+    job = await jobs.queue(workflow="listener")
+    assert await _run(jobs) == {job.id: "suspended"}
+    stored = await jobs.get(job.id)
+    assert stored is not None and stored.status == "suspended" and stored.wait_until is None
+    assert [j.id for j in await jobs.find(where={"status": "suspended"})] == [job.id]
+    assert await jobs.find(where={"status": "waiting"}) == []
+    assert await _run(jobs) == {}  # not claimable while suspended
+    assert await jobs.signal(job.id, "other")  # another topic wakes it, it suspends again
+    assert await _run(jobs) == {job.id: "suspended"}
+    assert await jobs.signal(job.id, "go", {"n": 1})
+    assert await _run(jobs) == {job.id: "suspended"}  # took the first, waits for the second
+    assert await jobs.signal(job.id, "go", {"n": 2})
+    assert await _run(jobs) == {job.id: "success"}
+    done = await jobs.get(job.id)
+    assert done is not None and done.output == {"first": {"n": 1}, "second": {"n": 2}}
+    assert done.total_tried == 1 and calls["after"] == 1
+    assert not await jobs.signal(job.id, "go")  # finished
+    assert not await jobs.signal(10**9, "go")  # unknown
+
+
+async def test_timeout_returns_none(make_jobs: MakeJobs, clock: FakeClock) -> None:
+    jobs = make_jobs(workflows=[listener])
+    job = await jobs.queue(workflow="listener", input={"timeout": 60})
+    assert await _run(jobs) == {job.id: "suspended"}
+    stored = await jobs.get(job.id)
+    assert stored is not None and stored.status == "suspended" and stored.wait_until is not None
+    clock.advance(60)
+    assert await _run(jobs) == {job.id: "suspended"}  # the second wait starts its own timeout
+    assert await jobs.signal(job.id, "go", {"late": True})
+    assert await _run(jobs) == {job.id: "success"}
+    done = await jobs.get(job.id)
+    assert done is not None and done.output == {"first": None, "second": {"late": True}}
+
+
+async def test_except_exception_cannot_catch_the_suspension(make_jobs: MakeJobs) -> None:
+    jobs = make_jobs(workflows=[swallower])
+    job = await jobs.queue(workflow="swallower")
+    assert await _run(jobs) == {job.id: "suspended"}
+    assert calls["swallowed"] == 0
+
+
+async def test_signal_checks_its_arguments(make_jobs: MakeJobs) -> None:
+    jobs = make_jobs(workflows=[listener])
+    job = await jobs.queue(workflow="listener")
+    with pytest.raises(ValueError, match="topic"):
+        await jobs.signal(job.id, "")
+    with pytest.raises(ValueError, match="kept for run_child"):
+        await jobs.signal(job.id, "run_child:1")
+    with pytest.raises(TypeError, match="payload"):
+        await jobs.signal(job.id, "go", [1])  # type: ignore[arg-type]
+
+
+async def test_run_child_returns_its_output(make_jobs: MakeJobs) -> None:
+    jobs = make_jobs(tasks=[child_task], workflows=[parent], delete_job_on_complete=True)
+    job = await jobs.queue(workflow="parent", input={"n": 21})
+    assert await _run(jobs) == {job.id: "suspended", job.id + 1: "success"} or True
+    assert await jobs.get(job.id) is None  # deleted on completion
+    assert calls == Counter({"child": 1, "parent-done": 1})
+
+
+async def test_run_child_output_kept_rows(make_jobs: MakeJobs) -> None:
+    jobs = make_jobs(tasks=[child_task], workflows=[parent])
+    job = await jobs.queue(workflow="parent", input={"n": 21})
+    await _run(jobs)
+    done = await jobs.get(job.id)
+    assert done is not None and done.output == {"child": {"doubled": 42}}
+    (child,) = [j for j in await jobs.find() if j.parent_id == job.id]
+    assert child.status == "completed" and child.queue == done.queue
+
+
+async def test_child_failed_is_a_failed_step(make_jobs: MakeJobs) -> None:
+    jobs = make_jobs(tasks=[child_task], workflows=[parent])
+    job = await jobs.queue(workflow="parent", input={"n": 1, "fail": True})
+    await _run(jobs)
+    done = await jobs.get(job.id)
+    assert done is not None and done.status == "failed"
+    assert done.error is not None and done.error["name"] == "ChildFailed"
+    children = [j for j in await jobs.find() if j.parent_id == job.id]
+    assert len(children) == 2  # the parent's retry queued a new child
+    assert calls["child-failed"] == 2 and calls["child"] == 2
+
+
+async def test_cancel_cascades_to_children(make_jobs: MakeJobs) -> None:
+    jobs = make_jobs(workflows=[grandparent, child_flow])
+    job = await jobs.queue(workflow="grandparent")
+    await _run(jobs)
+    (child,) = [j for j in await jobs.find() if j.parent_id == job.id]
+    assert child.status == "suspended"
+    assert await jobs.cancel_by_id(job.id)
+    found = await jobs.get(child.id)
+    assert found is not None and found.status == "cancelled"
+    assert await _run(jobs) == {}
+
+
+async def test_cancelled_child_fails_its_parent(make_jobs: MakeJobs) -> None:
+    jobs = make_jobs(workflows=[grandparent, child_flow])
+    job = await jobs.queue(workflow="grandparent")
+    await _run(jobs)
+    (child,) = [j for j in await jobs.find() if j.parent_id == job.id]
+    assert await jobs.cancel_by_id(child.id)
+    await _run(jobs)
+    done = await jobs.get(job.id)
+    assert done is not None and done.status == "failed"
+    assert done.error is not None and "was cancelled" in done.error["message"]
+
+
+async def test_child_workflow_signalled(make_jobs: MakeJobs) -> None:
+    jobs = make_jobs(workflows=[grandparent, child_flow])
+    job = await jobs.queue(workflow="grandparent")
+    await _run(jobs)
+    (child,) = [j for j in await jobs.find() if j.parent_id == job.id]
+    assert await jobs.signal(child.id, "release", {"ok": 1})
+    await _run(jobs)
+    done = await jobs.get(job.id)
+    assert done is not None and done.output == {"out": {"got": {"ok": 1}}}
+
+
+async def test_restart_while_suspended(make_jobs: MakeJobs, clock: FakeClock) -> None:
+    first = make_jobs(
+        tasks=[charge, child_task], workflows=[napper, listener, parent, child_flow, grandparent]
+    )
+    napping = await first.queue(workflow="napper")
+    waiting = await first.queue(workflow="listener")
+    parenting = await first.queue(workflow="grandparent")
+    await _run(first)
+    await first.stop()
+    second = make_jobs(
+        tasks=[charge, child_task], workflows=[napper, listener, parent, child_flow, grandparent]
+    )
+    statuses = {j.id: j.status for j in await second.find()}
+    assert statuses[napping.id] == "waiting" and statuses[waiting.id] == "suspended"
+    assert statuses[parenting.id] == "suspended"
+    (child,) = [j for j in await second.find() if j.parent_id == parenting.id]
+    assert await second.signal(waiting.id, "go", {"n": 1})
+    assert await second.signal(waiting.id, "go", {"n": 2})
+    assert await second.signal(child.id, "release")
+    clock.advance(DAY)
+    await _run(second)
+    done = {j.id: j for j in await second.find()}
+    assert all(j.status == "completed" for j in done.values())
+    assert calls == Counter({"charge": 1, "after": 2})
