@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sqlalchemy import inspect, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 import asyncjobs
 from asyncjobs.storage.tables import SCHEMA_VERSION, schema_version
@@ -19,6 +20,15 @@ async def noop(*, input: dict) -> None:
     return None
 
 
+async def _drop_newer_columns(conn: AsyncConnection) -> None:
+    """What 0.1 had not: the columns added since, their index and trigger."""
+    on = " ON asyncjobs_jobs" if conn.dialect.name == "postgresql" else ""
+    await conn.execute(text(f"DROP TRIGGER IF EXISTS asyncjobs_child_finished{on}"))
+    await conn.execute(text("DROP INDEX IF EXISTS ix_asyncjobs_jobs_parent"))
+    for column in ("trace_context", "output", "parent_id", "suspended"):
+        await conn.execute(text(f"ALTER TABLE asyncjobs_jobs DROP COLUMN {column}"))
+
+
 async def test_a_version_1_schema_gets_the_newer_indexes(make_jobs: MakeJobs) -> None:
     old = make_jobs(tasks=[noop])
     await old.start(auto_run=False)
@@ -26,8 +36,7 @@ async def test_a_version_1_schema_gets_the_newer_indexes(make_jobs: MakeJobs) ->
     async with old.store.engine.begin() as conn:  # what 0.1 created had none of these
         for name in names:
             await conn.execute(text(f"DROP INDEX IF EXISTS {name}"))
-        await conn.execute(text("ALTER TABLE asyncjobs_jobs DROP COLUMN trace_context"))
-        await conn.execute(text("ALTER TABLE asyncjobs_jobs DROP COLUMN output"))
+        await _drop_newer_columns(conn)
         await conn.execute(update(schema_version).values(version=1))
     await old.stop()
 
@@ -44,8 +53,7 @@ async def test_a_version_1_schema_gets_the_newer_columns(make_jobs: MakeJobs) ->
     old = make_jobs(tasks=[noop])
     await old.queue(task="noop")
     async with old.store.engine.begin() as conn:  # what 0.1 created
-        await conn.execute(text("ALTER TABLE asyncjobs_jobs DROP COLUMN trace_context"))
-        await conn.execute(text("ALTER TABLE asyncjobs_jobs DROP COLUMN output"))
+        await _drop_newer_columns(conn)
         await conn.execute(update(schema_version).values(version=1))
     await old.stop()
 
