@@ -5,7 +5,6 @@ no statement while they sleep."""
 from __future__ import annotations
 
 import signal
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
