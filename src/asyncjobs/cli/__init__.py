@@ -32,6 +32,7 @@ COMMANDS: dict[str, Command] = {
     "jobs queue": admin.queue_job,
     "jobs cancel": admin.cancel_job,
     "jobs retry": admin.retry_job,
+    "jobs signal": admin.signal_job,
     "demo": serve.demo,
     "dashboard": dashboard.main,
 }

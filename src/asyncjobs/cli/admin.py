@@ -106,6 +106,24 @@ async def retry_job(args: argparse.Namespace) -> int:
     return 0
 
 
+async def signal_job(args: argparse.Namespace) -> int:
+    if args.payload is not None and not isinstance(args.payload, dict):
+        raise CliError("--payload must be a JSON object")
+    async with _opened(args) as jobs:
+        job = await _existing(jobs, args.id)
+        try:
+            sent = await jobs.signal(job.id, args.topic, args.payload)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+        if not sent:
+            raise CliError(
+                f"job {job.id} is already {job.status}; only unfinished jobs take signals"
+            )
+    text = f"Sent signal {args.topic!r} to job {job.id}."
+    _done(args, {"id": job.id, "topic": args.topic, "signalled": True}, text)
+    return 0
+
+
 @asynccontextmanager
 async def _opened(args: argparse.Namespace) -> AsyncIterator[Jobs]:
     """The inspected ``Jobs``, opened without timers, for one command."""
