@@ -264,3 +264,55 @@ async def test_restart_while_suspended(make_jobs: MakeJobs, clock: FakeClock) ->
     done = {j.id: j for j in await second.find()}
     assert all(j.status == "completed" for j in done.values())
     assert calls == Counter({"charge": 1, "after": 2})
+
+
+def _done(slug: str, step_id: str) -> Callable[[asyncjobs.Job], bool]:
+    def condition(job: asyncjobs.Job) -> bool:
+        status = job.task_status.get(slug, {}).get(step_id)
+        return status is not None and status.complete
+
+    return condition
+
+
+async def test_json_steps_sleep_and_wait_for_signal(make_jobs: MakeJobs, clock: FakeClock) -> None:
+    flow = asyncjobs.Workflow(
+        slug="json-order",
+        handler=[
+            {"id": "pay", "task": "charge", "input": {"amount": 3}},
+            {
+                "id": "ship",
+                "wait_for_signal": "shipped",
+                "timeout": 3600,
+                "condition": _done("charge", "pay"),
+            },
+            {"id": "nap", "sleep": DAY, "condition": _done("wait_for_signal", "ship")},
+            {"id": "review", "task": "charge", "condition": _done("sleep", "nap")},
+        ],
+    )
+    jobs = make_jobs(tasks=[charge], workflows=[flow])
+    job = await jobs.queue(workflow="json-order")
+    assert await _run(jobs) == {job.id: "suspended"}
+    assert await jobs.signal(job.id, "shipped", {"tracking": "T1"})
+    assert await _run(jobs) == {job.id: "suspended"}
+    stored = await jobs.get(job.id)
+    assert stored is not None and stored.status == "waiting"
+    clock.advance(DAY)
+    assert await _run(jobs) == {job.id: "success"}
+    done = await jobs.get(job.id)
+    assert done is not None and calls["charge"] == 2
+    assert done.task_status["wait_for_signal"]["ship"].output["payload"] == {"tracking": "T1"}
+
+
+@pytest.mark.parametrize(
+    ("step", "message"),
+    [
+        ({"id": "a", "sleep": -1}, "0 or more"),
+        ({"id": "a", "sleep": 1, "timeout": 2}, "only with 'wait_for_signal'"),
+        ({"id": "a", "wait_for_signal": ""}, "topic"),
+        ({"id": "a", "wait_for_signal": "t", "timeout": "x"}, "'timeout' must be"),
+        ({"id": "a", "sleep": 1, "task": "charge"}, "exactly one of"),
+    ],
+)
+def test_json_wait_steps_are_checked(step: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        asyncjobs.Workflow(slug="bad", handler=[step])
