@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 import asyncjobs
+from asyncjobs.storage.monitoring import queue_counts
 from tests.conftest import FakeClock
 
 MakeJobs = Callable[..., asyncjobs.Jobs]
@@ -100,7 +102,7 @@ async def test_sleep_suspends_then_resumes(make_jobs: MakeJobs, clock: FakeClock
     stored = await jobs.get(job.id)
     assert stored is not None and stored.status == "waiting"
     assert stored.processing_until is None and stored.total_tried == 0
-    assert stored.wait_until == clock() + __import__("datetime").timedelta(seconds=DAY)
+    assert stored.wait_until == clock() + timedelta(seconds=DAY)
     clock.advance(DAY - 1)
     assert await _run(jobs) == {}
     clock.advance(1)
@@ -316,3 +318,60 @@ async def test_json_steps_sleep_and_wait_for_signal(make_jobs: MakeJobs, clock: 
 def test_json_wait_steps_are_checked(step: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         asyncjobs.Workflow(slug="bad", handler=[step])
+
+
+async def test_suspended_shows_in_the_cli_and_dashboard(
+    make_jobs: MakeJobs, clock: FakeClock
+) -> None:
+    from asyncjobs.cli.render import note as cli_note
+    from asyncjobs.dashboard.present import note as dashboard_note
+
+    jobs = make_jobs(workflows=[listener])
+    forever = await jobs.queue(workflow="listener")
+    timed = await jobs.queue(workflow="listener", input={"timeout": 60})
+    await _run(jobs)
+    shown = {job.id: job for job in await jobs.find(where={"status": "suspended"})}
+    assert cli_note(shown[forever.id]) == "until a signal or its child"
+    assert cli_note(shown[timed.id]).startswith("until a signal or its child, or ")
+    rows = {job.id: await jobs.store.get(job.id) for job in shown.values()}
+    assert dashboard_note(rows[forever.id], "suspended").text == "until woken"  # type: ignore[arg-type]
+    assert dashboard_note(rows[timed.id], "suspended").at == clock() + timedelta(seconds=60)  # type: ignore[arg-type]
+    metrics = {(c.queue, c.status): c.count for c in await queue_counts(jobs.store, clock())}
+    assert metrics == {("default", "suspended"): 2}
+
+
+async def test_sleep_checks_its_duration(make_jobs: MakeJobs) -> None:
+    @asyncjobs.workflow("bad-sleep")
+    async def bad_sleep(*, input: dict, sleep: Any) -> None:
+        await sleep("s", input["for"])
+
+    jobs = make_jobs(workflows=[bad_sleep])
+    wrong = await jobs.queue(workflow="bad-sleep", input={"for": "soon"})
+    negative = await jobs.queue(workflow="bad-sleep", input={"for": -1})
+    await _run(jobs)
+    failed = {job.id: job.error for job in await jobs.find(where={"status": "failed"})}
+    assert failed[wrong.id] is not None and failed[wrong.id]["name"] == "TypeError"
+    assert failed[negative.id] is not None and "negative" in failed[negative.id]["message"]
+
+
+@asyncjobs.workflow("own-queue", queue="elsewhere")
+async def own_queue(*, sleep: Any) -> dict:
+    await sleep("s", timedelta(seconds=5))
+    return {"own": True}
+
+
+@asyncjobs.workflow("nested-parent")
+async def nested_parent(*, run_child: Any) -> dict:
+    return await run_child("c", workflow=own_queue)  # type: ignore[no-any-return]
+
+
+async def test_a_child_workflow_keeps_its_own_queue(make_jobs: MakeJobs, clock: FakeClock) -> None:
+    jobs = make_jobs(workflows=[own_queue, nested_parent])
+    job = await jobs.queue(workflow="nested-parent", queue="mine")
+    await _run(jobs)
+    (child,) = [j for j in await jobs.find() if j.parent_id == job.id]
+    assert child.queue == "elsewhere" and child.status == "waiting"
+    clock.advance(5)
+    await _run(jobs)
+    done = await jobs.get(job.id)
+    assert done is not None and done.output == {"own": True}

@@ -33,6 +33,8 @@ class Job(models.Model):  # type: ignore[misc]
     concurrency_key = models.CharField(max_length=MAX_KEY_LENGTH, null=True)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
+    parent_id = models.BigIntegerField(null=True)
+    suspended = models.BooleanField(null=True)
 
     class Meta:
         managed = False
