@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import anyio
 import pytest
 
 import asyncjobs
@@ -180,8 +181,10 @@ async def test_signal_checks_its_arguments(make_jobs: MakeJobs) -> None:
 async def test_run_child_returns_its_output(make_jobs: MakeJobs) -> None:
     jobs = make_jobs(tasks=[child_task], workflows=[parent], delete_job_on_complete=True)
     job = await jobs.queue(workflow="parent", input={"n": 21})
-    assert await _run(jobs) == {job.id: "suspended", job.id + 1: "success"} or True
-    assert await jobs.get(job.id) is None  # deleted on completion
+    assert await jobs.run() == asyncjobs.RunResult(job_status={job.id: "suspended"})
+    (child,) = [j for j in await jobs.find() if j.parent_id == job.id]
+    assert await _run(jobs) == {child.id: "success", job.id: "success"}
+    assert await jobs.get(job.id) is None and await jobs.get(child.id) is None
     assert calls == Counter({"child": 1, "parent-done": 1})
 
 
@@ -375,3 +378,27 @@ async def test_a_child_workflow_keeps_its_own_queue(make_jobs: MakeJobs, clock: 
     await _run(jobs)
     done = await jobs.get(job.id)
     assert done is not None and done.output == {"own": True}
+
+
+@asyncjobs.workflow("fan-in")
+async def fan_in(*, wait_for_signal: Any) -> dict:
+    got: dict[str, Any] = {}
+
+    async def one(topic: str) -> None:
+        got[topic] = await wait_for_signal(topic, topic)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(one, "left")
+        tg.start_soon(one, "right")
+    return got
+
+
+async def test_waits_in_a_task_group(make_jobs: MakeJobs) -> None:
+    jobs = make_jobs(workflows=[fan_in])
+    job = await jobs.queue(workflow="fan-in")
+    assert await jobs.signal(job.id, "left", {"l": 1})
+    assert await _run(jobs) == {job.id: "suspended"}
+    assert await jobs.signal(job.id, "right", {"r": 1})
+    assert await _run(jobs) == {job.id: "success"}
+    done = await jobs.get(job.id)
+    assert done is not None and done.output == {"left": {"l": 1}, "right": {"r": 1}}
