@@ -402,3 +402,86 @@ async def test_waits_in_a_task_group(make_jobs: MakeJobs) -> None:
     assert await _run(jobs) == {job.id: "success"}
     done = await jobs.get(job.id)
     assert done is not None and done.output == {"left": {"l": 1}, "right": {"r": 1}}
+
+
+async def test_a_sleeper_run_early_sleeps_on_until_its_time(
+    make_jobs: MakeJobs, clock: FakeClock
+) -> None:
+    jobs = make_jobs(tasks=[charge], workflows=[napper])
+    job = await jobs.queue(workflow="napper")
+    await _run(jobs)
+    asleep = await jobs.get(job.id)
+    assert asleep is not None
+    assert await jobs.cancel_by_id(job.id) and await jobs.retry_by_id(job.id)
+    assert await _run(jobs) == {job.id: "suspended"}  # retried at once, it sleeps on
+    again = await jobs.get(job.id)
+    assert again is not None and (again.status, again.wait_until) == ("waiting", asleep.wait_until)
+    assert calls["charge"] == 1
+
+
+async def test_a_timed_wait_woken_early_keeps_its_deadline(
+    make_jobs: MakeJobs, clock: FakeClock
+) -> None:
+    jobs = make_jobs(workflows=[listener])
+    job = await jobs.queue(workflow="listener", input={"timeout": 60})
+    await _run(jobs)
+    clock.advance(30)
+    assert await jobs.signal(job.id, "other")
+    assert await _run(jobs) == {job.id: "suspended"}
+    stored = await jobs.get(job.id)
+    assert stored is not None and stored.wait_until == clock() + timedelta(seconds=30)
+
+
+@asyncjobs.workflow("child-then-nap")
+async def child_then_nap(*, run_child: Any, sleep: Any) -> dict:
+    out = await run_child("c", task="child-task", input={"n": 2})
+    await sleep("nap", 10)
+    return {"out": out}
+
+
+async def test_a_parent_woken_early_waits_on_and_restores_its_child(
+    make_jobs: MakeJobs, clock: FakeClock
+) -> None:
+    jobs = make_jobs(tasks=[child_task], workflows=[child_then_nap])
+    job = await jobs.queue(workflow="child-then-nap")
+    assert await jobs.run() == asyncjobs.RunResult(job_status={job.id: "suspended"})
+    assert await jobs.signal(job.id, "nudge")  # wakes it before the child ran
+    assert await jobs.run(where={"id": job.id}) == asyncjobs.RunResult(
+        job_status={job.id: "suspended"}
+    )
+    await _run(jobs)  # the child, then the parent until its sleep
+    clock.advance(10)
+    await _run(jobs)
+    done = await jobs.get(job.id)
+    assert done is not None and done.output == {"out": {"doubled": 4}}
+    assert calls["child"] == 1
+
+
+async def test_a_suspension_meets_a_signal_sent_meanwhile(
+    make_jobs: MakeJobs, clock: FakeClock
+) -> None:
+    from asyncjobs.models import FOREVER
+    from asyncjobs.storage import Claim
+
+    jobs = make_jobs(workflows=[listener])
+    job = await jobs.queue(workflow="listener")
+    now = clock()
+    claim = Claim(
+        limit=1, order="created_at", now=now, until=now + timedelta(seconds=60), token="t"
+    )
+    assert [row["id"] for row in await jobs.store.claim(claim)] == [job.id]
+    assert await jobs.store.signal(job.id, "go", {"n": 1}, now=now) == ("default", None)
+    values = {
+        "processing_until": None,
+        "processing_token": None,
+        "wait_until": FOREVER,
+        "suspended": True,
+    }
+    suspended = await jobs.store.suspend(
+        job.id, "t", live_after=now, values=lambda _: values, check=("go", frozenset())
+    )
+    assert suspended == (False, None)
+    stored = await jobs.get(job.id)
+    assert stored is not None and stored.status == "queued"
+    lost = await jobs.store.suspend(job.id, "t", live_after=now, values=lambda _: values)
+    assert lost is None  # the token no longer holds it
