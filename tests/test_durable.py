@@ -485,3 +485,12 @@ async def test_a_suspension_meets_a_signal_sent_meanwhile(
     assert stored is not None and stored.status == "queued"
     lost = await jobs.store.suspend(job.id, "t", live_after=now, values=lambda _: values)
     assert lost is None  # the token no longer holds it
+
+
+def test_the_cli_counts_suspended_jobs() -> None:
+    from asyncjobs.cli.worker import _run_summary
+
+    result = asyncjobs.RunResult(job_status={1: "suspended", 2: "success"})
+    assert _run_summary(result, "queue 'default'") == (
+        "Ran 2 jobs on queue 'default': 1 succeeded, 1 suspended."
+    )

@@ -88,7 +88,8 @@ async def run_until_idle(
 
     Returns:
         Each job's status from its last run: ``"success"``, ``"error"`` (will retry) or
-        ``"error-reached-max-retries"``, keyed by job id in the order they first ran.
+        ``"error-reached-max-retries"`` or ``"suspended"`` (a durable wait), keyed by job id in
+        the order they first ran.
 
     Raises:
         TypeError: ``advance=True`` but ``jobs.clock`` is not a :class:`Clock`.
