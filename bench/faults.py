@@ -27,6 +27,7 @@ from typing import Any
 import anyio
 import faults_ledger
 import faults_report
+import faults_signals
 from faults_figures import Event, JobRow, figures
 from faults_setup import Progress, RunData, Server, SetupError, make_data
 from faults_worker import FAILING_STEP, STEPS, WorkerConfig, make_jobs
@@ -107,6 +108,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
         default=900.0,
         help="seconds the drain may take at most (default 900)",
     )
+    add(
+        "--waits",
+        action="store_true",
+        help="jobs also sleep after step 1 and wait for a signal after step 2 (half of the"
+        " signals sent before the drain, half during it)",
+    )
     add("--json", help="also write the figures to this file")
     add("--short", action="store_true", help="300 jobs, 3 workers, 1 kill, 1 restart, 100 ms steps")
     args = parser.parse_args(argv)
@@ -142,6 +149,7 @@ def worker_config(args: argparse.Namespace, data: RunData) -> WorkerConfig:
         engine=args.engine,
         retries=args.retries,
         step_ms=args.step_ms,
+        waits=args.waits,
     )
 
 
@@ -206,11 +214,17 @@ async def restart_loop(drain: Drain, server: Server, restarts: int) -> None:
 
 
 async def supervise(
-    args: argparse.Namespace, drain: Drain, workers: Workers, server: Server | None, url: str
+    args: argparse.Namespace,
+    drain: Drain,
+    workers: Workers,
+    server: Server | None,
+    unsent: list[int],
 ) -> None:
-    progress = Progress(url)
+    progress = Progress(workers.config.jobs_url)
     try:
         async with anyio.create_task_group() as tg:
+            if unsent:
+                tg.start_soon(faults_signals.send_during, workers.config, unsent, drain.under_way)
             if args.mode in ("kill", "both"):
                 tg.start_soon(kill_loop, drain, workers, args)
             if args.mode in ("restart", "both") and server is not None:
@@ -264,13 +278,17 @@ async def measure(
 ) -> dict[str, Any]:
     """Queue, drain under faults, stop the workers, then read the job rows and the ledger."""
     expected = await queue_jobs(workers.config, args.jobs, args.fail_every)
+    unsent = await faults_signals.send_before(workers.config, list(expected)) if args.waits else []
     drain = Drain(total=len(expected))
     t0 = await workers.start(args.workers)
-    await supervise(args, drain, workers, server, workers.config.jobs_url)
+    await supervise(args, drain, workers, server, unsent)
     await workers.stop()
     rows = await read_rows(workers.config, expected)
     found = figures(rows, await faults_ledger.read(ledger), drain.events, STEPS)
-    return faults_report.summary(found, rows, t0, began, workers)
+    result = faults_report.summary(found, rows, t0, began, workers)
+    if args.waits:
+        await faults_signals.check(workers.config, result)
+    return result
 
 
 def main(argv: list[str]) -> int:

@@ -3,6 +3,7 @@
 ``python bench/faults_worker.py NAME CONFIG_JSON`` starts the Jobs engine on the run's jobs
 database (autoRun every second, or a ``run()`` loop), prints ``ready`` and works until its stdin
 closes. Every step of the ``faulty`` workflow writes to the ledger (see faults_ledger.py).
+With ``waits``, the workflow also sleeps after step 1 and waits for its signal after step 2.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ class WorkerConfig:
     engine: str = "autorun"  # or "loop": run() in a loop, as a dedicated worker would
     retries: int = 0
     step_ms: float = 5.0
+    waits: bool = False  # sleep after step 1, wait for the signal "go" after step 2
+    sleep_ms: float = 300.0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -52,6 +55,8 @@ class _Process:
     name = "orchestrator"
     ledger: Ledger | None = None
     step_ms = 0.0
+    waits = False
+    sleep_ms = 0.0
 
 
 async def _note(job: int, step: str, attempt: str, phase: str) -> None:
@@ -70,13 +75,20 @@ async def step(*, input: dict[str, Any], job: asyncjobs.Job) -> dict[str, str]:
     return {"step": input["step"]}
 
 
-async def faulty(*, input: dict[str, Any], tasks: Any, job: asyncjobs.Job) -> dict[str, int]:
+async def faulty(
+    *, input: dict[str, Any], tasks: Any, job: asyncjobs.Job, sleep: Any, wait_for_signal: Any
+) -> dict[str, Any]:
     attempt = uuid.uuid4().hex[:12]  # this run of the handler
+    got = None
     for step_id in STEPS:
         fail = bool(input.get("fail")) and step_id == FAILING_STEP
         await tasks.step(step_id, input={"step": step_id, "attempt": attempt, "fail": fail})
         await _note(job.id, step_id, attempt, FINISHED)
-    return {"i": input["i"]}
+        if _Process.waits and step_id == STEPS[0]:
+            await sleep("nap", _Process.sleep_ms / 1000)
+        if _Process.waits and step_id == STEPS[1]:
+            got = (await wait_for_signal("go", "go"))["i"]
+    return {"i": input["i"], "got": got}
 
 
 def make_jobs(config: WorkerConfig) -> asyncjobs.Jobs:
@@ -137,6 +149,7 @@ class _OneLineErrors(logging.Formatter):
 
 async def serve(name: str, config: WorkerConfig) -> None:
     _Process.name, _Process.step_ms = name, config.step_ms
+    _Process.waits, _Process.sleep_ms = config.waits, config.sleep_ms
     _Process.ledger = open_ledger(config.ledger_url)
     jobs = make_jobs(config)
     await _start(jobs, config)

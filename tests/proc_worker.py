@@ -1,8 +1,8 @@
 """A worker process for the crash and multi-process tests.
 
 ``python -m tests.proc_worker URL OUT MODE`` where MODE is ``drain`` (run until idle) or
-``stall`` (run, and hang forever inside step 2 of the crash workflow) or ``rescue``
-(poll until the crash workflow is completed by this process).
+``stall`` (run, and hang forever inside step 2 of the crash or signalled workflow) or
+``rescue`` (poll until no job is queued or processing: the crashed one finished here).
 """
 
 from __future__ import annotations
@@ -52,10 +52,19 @@ async def crashy(*, tasks: Any) -> None:
     await tasks.mark("2", input={"step": "step2"})
 
 
+@asyncjobs.workflow("signalled")
+async def signalled(*, tasks: Any, wait_for_signal: Any) -> dict[str, Any]:
+    first = await wait_for_signal("a", "go")
+    await tasks.mark("1", input={"step": "step2"})  # stalls here in ``stall`` mode
+    second = await wait_for_signal("b", "go")
+    note(f"got {first['n']} {second['n']}")
+    return {"first": first, "second": second}
+
+
 def make_jobs(url: str, lease: asyncjobs.Lease = LEASE) -> asyncjobs.Jobs:
     return asyncjobs.Jobs(
         tasks=[count, mark],
-        workflows=[crashy],
+        workflows=[crashy, signalled],
         database_url=url,
         auto_run=[],
         lease=lease,
@@ -79,9 +88,11 @@ async def main() -> None:
 
 
 async def rescue(jobs: asyncjobs.Jobs) -> None:
-    """Poll until the crashed workflow's lease expires and this process finishes it."""
+    """Poll until the crashed job's lease expires and this process finishes it."""
     with anyio.fail_after(30):
-        while not await jobs.find(where={"workflow_slug": "crashy", "status": "completed"}):
+        while await jobs.find(where={"status": "processing"}) or await jobs.find(
+            where={"status": "queued"}
+        ):
             await jobs.run()
             await anyio.sleep(0.05)
 

@@ -316,6 +316,26 @@ async def test_jobs_cancel_works_from_a_database_url_alone(cli: Cli) -> None:
     assert (await cli.jobs.get(job.id)).status == "cancelled"  # type: ignore[union-attr]
 
 
+async def test_jobs_signal_stores_a_signal_for_an_unfinished_job(cli: Cli) -> None:
+    job = await cli.jobs.queue(task="hello", wait_until=_in(3600))
+    url = ("--database-url", cli.url)
+
+    sent = await cli.json("jobs", "signal", str(job.id), "go", "--payload", '{"a": 1}', *url)
+    plain = await cli.ok("jobs", "signal", str(job.id), "go", *url)
+    reserved = await cli("jobs", "signal", str(job.id), "run_child:1", *url)
+    await cli.jobs.cancel_by_id(job.id)
+    finished = await cli("jobs", "signal", str(job.id), "go", *url)
+    not_a_dict = await cli("jobs", "signal", str(job.id), "go", "--payload", "[1]", *url)
+
+    assert sent == {"id": job.id, "topic": "go", "signalled": True}
+    assert plain == f"Sent signal 'go' to job {job.id}.\n"
+    stored = await cli.jobs.store.signals(job.id, "go")
+    assert [payload for _, payload in stored] == [{"a": 1}, None]
+    assert finished.returncode != 0 and "only unfinished jobs take signals" in finished.stderr
+    assert reserved.returncode != 0 and "kept for run_child" in reserved.stderr
+    assert not_a_dict.returncode != 0 and "--payload must be a JSON object" in not_a_dict.stderr
+
+
 # -- errors: one line on stderr, a non-zero exit, nothing changed ------------------------
 
 NOT_JOBS = "import asyncjobs\njobs = 'not a Jobs'\n"

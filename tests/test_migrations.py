@@ -22,9 +22,16 @@ async def noop(*, input: dict) -> None:
 
 
 async def _drop_added_columns(conn: AsyncConnection, after: int = 1) -> None:
-    """What version ``after`` created had none of the columns added since (their indexes
-    dropped first)."""
-    for index in ("ux_asyncjobs_jobs_idempotency_key", "ix_asyncjobs_jobs_claim"):
+    """What version ``after`` created had none of the columns added since (their indexes and
+    the child trigger dropped first)."""
+    on = " ON asyncjobs_jobs" if conn.dialect.name == "postgresql" else ""
+    await conn.execute(text(f"DROP TRIGGER IF EXISTS asyncjobs_child_finished{on}"))
+    indexes = (
+        "ux_asyncjobs_jobs_idempotency_key",
+        "ix_asyncjobs_jobs_claim",
+        "ix_asyncjobs_jobs_parent",
+    )
+    for index in indexes:
         await conn.execute(text(f"DROP INDEX IF EXISTS {index}"))
     for version, columns in ADDED_COLUMNS.items():
         for column in columns if version > after else ():

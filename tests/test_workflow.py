@@ -189,7 +189,11 @@ async def test_handlers_receive_only_declared_names(make_jobs: MakeJobs) -> None
     jobs = make_jobs(tasks=[everything])
     await jobs.queue(task="everything", input={"a": 1})
     await jobs.run()
-    assert set(received) == {"input", "job", "tasks", "inline_task", "jobs"}
+    assert set(received) == {"input", "job", "tasks", "inline_task", "jobs"} | {
+        "sleep",
+        "wait_for_signal",
+        "run_child",
+    }
     assert received["jobs"] is jobs
     assert received["input"] == {"a": 1}
     assert isinstance(received["job"], asyncjobs.Job)

@@ -5,6 +5,7 @@ from asyncjobs.config import Access, AutoRun, Schedule, Task, Workflow
 from asyncjobs.decorators import task, workflow
 from asyncjobs.errors import (
     AsyncJobsError,
+    ChildFailed,
     Forbidden,
     JobCancelled,
     NotRegistered,
@@ -22,6 +23,7 @@ __all__ = [
     "AsyncJobsError",
     "AutoRun",
     "Backoff",
+    "ChildFailed",
     "Concurrency",
     "Forbidden",
     "Job",

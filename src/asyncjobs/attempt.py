@@ -49,6 +49,7 @@ class Attempt:
     observed: Any = None  # what ``asyncjobs.telemetry`` keeps while it runs
     output: Any = None  # what the handler returned, as stored with the completion
     log_writes: LogWrites | None = None  # a step's log goes with other jobs' when given
+    taken: set[int] = field(default_factory=set)  # signals a wait of this attempt took
     _lock: anyio.Lock | None = None
 
     @property

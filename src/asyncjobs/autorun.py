@@ -42,7 +42,7 @@ from asyncjobs.config import AutoRun
 from asyncjobs.cron import Cron, parse
 from asyncjobs.logs import Silent
 from asyncjobs.slots import Slots
-from asyncjobs.wake import Wake, WakeBus
+from asyncjobs.wake import ANY_QUEUE, Wake, WakeBus
 
 LOGGER_NAME = "asyncjobs.autorun"
 logger = logging.getLogger(LOGGER_NAME)
@@ -141,7 +141,7 @@ class _Lane:
 
     def covers(self, queue: str) -> bool:
         entry = self.entry
-        return entry.wake_on_queue and (entry.all_queues or queue == entry.queue)
+        return entry.wake_on_queue and (entry.all_queues or queue in (entry.queue, ANY_QUEUE))
 
     def notice(self, queue: str, due: datetime | None) -> None:
         """New or retried jobs on ``queue``, runnable at ``due`` (now when ``None``)."""

@@ -13,7 +13,9 @@ from typing import Any
 
 from asyncjobs.json_values import text_problem
 
-HANDLER_ARGS = frozenset({"input", "job", "tasks", "inline_task", "jobs"})
+HANDLER_ARGS = frozenset(
+    {"input", "job", "tasks", "inline_task", "jobs", "sleep", "wait_for_signal", "run_child"}
+)
 HOOK_ARGS = frozenset({"input", "job", "task_status"})
 KEY_ARGS = frozenset({"input", "queue"})
 BEFORE_SCHEDULE_ARGS = frozenset({"jobs", "slug", "queue", "schedule", "wait_until", "default"})
@@ -71,6 +73,18 @@ def check_slug(slug: object, what: str) -> str:
     if not isinstance(slug, str) or not slug.strip():
         raise ValueError(f"{what} slug must be a non-empty string, got {slug!r}")
     return check_length(slug, MAX_NAME_LENGTH, f"{what} slug")
+
+
+CHILD_TOPIC = "run_child:"  # a child's outcome reaches its parent on "run_child:<child id>"
+
+
+def check_topic(topic: object) -> str:
+    """A signal topic: a non-empty name, not one the engine keeps for children."""
+    if not isinstance(topic, str) or not topic.strip():
+        raise ValueError(f"signal topic must be a non-empty string, got {topic!r:.40}")
+    if topic.startswith(CHILD_TOPIC):
+        raise ValueError(f"signal topics starting with {CHILD_TOPIC!r} are kept for run_child")
+    return check_length(topic, MAX_NAME_LENGTH, "signal topic")
 
 
 def check_queue(queue: object) -> str:

@@ -10,6 +10,8 @@
         └── ConnectionLost   the connection broke; the statement may or may not have run
 
     JobCancelled             raised by a handler to cancel its own job (not an error)
+    ChildFailed              raised by ``run_child`` when the child failed for good or was
+                             cancelled (a failed step of the parent)
 """
 
 from __future__ import annotations
@@ -63,6 +65,30 @@ class ConnectionLost(StorageError):
 
 class JobCancelled(Exception):
     """Raise inside a handler to cancel the job: no retry, no log entry, no try counted."""
+
+
+class ChildFailed(Exception):
+    """Raised in a parent by ``run_child`` when its child failed for good or was cancelled.
+
+    Attributes:
+        child_id: the child job's id.
+        error: the child's ``Job.error`` (``{name, message, cancelled, ...}``).
+    """
+
+    def __init__(self, child_id: int, error: dict[str, Any]) -> None:
+        what = "was cancelled" if error.get("cancelled") else "failed"
+        super().__init__(f"child job {child_id} {what}: {error.get('message', '')}")
+        self.child_id = child_id
+        self.error = error
+
+
+class Suspended(BaseException):
+    """A durable wait ends the attempt here (``asyncjobs.suspension``); a ``BaseException``
+    so that a handler's ``except Exception`` lets it through."""
+
+    def __init__(self, write: Any) -> None:
+        super().__init__("the job is suspended")
+        self.write = write  # what ``suspension`` writes: a ``Suspension``
 
 
 class WriteRefused(Exception):

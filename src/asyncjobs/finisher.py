@@ -11,7 +11,7 @@ import anyio.lowlevel
 
 from asyncjobs import keeping, logs
 from asyncjobs.attempt import WRITE_GRACE, Attempt
-from asyncjobs.errors import ConnectionLost
+from asyncjobs.errors import ConnectionLost, StorageError
 from asyncjobs.models import RunStatus
 from asyncjobs.storage import Store
 
@@ -134,6 +134,9 @@ class Finisher:
             return
         now = self.clock()
         unsaved = {attempt.id: attempt.unsaved_log() for attempt in batch}
+        # A child is completed first even so: its output reaches its parent from that write.
+        then_delete = delete and any(attempt.row.parent_id is not None for attempt in batch)
+        delete = delete and not then_delete
         outputs = None if delete else {attempt.id: attempt.output for attempt in batch}
         try:
             owned = await self.store.finish_owned(
@@ -144,6 +147,8 @@ class Finisher:
                 delete=delete,
                 outputs=outputs,
             )
+            if then_delete:
+                await self._delete(owned)
         except ConnectionLost:  # not the jobs' fault: they are left to their leases
             for attempt in batch:
                 unrecorded(attempt)
@@ -158,6 +163,13 @@ class Finisher:
                 self.settle(attempt, "success")
             else:
                 self.settle(attempt, None)
+
+    async def _delete(self, owned: set[int]) -> None:
+        """Delete completed jobs of a batch with children; a failure only leaves them kept."""
+        try:
+            await self.store.delete_finished(sorted(owned))
+        except StorageError:
+            logs.error("Could not delete completed jobs %s", sorted(owned), exc=True)
 
     async def _refused(self, batch: list[Attempt], exc: Exception) -> None:
         """Write each job alone, so that only those whose own write fails are failed."""

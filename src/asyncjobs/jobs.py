@@ -38,10 +38,11 @@ from asyncjobs.results import Waiting
 from asyncjobs.retention import Pruning, Retention
 from asyncjobs.runner import Runner, RunRequest
 from asyncjobs.schedules import handle_schedules
+from asyncjobs.signalling import Signalling
 from asyncjobs.storage import store_for
 from asyncjobs.transactional import queue_through
 from asyncjobs.urls import driver_url
-from asyncjobs.wake import WakeBus
+from asyncjobs.wake import ANY_QUEUE, WakeBus
 
 if TYPE_CHECKING:
     from asyncjobs.http import EndpointsApp
@@ -56,7 +57,7 @@ utcnow = partial(datetime.now, UTC)  # the default clock
 AutoRunLike = Sequence[AutoRun] | Callable[["Jobs"], Any] | None
 
 
-class Jobs(Lifecycle, Waiting, Pruning):
+class Jobs(Lifecycle, Waiting, Pruning, Signalling):
     """Tasks, workflows and their jobs on one database; start it with the host app."""
 
     def __init__(
@@ -270,6 +271,7 @@ class Jobs(Lifecycle, Waiting, Pruning):
         ids = await self.store.cancel(where, queue=queue, now=self.clock(), message="cancelled")
         self.runner.cancel_running(ids)
         self.wake.finished.publish(ids)
+        self.wake.publish(ANY_QUEUE, None)  # a cancelled child's parent is runnable again
         return ids
 
     async def handle_schedules(

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import anyio
 
 from asyncjobs import injection
-from asyncjobs.errors import ConnectionLost, JobCancelled, JobRunAborted
+from asyncjobs.errors import ConnectionLost, JobCancelled, JobRunAborted, Suspended
 from asyncjobs.step_runner import INLINE, StepRunner, TaskFailed
+
+WAITS = ("sleep", "wait_for_signal")  # durable waits a step may be, logged under that slug
 
 
 def step_slug(step: Mapping[str, Any]) -> str:
+    for kind in WAITS:
+        if kind in step:
+            return kind
     return INLINE if "inline_task" in step else str(step["task"])
 
 
@@ -32,6 +38,8 @@ async def run_json_workflow(runner: StepRunner, steps: Sequence[Mapping[str, Any
 
 def _complete(runner: StepRunner, step: Mapping[str, Any]) -> bool:
     status = runner.attempt.task_status(step_slug(step), step["id"])
+    if "sleep" in step and status is not None:  # logged when it starts: done once it is time
+        return datetime.fromisoformat(status.output["until"]) <= runner.attempt.clock()
     return status is not None and status.complete
 
 
@@ -49,6 +57,8 @@ def _runner_for(
         value = step.get("input")
         if callable(value):
             value = await injection.call(value, {"job": runner.attempt.snapshot()})
+        if any(kind in step for kind in WAITS):
+            return await _wait(runner, step)
         if "inline_task" in step:
             return await runner.inline_task(
                 step["id"], task=step["inline_task"], input=value, retries=step.get("retries")
@@ -58,7 +68,15 @@ def _runner_for(
     return run
 
 
-_PRIORITY = (JobRunAborted, ConnectionLost, JobCancelled, TaskFailed)
+async def _wait(runner: StepRunner, step: Mapping[str, Any]) -> Any:
+    waits = runner.durable(runner) if runner.durable is not None else {}
+    if "sleep" in step:
+        return await waits["sleep"](step["id"], step["sleep"])
+    wait = waits["wait_for_signal"]
+    return await wait(step["id"], step["wait_for_signal"], timeout=step.get("timeout"))
+
+
+_PRIORITY = (JobRunAborted, ConnectionLost, JobCancelled, TaskFailed, Suspended)
 
 
 async def gather(calls: Sequence[Callable[[], Coroutine[Any, Any, Any]]]) -> None:

@@ -4,13 +4,18 @@ and ``JobRow``, a stored job as the engine holds it."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
-JobStatusName = Literal["queued", "waiting", "processing", "completed", "failed", "cancelled"]
-RunStatus = Literal["success", "error", "error-reached-max-retries"]
+JobStatusName = Literal[
+    "queued", "waiting", "suspended", "processing", "completed", "failed", "cancelled"
+]
+RunStatus = Literal["success", "error", "error-reached-max-retries", "suspended"]
+# The ``wait_until`` of a job suspended without a timeout: never due by itself, so claims
+# (which look only at ``wait_until``) pass it by until a signal or its child wakes it.
+FOREVER = datetime(9999, 1, 1, tzinfo=UTC)
 
 _FROZEN = ConfigDict(frozen=True)
 
@@ -43,6 +48,8 @@ class JobRow(NamedTuple):
     output: Any = None
     priority: int = 0
     idempotency_key: str | None = None
+    parent_id: int | None = None
+    suspended: bool | None = None
 
     @property
     def slug(self) -> str:
@@ -145,6 +152,7 @@ class Job(BaseModel):
     output: Any = None
     priority: int = 0
     idempotency_key: str | None = None
+    parent_id: int | None = None
 
     @property
     def slug(self) -> str:
@@ -164,7 +172,7 @@ def job_status(values: Mapping[str, Any], now: datetime) -> JobStatusName:
         return "processing"
     wait = values.get("wait_until")
     if wait is not None and wait > now:
-        return "waiting"
+        return "suspended" if values.get("suspended") else "waiting"
     return "queued"
 
 
@@ -179,6 +187,8 @@ def make_job(row: Mapping[str, Any] | JobRow, now: datetime) -> Job:
     fields["log"] = log
     fields["task_status"] = fold_task_status(log) if log else {}
     fields["status"] = job_status(values, now)
+    if fields.get("wait_until") == FOREVER:
+        fields["wait_until"] = None  # suspended until woken: no time of its own
     return Job.model_validate(fields)
 
 

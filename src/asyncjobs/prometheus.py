@@ -25,7 +25,7 @@ from asyncjobs.storage import Store
 from asyncjobs.storage.monitoring import QueueCount, queue_counts
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # what every Prometheus reads
-UNFINISHED = ("queued", "waiting", "processing")
+UNFINISHED = ("queued", "waiting", "suspended", "processing")
 
 
 async def exposition(store: Store, now: datetime) -> bytes:
@@ -44,7 +44,7 @@ async def exposition(store: Store, now: datetime) -> bytes:
 def queue_families(counts: Sequence[QueueCount], now: datetime) -> list[Metric]:
     jobs = GaugeMetricFamily(
         "asyncjobs_jobs",
-        "Unfinished jobs by queue and status (queued, waiting, processing)",
+        "Unfinished jobs by queue and status (queued, waiting, suspended, processing)",
         labels=["queue", "status"],
     )
     oldest = GaugeMetricFamily(

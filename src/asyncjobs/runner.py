@@ -13,7 +13,7 @@ from typing import Final, Literal, NamedTuple
 import anyio
 import anyio.lowlevel
 
-from asyncjobs import failures, logs, telemetry
+from asyncjobs import durable, failures, logs, suspension, telemetry
 from asyncjobs.attempt import Attempt
 from asyncjobs.checks import seconds
 from asyncjobs.errors import (
@@ -23,11 +23,12 @@ from asyncjobs.errors import (
     JobRunAborted,
     NotRegistered,
     StorageError,
+    Suspended,
     WriteRefused,
 )
 from asyncjobs.finisher import Finisher, Settle, unrecorded
 from asyncjobs.models import JobRow, RunResult, RunStatus
-from asyncjobs.plans import Plans
+from asyncjobs.plans import Plan, Plans
 from asyncjobs.policies import Lease
 from asyncjobs.registry import Registry
 from asyncjobs.step_runner import StepRunner, TaskFailed, stray
@@ -241,8 +242,9 @@ class Runner:
         _log_outcome(attempt)
         if status == "error":
             self._announce_retry(attempt)
-        elif status is not None and self.on_finished is not None:
+        elif status not in (None, "suspended") and self.on_finished is not None:
             self.on_finished((attempt.id,))
+        suspension.child_settled(attempt, status, self.on_retry)
 
     def _announce_retry(self, attempt: Attempt) -> None:
         if self.on_retry is not None:
@@ -256,7 +258,17 @@ class Runner:
         except NotRegistered as exc:
             return await failures.failed_for_good(attempt, exc)
         attempt.retries = plan.retries
-        steps = StepRunner(attempt, self.registry, self.host)
+        steps = StepRunner(attempt, self.registry, self.host, durable=durable.injected)
+        outcome = await self._body(attempt, plan, steps)
+        if outcome is not None:
+            return outcome
+        if ended is not None:
+            ended()  # its slot is free: a success waits for its write without holding one
+        await finisher.finish(attempt)
+        return HANDED_OVER
+
+    async def _body(self, attempt: Attempt, plan: Plan, steps: StepRunner) -> RunStatus | None:
+        """Run the handler; what a failure, a cancel or a suspension wrote, else ``None``."""
         try:
             attempt.output = await plan.body(steps, attempt.row.input or {})
         except HandlerImportError as exc:
@@ -269,14 +281,13 @@ class Runner:
             raise  # not the job's fault: it is handed back (or left to its lease), no try
         except Exception as exc:
             return await failures.workflow_failed(attempt, exc)
+        except Suspended as waiting:  # a durable wait: no try, the lease released at once
+            return await suspension.suspend(attempt, waiting.write, self.on_retry)
         except asyncio.CancelledError as exc:
             if not await stray(exc):
                 raise
             return await failures.workflow_failed(attempt, exc)
-        if ended is not None:
-            ended()  # its slot is free: a success waits for its write without holding one
-        await finisher.finish(attempt)
-        return HANDED_OVER
+        return None
 
     async def _heartbeat(self, attempts: list[Attempt], token: str, done: anyio.Event) -> None:
         """Renew the batch's leases and notice jobs cancelled by another instance.

@@ -100,11 +100,13 @@ class StepRunner:
         registry: Registry,
         host: object,
         parent: dict[str, str] | None = None,
+        durable: Callable[[StepRunner], dict[str, Any]] | None = None,
     ) -> None:
         self.attempt = attempt
         self.registry = registry
         self.host = host
         self.parent = parent
+        self.durable = durable  # the durable waits a handler may declare (``durable``)
 
     @property
     def tasks(self) -> TaskCaller:
@@ -118,6 +120,7 @@ class StepRunner:
             self.registry,
             self.host,
             {"task_slug": step.slug, "task_id": step.task_id},
+            self.durable,
         )
 
     def injected(self, input: Any) -> dict[str, Any]:
@@ -127,6 +130,7 @@ class StepRunner:
             "tasks": self.tasks,
             "inline_task": self.inline_task,
             "jobs": self.host,
+            **(self.durable(self) if self.durable is not None else {}),
         }
 
     async def call_task(self, slug: str, task_id: object, input: Any, retries: RetriesLike) -> Any:

@@ -10,12 +10,11 @@ from types import MappingProxyType
 from typing import Any
 
 from asyncjobs import injection
-from asyncjobs.checks import HANDLER_ARGS
+from asyncjobs.checks import HANDLER_ARGS, check_topic
 from asyncjobs.retry import as_retries
 
-STEP_KEYS = frozenset(
-    {"id", "task", "inline_task", "input", "condition", "completes_job", "retries"}
-)
+KINDS = ("task", "inline_task", "sleep", "wait_for_signal")  # what a step does: one of these
+STEP_KEYS = frozenset({*KINDS, "id", "input", "condition", "completes_job", "retries", "timeout"})
 JOB_ARGS = frozenset({"job"})
 
 
@@ -24,7 +23,7 @@ def check_steps(steps: Sequence[Mapping[str, Any]], what: str) -> tuple[Mapping[
 
     Raises:
         ValueError: an empty list, a duplicate or missing id, unknown keys, not exactly one of
-            ``task``/``inline_task``.
+            ``task``/``inline_task``/``sleep``/``wait_for_signal``, a bad duration or topic.
         TypeError: a callable that declares arguments it cannot receive.
     """
     if not steps:
@@ -46,15 +45,34 @@ def _check_step(step: Mapping[str, Any], where: str, seen: set[str]) -> Mapping[
     if not isinstance(step_id, str) or not step_id or step_id in seen:
         raise ValueError(f"{where} needs a unique non-empty string 'id', got {step_id!r}")
     seen.add(step_id)
-    if ("task" in step) == ("inline_task" in step):
-        raise ValueError(f"{where} ({step_id!r}) needs exactly one of 'task' or 'inline_task'")
-    if "inline_task" in step:
-        injection.check_injectable(step["inline_task"], HANDLER_ARGS, f"{where} inline_task")
-    elif not isinstance(step["task"], str):
-        raise TypeError(f"{where} ({step_id!r}) 'task' must be a task slug")
+    kinds = [kind for kind in KINDS if kind in step]
+    if len(kinds) != 1:
+        raise ValueError(f"{where} ({step_id!r}) needs exactly one of {', '.join(KINDS)}")
+    _check_kind(step, kinds[0], f"{where} ({step_id!r})")
     _check_callables(step, f"{where} ({step_id!r})")
     as_retries(step.get("retries"), f"{where} retries")
     return MappingProxyType(dict(step))
+
+
+def _check_kind(step: Mapping[str, Any], kind: str, where: str) -> None:
+    value = step[kind]
+    if kind == "inline_task":
+        injection.check_injectable(value, HANDLER_ARGS, f"{where} inline_task")
+    elif kind == "task" and not isinstance(value, str):
+        raise TypeError(f"{where} 'task' must be a task slug")
+    elif kind == "sleep":
+        _check_seconds(value, f"{where} 'sleep'")
+    elif kind == "wait_for_signal":
+        check_topic(value)
+    if "timeout" in step:
+        if kind != "wait_for_signal":
+            raise ValueError(f"{where} 'timeout' goes only with 'wait_for_signal'")
+        _check_seconds(step["timeout"], f"{where} 'timeout'")
+
+
+def _check_seconds(value: Any, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ValueError(f"{what} must be a number of seconds (0 or more), got {value!r:.40}")
 
 
 def _check_callables(step: Mapping[str, Any], where: str) -> None:

@@ -128,6 +128,8 @@ def outcome(row: JobRow, status: str | None) -> str:
         return "aborted"
     if status == "success":
         return "completed"
+    if status == "suspended":
+        return "suspended"
     if status != FINAL_STATUS:
         return "retrying"
     error = row.error or {}

@@ -88,7 +88,8 @@ async def run_until_idle(
 
     Returns:
         Each job's status from its last run: ``"success"``, ``"error"`` (will retry) or
-        ``"error-reached-max-retries"``, keyed by job id in the order they first ran.
+        ``"error-reached-max-retries"`` or ``"suspended"`` (a durable wait), keyed by job id in
+        the order they first ran.
 
     Raises:
         TypeError: ``advance=True`` but ``jobs.clock`` is not a :class:`Clock`.
@@ -123,9 +124,14 @@ def _movable(jobs: Jobs) -> Clock:
 
 
 async def _to_next_wait(jobs: Jobs, clock: Clock) -> bool:
-    """Move ``clock`` to the earliest ``wait_until`` of a waiting job; ``False`` if none."""
-    waiting = await jobs.find(where={"status": "waiting"}, limit=1, order="wait_until")
-    if not waiting or waiting[0].wait_until is None:
+    """Move ``clock`` to the earliest ``wait_until`` of a waiting job or of a suspended one's
+    timeout; ``False`` if none."""
+    times = []
+    for status in ("waiting", "suspended"):
+        found = await jobs.find(where={"status": status}, limit=1, order="wait_until")
+        if found and found[0].wait_until is not None:
+            times.append(found[0].wait_until)
+    if not times:
         return False
-    clock.set(max(clock(), waiting[0].wait_until))
+    clock.set(max(clock(), min(times)))
     return True

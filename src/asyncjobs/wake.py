@@ -23,6 +23,9 @@ import anyio
 from asyncjobs.models import Job
 
 Wake = Callable[[str, datetime | None], None]
+# Published as the queue when the queue of a woken job is not known here (a parent woken by
+# its child's finish): every lane that wakes on queued jobs takes a look.
+ANY_QUEUE = ""
 _RUNNABLE = frozenset({"queued", "waiting"})  # statuses that make a queued job worth a wake
 
 

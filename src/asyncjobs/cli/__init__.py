@@ -33,6 +33,7 @@ COMMANDS: dict[str, Command] = {
     "jobs cancel": admin.cancel_job,
     "jobs retry": admin.retry_job,
     "prune": admin.prune,
+    "jobs signal": admin.signal_job,
     "demo": serve.demo,
     "dashboard": dashboard.main,
 }

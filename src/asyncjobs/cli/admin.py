@@ -120,6 +120,24 @@ async def retry_job(args: argparse.Namespace) -> int:
     return 0
 
 
+async def signal_job(args: argparse.Namespace) -> int:
+    if args.payload is not None and not isinstance(args.payload, dict):
+        raise CliError("--payload must be a JSON object")
+    async with _opened(args) as jobs:
+        job = await _existing(jobs, args.id)
+        try:
+            sent = await jobs.signal(job.id, args.topic, args.payload)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+        if not sent:
+            raise CliError(
+                f"job {job.id} is already {job.status}; only unfinished jobs take signals"
+            )
+    text = f"Sent signal {args.topic!r} to job {job.id}."
+    _done(args, {"id": job.id, "topic": args.topic, "signalled": True}, text)
+    return 0
+
+
 async def _act_on(args: argparse.Namespace, action: str, refused: str) -> Job:
     """The job ``args.id`` names, after ``jobs.<action>(id)`` accepted it (else a CliError)."""
     async with _opened(args) as jobs:

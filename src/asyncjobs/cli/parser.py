@@ -201,7 +201,7 @@ def _add_exec(commands: Any) -> None:
 
 
 def _add_jobs(commands: Any) -> None:
-    group = commands.add_parser("jobs", help="list, show, queue, cancel or retry jobs")
+    group = commands.add_parser("jobs", help="list, show, queue, cancel, retry or signal jobs")
     actions = group.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser)
     actions.required = True
     listing = _command(actions, "list", "list jobs, newest first")
@@ -223,6 +223,17 @@ def _add_jobs(commands: Any) -> None:
         sub.add_argument("id", type=positive_int, metavar="ID", help="the job id")
         _add_json(sub)
     _add_jobs_queue(actions)
+    _add_jobs_signal(actions)
+
+
+def _add_jobs_signal(actions: Any) -> None:
+    sub = _command(actions, "signal", "send a signal to a job's wait_for_signal")
+    sub.add_argument("id", type=positive_int, metavar="ID", help="the job id")
+    sub.add_argument("topic", metavar="TOPIC", help="the signal's topic")
+    sub.add_argument(
+        "--payload", type=json_value, metavar="JSON", help="the signal's payload, a JSON object"
+    )
+    _add_json(sub)
 
 
 def _add_jobs_queue(actions: Any) -> None:

@@ -15,6 +15,7 @@ OUTCOMES = {
     "success": "succeeded",
     "error": "will retry",
     "error-reached-max-retries": "failed",
+    "suspended": "suspended",
     "aborted": "handed back",
 }
 

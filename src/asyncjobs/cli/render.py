@@ -21,6 +21,7 @@ STATUS_COLORS = {
     "cancelled": "33",
     "processing": "36",
     "waiting": "35",
+    "suspended": "35",
     "queued": "34",
     "succeeded": "32",
 }
@@ -128,6 +129,10 @@ def note(job: Job) -> str:
         return f"runs after {when(job.wait_until)}"
     if job.status == "processing":
         return f"leased until {when(job.processing_until)}"
+    if job.status == "suspended":
+        return "until a signal or its child" + (
+            f", or {when(job.wait_until)}" if job.wait_until else ""
+        )
     if job.error:
         return f"will retry; last error {error_text(job.error)}"
     return ""

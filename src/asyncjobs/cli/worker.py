@@ -19,6 +19,7 @@ RESULT_NAMES = {
     "success": "succeeded",
     "error": "will retry",
     "error-reached-max-retries": "failed",
+    "suspended": "suspended",
 }
 
 

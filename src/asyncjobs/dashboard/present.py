@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, get_args
 
-from asyncjobs.models import Job, JobLogEntry, JobStatusName
+from asyncjobs.models import FOREVER, Job, JobLogEntry, JobStatusName
 
 STATUSES: tuple[str, ...] = tuple(get_args(JobStatusName))
 UNITS = ((86400, "d"), (3600, "h"), (60, "min"), (1, "s"))
@@ -90,6 +90,9 @@ def note(row: Mapping[str, Any], status: str) -> Note:
         return Note("runs", row.get("wait_until"))
     if status == "processing":
         return Note("lease ends", row.get("processing_until"))
+    if status == "suspended":
+        until = row.get("wait_until")
+        return Note("until woken") if until == FOREVER else Note("until woken or", until)
     if row.get("error"):
         return Note(f"will retry · {error_line(row.get('error'))}")
     return Note("")

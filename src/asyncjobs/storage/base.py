@@ -192,6 +192,25 @@ class Store(Protocol):
 
     async def prune(self, kind: str, *, before: datetime, limit: int) -> int: ...
 
+    async def signal(
+        self, job_id: int, topic: str, payload: Any, *, now: datetime
+    ) -> tuple[str, datetime | None] | None: ...
+
+    async def signals(self, job_id: int, topic: str) -> list[tuple[int, Any]]: ...
+
+    async def suspend(
+        self,
+        job_id: int,
+        token: str,
+        *,
+        live_after: datetime,
+        values: Callable[[int | None], Mapping[str, Any]],
+        check: tuple[str, frozenset[int]] | None = None,
+        child: Row | None = None,
+    ) -> tuple[bool, int | None] | None: ...
+
+    async def delete_finished(self, ids: Sequence[int]) -> None: ...
+
     async def get(self, job_id: int) -> Row | None: ...
 
     async def find(

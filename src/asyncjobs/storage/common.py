@@ -14,7 +14,7 @@ import anyio
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from asyncjobs.storage import filters, inserts, migrations, pruning, statements
+from asyncjobs.storage import filters, inserts, migrations, pruning, statements, waits
 from asyncjobs.storage.base import Claim, FinishedBus, Log, Logs, Row, Wake
 from asyncjobs.storage.claims import claim_statement
 from asyncjobs.storage.codec import Codec, Compiled
@@ -34,7 +34,7 @@ class _Open(NamedTuple):
     inserts: InsertSql
 
 
-class SqlStore(ScheduleState):
+class SqlStore(ScheduleState, waits.WaitState):
     """Owns the engine and the held connections; every method is one short transaction."""
 
     def __init__(self, url: str) -> None:
@@ -107,6 +107,7 @@ class SqlStore(ScheduleState):
                     await conn.run_sync(metadata.create_all)
                     await migrations.check_version(conn)
                     await self._install(conn)
+                    await waits.install(conn)
         except BaseException:
             await engine.dispose()
             raise
@@ -302,10 +303,11 @@ class SqlStore(ScheduleState):
     async def cancel(
         self, where: Mapping[str, Any] | None, *, queue: str | None, now: datetime, message: str
     ) -> list[int]:
-        """Cancel unfinished jobs matching ``where`` (and ``queue``); return their ids."""
+        """Cancel unfinished jobs matching ``where`` (and ``queue``) and their unfinished
+        children; return their ids."""
         stmt = statements.cancel(where, queue=queue, now=now, message=message)
-        async with self.write(single=True) as conn:
-            return [row[0] for row in await conn.execute(stmt)]
+        async with self.write() as conn:
+            return await waits.cancel_tree(conn, stmt, now=now, message=message)
 
     @translated
     async def retry(self, job_id: int, *, now: datetime) -> Row | None:

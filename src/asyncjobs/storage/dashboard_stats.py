@@ -13,7 +13,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, String, case, cast, func, literal, null, select, union_all
+from sqlalchemy import (
+    Integer,
+    String,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    null,
+    select,
+    true,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -26,7 +38,7 @@ from asyncjobs.storage.tables import CANCELLED, COMPLETED, FAILED, UTCDateTime, 
 CHART_MINUTES = 60
 CHART_SAMPLE = 2_000
 QUEUES_PER_STATEMENT = 50  # SQLite allows 500 terms in one compound SELECT; a queue takes 6
-UNFINISHED = ("queued", "waiting", "processing")
+UNFINISHED = ("queued", "waiting", "suspended", "processing")
 
 
 @dataclass(frozen=True)
@@ -118,6 +130,7 @@ def _unfinished(queue: str, now: datetime) -> Any:
     the oldest queued one became due."""
     status = case(
         (jobs.c.processing_until > now, literal("processing", String())),
+        (and_(jobs.c.wait_until > now, jobs.c.suspended == true()), literal("suspended", String())),
         (jobs.c.wait_until > now, literal("waiting", String())),
         else_=literal("queued", String()),
     ).label("status")

@@ -17,7 +17,7 @@ from asyncjobs.json_values import text_problem
 from asyncjobs.storage.tables import jobs
 
 WHERE_COLUMNS = ("id", "task_slug", "workflow_slug", "queue", "priority", "idempotency_key")
-STATUSES = ("queued", "waiting", "processing", "completed", "failed", "cancelled")
+STATUSES = ("queued", "waiting", "suspended", "processing", "completed", "failed", "cancelled")
 
 
 def unfinished() -> ColumnElement[bool]:
@@ -148,12 +148,14 @@ def status_clause(status: str, now: datetime) -> ColumnElement[bool]:
     cancelled = jobs.c.error["cancelled"].as_boolean() == true()
     leased = jobs.c.processing_until > now
     waiting = jobs.c.wait_until > now
+    held = jobs.c.suspended == true()
     clauses: dict[str, ColumnElement[bool]] = {
         "cancelled": and_(jobs.c.has_error == true(), cancelled),
         "failed": and_(jobs.c.has_error == true(), or_(jobs.c.error.is_(None), ~cancelled)),
         "completed": and_(jobs.c.has_error == false(), jobs.c.completed_at.is_not(None)),
         "processing": and_(unfinished(), leased),
-        "waiting": and_(unfinished(), lease_free(now), waiting),
+        "waiting": and_(unfinished(), lease_free(now), waiting, or_(~held, held.is_(None))),
+        "suspended": and_(unfinished(), lease_free(now), waiting, held),
         "queued": and_(unfinished(), lease_free(now), or_(jobs.c.wait_until.is_(None), ~waiting)),
     }
     if not isinstance(status, str) or status not in clauses:

@@ -17,6 +17,7 @@ ADDED_COLUMNS: dict[int, tuple[Column[Any], ...]] = {
     3: (jobs.c.output,),
     4: (jobs.c.priority,),
     5: (jobs.c.idempotency_key,),
+    6: (jobs.c.parent_id, jobs.c.suspended),
 }
 # Indexes a version replaced (the claim index gained ``priority``).
 DROPPED_INDEXES: dict[int, tuple[str, ...]] = {

@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 import anyio
-from sqlalchemy import case, func, literal, select
+from sqlalchemy import and_, case, func, literal, select, true
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -60,6 +60,7 @@ def _check_sqlite_file(url: str) -> None:
 def _status(now: datetime) -> object:
     return case(
         (jobs.c.processing_until > now, literal("processing")),
+        (and_(jobs.c.wait_until > now, jobs.c.suspended == true()), literal("suspended")),
         (jobs.c.wait_until > now, literal("waiting")),
         else_=literal("queued"),
     )

@@ -30,7 +30,7 @@ from sqlalchemy.types import TypeDecorator
 
 from asyncjobs.checks import MAX_IDEMPOTENCY_KEY_LENGTH, MAX_KEY_LENGTH, MAX_NAME_LENGTH
 
-SCHEMA_VERSION = 5  # see ``migrations`` for what each version added
+SCHEMA_VERSION = 6  # see ``migrations`` for what each version added
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -88,6 +88,11 @@ jobs = Table(
     Column("priority", Integer, nullable=False, default=0, server_default="0"),
     # While the job is unfinished, no other job may be queued with this key.
     Column("idempotency_key", String(MAX_IDEMPOTENCY_KEY_LENGTH)),
+    # The job whose ``run_child`` step queued this one.
+    Column("parent_id", Id),
+    # True while a durable wait (a signal, a child) holds the job: runnable again when woken
+    # (``wait_until`` cleared) or when ``wait_until``, its timeout, comes.
+    Column("suspended", Boolean),
 )
 
 _UNFINISHED = (jobs.c.completed_at.is_(None)) & (jobs.c.has_error == false())
@@ -117,6 +122,12 @@ Index(
     unique=True,
     postgresql_where=_UNFINISHED,
     sqlite_where=_UNFINISHED,
+)
+Index(
+    "ix_asyncjobs_jobs_parent",
+    jobs.c.parent_id,
+    postgresql_where=jobs.c.parent_id.is_not(None),
+    sqlite_where=jobs.c.parent_id.is_not(None),
 )
 Index("ix_asyncjobs_jobs_task_slug", jobs.c.task_slug)
 Index("ix_asyncjobs_jobs_workflow_slug", jobs.c.workflow_slug)
@@ -184,6 +195,19 @@ Index(
     sqlite_where=and_(*SUCCEEDED),
 )
 Index("ix_asyncjobs_jobs_errored", jobs.c.id, postgresql_where=ERRORED, sqlite_where=ERRORED)
+
+# Signals sent to jobs (``jobs.signal``, and a child's outcome to its parent), oldest first
+# per topic; a step consumes one by logging its id, so consumption is fenced like any step.
+signals = Table(
+    "asyncjobs_signals",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("job_id", Id, nullable=False),
+    Column("topic", String(MAX_NAME_LENGTH), nullable=False),
+    Column("payload", Json),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+Index("ix_asyncjobs_signals_job", signals.c.job_id, signals.c.topic, signals.c.id)
 
 schedules = Table(
     "asyncjobs_schedules",

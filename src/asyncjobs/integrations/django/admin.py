@@ -35,7 +35,8 @@ def status_q(status: str, now: datetime) -> Q:
         "failed": Q(has_error=True) & (Q(error__isnull=True) | ~cancelled),
         "completed": Q(has_error=False, completed_at__isnull=False),
         "processing": unfinished & Q(processing_until__gt=now),
-        "waiting": unfinished & lease_free & Q(wait_until__gt=now),
+        "waiting": unfinished & lease_free & Q(wait_until__gt=now) & ~Q(suspended=True),
+        "suspended": unfinished & lease_free & Q(wait_until__gt=now, suspended=True),
         "queued": unfinished & lease_free & (Q(wait_until__isnull=True) | Q(wait_until__lte=now)),
     }[status]
 

@@ -34,6 +34,8 @@ class Job(models.Model):  # type: ignore[misc]
     priority = models.IntegerField(default=0)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
+    parent_id = models.BigIntegerField(null=True)
+    suspended = models.BooleanField(null=True)
 
     class Meta:
         managed = False

@@ -33,6 +33,7 @@ CANCELLED_PATH = "asyncjobs.errors.JobCancelled"
 STATUSES = {
     "queued": TaskResultStatus.READY,
     "waiting": TaskResultStatus.READY,
+    "suspended": TaskResultStatus.RUNNING,
     "processing": TaskResultStatus.RUNNING,
     "completed": TaskResultStatus.SUCCESSFUL,
     "failed": TaskResultStatus.FAILED,

@@ -1,0 +1,231 @@
+"""Durable waits in storage: signals stored and read, a job suspended (and its child queued)
+in one fenced transaction, cancels that reach children, and the trigger by which a finished
+child signals and wakes its parent in the transaction that finishes it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, delete, insert, select, text, true, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from asyncjobs.checks import CHILD_TOPIC
+from asyncjobs.storage import filters
+from asyncjobs.storage.base import Row, cancelled_values
+from asyncjobs.storage.errors import translated
+from asyncjobs.storage.notify import CHANNEL
+from asyncjobs.storage.tables import jobs, signals
+
+CASCADE_CHUNK = 500  # parent ids per statement when a cancel reaches children
+Values = Callable[[int | None], Mapping[str, Any]]  # a suspension's columns, given its child
+Check = tuple[str, frozenset[int]]  # (topic, signal ids already consumed)
+
+# Woken: runnable at once if suspended (a sleeping job keeps its time); either way no longer
+# suspended. Set by id alone, so the row is locked even when it is not suspended yet: a
+# suspension committing meanwhile either waits for this write and then sees the signal, or
+# commits first and is woken by it.
+_WAKE = {
+    "wait_until": case((jobs.c.suspended == true(), None), else_=jobs.c.wait_until),
+    "suspended": None,
+}
+_CHILD_FINISHED = (
+    "NEW.parent_id IS NOT NULL AND (NEW.completed_at IS NOT NULL OR NEW.has_error) "
+    "AND OLD.completed_at IS NULL AND NOT OLD.has_error"
+)
+_WAKE_PARENT = (
+    "UPDATE asyncjobs_jobs SET wait_until = CASE WHEN suspended THEN NULL ELSE wait_until END, "
+    "suspended = NULL WHERE id = NEW.parent_id AND completed_at IS NULL AND NOT has_error"
+)
+_SQLITE_DDL = (
+    f"""
+    CREATE TRIGGER IF NOT EXISTS asyncjobs_child_finished
+    AFTER UPDATE OF completed_at, has_error ON asyncjobs_jobs
+    FOR EACH ROW WHEN {_CHILD_FINISHED}
+    BEGIN
+        INSERT INTO asyncjobs_signals (job_id, topic, payload, created_at)
+        VALUES (NEW.parent_id, '{CHILD_TOPIC}' || NEW.id, json_object('child', NEW.id,
+                'output', json(NEW.output), 'error', json(NEW.error)), NEW.updated_at);
+        {_WAKE_PARENT};
+    END
+    """,
+)
+_POSTGRES_DDL = (
+    f"""
+    CREATE OR REPLACE FUNCTION asyncjobs_child_finished() RETURNS trigger AS $$
+    DECLARE woken text; due timestamptz;
+    BEGIN
+        INSERT INTO asyncjobs_signals (job_id, topic, payload, created_at)
+        VALUES (NEW.parent_id, '{CHILD_TOPIC}' || NEW.id, jsonb_build_object('child', NEW.id,
+                'output', NEW.output, 'error', NEW.error), NEW.updated_at);
+        {_WAKE_PARENT} RETURNING queue, wait_until INTO woken, due;
+        IF woken IS NOT NULL AND due IS NULL THEN
+            PERFORM pg_notify('{CHANNEL}', woken || '  ');
+        END IF;
+        RETURN NULL;
+    END $$ LANGUAGE plpgsql
+    """,
+    "DROP TRIGGER IF EXISTS asyncjobs_child_finished ON asyncjobs_jobs",
+    f"""
+    CREATE TRIGGER asyncjobs_child_finished AFTER UPDATE OF completed_at, has_error
+    ON asyncjobs_jobs FOR EACH ROW WHEN ({_CHILD_FINISHED})
+    EXECUTE FUNCTION asyncjobs_child_finished()
+    """,
+)
+
+
+async def install(conn: AsyncConnection) -> None:
+    """Create or refresh the child-finished trigger (the schema lock is held)."""
+    postgres = conn.dialect.name == "postgresql"
+    for statement in _POSTGRES_DDL if postgres else _SQLITE_DDL:
+        await conn.execute(text(statement))
+
+
+class _Lost(Exception):
+    """The job's lease was lost: the suspension's transaction is rolled back."""
+
+
+class WaitState:
+    """The durable-wait statements of ``SqlStore``; each is one transaction."""
+
+    def write(self, *, single: bool = False) -> AbstractAsyncContextManager[AsyncConnection]:
+        raise NotImplementedError
+
+    def read(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        raise NotImplementedError
+
+    async def insert_through(
+        self, conn: AsyncConnection, rows: Sequence[Row], supersede: Sequence[str], now: datetime
+    ) -> list[Row]:
+        raise NotImplementedError
+
+    @translated
+    async def signal(
+        self, job_id: int, topic: str, payload: Any, *, now: datetime
+    ) -> tuple[str, datetime | None] | None:
+        """Store a signal for an unfinished job and wake it if it is suspended; return its
+        queue and ``wait_until`` after, or ``None`` when the job is missing or finished."""
+        async with self.write() as conn:
+            woken = await conn.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id, filters.unfinished())
+                .values(**_WAKE, updated_at=now)
+                .returning(jobs.c.queue, jobs.c.wait_until)
+            )
+            row = woken.first()
+            if row is None:
+                return None
+            values = {"job_id": job_id, "topic": topic, "payload": payload, "created_at": now}
+            await conn.execute(insert(signals).values(**values))
+            if row.wait_until is None:
+                await _notify(conn, row.queue)
+            return row.queue, row.wait_until
+
+    @translated
+    async def signals(self, job_id: int, topic: str) -> list[tuple[int, Any]]:
+        """``(id, payload)`` of every signal sent to the job on ``topic``, oldest first."""
+        stmt = (
+            select(signals.c.id, signals.c.payload)
+            .where(signals.c.job_id == job_id, signals.c.topic == topic)
+            .order_by(signals.c.id)
+        )
+        async with self.read() as conn:
+            return [(row.id, row.payload) for row in await conn.execute(stmt)]
+
+    @translated
+    async def suspend(
+        self,
+        job_id: int,
+        token: str,
+        *,
+        live_after: datetime,
+        values: Values,
+        check: Check | None = None,
+        child: Row | None = None,
+    ) -> tuple[bool, int | None] | None:
+        """Write a suspension while ``token`` holds the job, inserting ``child`` first (its
+        id goes to ``values``); ``None`` when the lease was lost (nothing is written).
+
+        Returns whether the job is still suspended (``False``: a signal on ``check``'s
+        topic that is not consumed yet had arrived, so it is runnable at once) and the
+        child's id.
+        """
+        try:
+            async with self.write() as conn:
+                child_id = None
+                if child is not None:
+                    stored = await self.insert_through(conn, [child], (), child["created_at"])
+                    child_id = stored[0]["id"]
+                if not await _owned_update(conn, job_id, token, live_after, values(child_id)):
+                    raise _Lost
+                if check is not None and await _unconsumed(conn, job_id, check):
+                    await conn.execute(update(jobs).where(jobs.c.id == job_id).values(**_WAKE))
+                    return False, child_id
+                return True, child_id
+        except _Lost:
+            return None
+
+    @translated
+    async def delete_finished(self, ids: Sequence[int]) -> None:
+        """Delete completed jobs (children, kept until their outcome reached the parent)."""
+        if ids:
+            stmt = delete(jobs).where(jobs.c.id.in_(ids), jobs.c.completed_at.is_not(None))
+            async with self.write(single=True) as conn:
+                await conn.execute(stmt)
+
+
+async def _owned_update(
+    conn: AsyncConnection, job_id: int, token: str, live_after: datetime, values: Mapping[str, Any]
+) -> bool:
+    stmt = (
+        update(jobs)
+        .where(
+            jobs.c.id == job_id,
+            jobs.c.processing_token == token,
+            jobs.c.processing_until > live_after,
+        )
+        .values(**values)
+        .returning(jobs.c.id)
+    )
+    return (await conn.execute(stmt)).first() is not None
+
+
+async def _unconsumed(conn: AsyncConnection, job_id: int, check: Check) -> bool:
+    topic, consumed = check
+    stmt = select(signals.c.id).where(signals.c.job_id == job_id, signals.c.topic == topic)
+    return any(row.id not in consumed for row in await conn.execute(stmt))
+
+
+async def _notify(conn: AsyncConnection, queue: str) -> None:
+    """Wake every process's autoRun for ``queue`` (PostgreSQL; the origin left empty, so the
+    sender's own listener hears it too)."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(
+            text("SELECT pg_notify(:channel, :payload)"),
+            {"channel": CHANNEL, "payload": f"{queue}  "},
+        )
+
+
+async def cancel_tree(
+    conn: AsyncConnection, stmt: Any, *, now: datetime, message: str
+) -> list[int]:
+    """Run the cancel ``stmt``, then cancel the unfinished children of every job it
+    cancelled, and theirs, in the same transaction; return every id cancelled."""
+    cancelled = [row[0] for row in await conn.execute(stmt)]
+    frontier = cancelled
+    while frontier:
+        found: list[int] = []
+        for start in range(0, len(frontier), CASCADE_CHUNK):
+            parents = frontier[start : start + CASCADE_CHUNK]
+            children = (
+                update(jobs)
+                .where(jobs.c.parent_id.in_(parents), filters.unfinished())
+                .values(**cancelled_values(now, message))
+                .returning(jobs.c.id)
+            )
+            found += [row[0] for row in await conn.execute(children)]
+        cancelled += found
+        frontier = found
+    return cancelled
