@@ -116,8 +116,7 @@ class Jobs(Lifecycle, Waiting, Pruning, Signalling):
         return self.registry.workflows
 
     def asgi_app(self) -> EndpointsApp:
-        """An ASGI app serving ``GET /run``, ``/handle-schedules``, ``/health`` and ``/metrics``:
-        requests need ``Authorization: Bearer <secret>`` or ``Access.run`` (else 401)."""
+        """The endpoints (``/run``, ``/handle-schedules``, ``/health``, ``/metrics``) as ASGI."""
         from asyncjobs.http import EndpointsApp
 
         return EndpointsApp(self)
@@ -253,11 +252,8 @@ class Jobs(Lifecycle, Waiting, Pruning, Signalling):
         return bool(await self._cancel({"id": check_id(id)}, None))
 
     async def retry_by_id(self, id: int) -> bool:
-        """Make a failed or cancelled job runnable again; its succeeded steps are kept.
-
-        The job keeps its log and ``total_tried``, so a step that used up its retries gets one
-        more try. Returns ``False`` when the job is missing or neither failed nor cancelled.
-        """
+        """Make a failed or cancelled job runnable again, keeping its log and ``total_tried``
+        (a step that used up its retries gets one more try); ``False`` if there is none."""
         await self._ready()
         now = self.clock()
         row = await self.store.retry(check_id(id), now=now)

@@ -14,15 +14,16 @@ import anyio
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from asyncjobs.storage import filters, inserts, migrations, pruning, statements, waits
+from asyncjobs.storage import filters, inserts, migrations, waits
 from asyncjobs.storage.base import Claim, FinishedBus, Log, Logs, Row, Wake
 from asyncjobs.storage.claims import claim_statement
 from asyncjobs.storage.codec import Codec, Compiled
 from asyncjobs.storage.errors import translated
 from asyncjobs.storage.held import Driver, HeldConnections, unbroken
 from asyncjobs.storage.inserts import Fetch, InsertSql
+from asyncjobs.storage.lookups import Lookups
 from asyncjobs.storage.schedules import ScheduleState
-from asyncjobs.storage.tables import metadata, row_values
+from asyncjobs.storage.tables import metadata
 
 FINISHED_POLL = 1.0  # seconds: how soon ``wait()`` sees a finish by another SQLite process
 
@@ -34,7 +35,7 @@ class _Open(NamedTuple):
     inserts: InsertSql
 
 
-class SqlStore(ScheduleState, waits.WaitState):
+class SqlStore(ScheduleState, waits.WaitState, Lookups):
     """Owns the engine and the held connections; every method is one short transaction."""
 
     def __init__(self, url: str) -> None:
@@ -270,71 +271,6 @@ class SqlStore(ScheduleState, waits.WaitState):
         if compiled is None:
             compiled = self._statements[statement] = Compiled(statement, self.engine.dialect)
         return compiled
-
-    # -- the other statements, through SQLAlchemy -----------------------------------------
-
-    @translated
-    async def renew(
-        self, ids: Sequence[int], token: str, *, live_after: datetime, until: datetime
-    ) -> set[int]:
-        """Extend live leases of ``token``; return the ids still owned."""
-        if not ids:
-            return set()
-        async with self.write(single=True) as conn:
-            stmt = statements.renew(ids, token, live_after=live_after, until=until)
-            return {row[0] for row in await conn.execute(stmt)}
-
-    @translated
-    async def owned(self, ids: Sequence[int], token: str) -> set[int]:
-        """The ``ids`` still leased to ``token``: a cheap primary-key read for the heartbeat."""
-        if not ids:
-            return set()
-        async with self.read() as conn:
-            return {row[0] for row in await conn.execute(statements.owned(ids, token))}
-
-    @translated
-    async def release(self, ids: Sequence[int], token: str) -> None:
-        """Hand jobs back: runnable again at once, no try counted."""
-        if ids:
-            async with self.write(single=True) as conn:
-                await conn.execute(statements.release(ids, token))
-
-    @translated
-    async def cancel(
-        self, where: Mapping[str, Any] | None, *, queue: str | None, now: datetime, message: str
-    ) -> list[int]:
-        """Cancel unfinished jobs matching ``where`` (and ``queue``) and their unfinished
-        children; return their ids."""
-        stmt = statements.cancel(where, queue=queue, now=now, message=message)
-        async with self.write() as conn:
-            return await waits.cancel_tree(conn, stmt, now=now, message=message)
-
-    @translated
-    async def retry(self, job_id: int, *, now: datetime) -> Row | None:
-        """Make a failed or cancelled job runnable again, keeping its log; ``None`` otherwise."""
-        async with self.write(single=True) as conn:
-            row = (await conn.execute(statements.retry(job_id, now=now))).first()
-            return None if row is None else row_values(row)
-
-    @translated
-    async def prune(self, kind: str, *, before: datetime, limit: int) -> int:
-        """Delete up to ``limit`` finished jobs of ``kind`` older than ``before``; how many."""
-        async with self.write(single=True) as conn:
-            return int((await conn.execute(pruning.prune(kind, before, limit))).rowcount)
-
-    @translated
-    async def get(self, job_id: int) -> Row | None:
-        async with self.read() as conn:
-            row = (await conn.execute(statements.get(job_id))).first()
-            return None if row is None else row_values(row)
-
-    @translated
-    async def find(
-        self, where: Mapping[str, Any] | None, *, limit: int, order: str, now: datetime
-    ) -> list[Row]:
-        stmt = statements.find(where, limit=limit, order=order, now=now)
-        async with self.read() as conn:
-            return [row_values(r) for r in await conn.execute(stmt)]
 
     async def insert_through(
         self, conn: AsyncConnection, rows: Sequence[Row], supersede: Sequence[str], now: datetime
