@@ -141,7 +141,8 @@ def _priority(value: Any, definition: Task | Workflow) -> int:
         return definition.priority
     problem = priority_problem(value)
     if problem is not None:
-        raise ValidationError(problem, errors=[{"loc": ("priority",), "msg": problem}])
+        error = {"type": "value_error", "loc": ("priority",), "msg": problem, "input": value}
+        raise ValidationError(problem, errors=[error])
     return int(value)
 
 
