@@ -6,11 +6,15 @@ dropped. Each backend writes the statements in its driver's SQL (``InsertSql``).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
+
+from sqlalchemy import JSON
 
 from asyncjobs.errors import StorageError
 from asyncjobs.storage.base import Row
+from asyncjobs.storage.codec import Codec
+from asyncjobs.storage.tables import COLUMNS, INSERT_COLUMNS, UTCDateTime, jobs
 
 Statement = tuple[str, Sequence[Any]]
 Insert = tuple[str, Sequence[Any], Sequence[Row]]  # a statement and the rows it inserts
@@ -159,3 +163,44 @@ async def _supersede(
     }
     if newest:
         await fetch(*sql.supersede(list(newest), list(newest.values()), now))
+
+
+class Returned:
+    """Stored rows rebuilt from what an insert returns (``RETURNING``): the id and the JSON
+    values as stored (``jsonb`` may change a value's form: key order, ``1e2`` read back as
+    ``100``); every other column is what was sent, times in UTC, as they read back."""
+
+    def __init__(self, codec: Codec) -> None:
+        self.codec = codec
+        self._blank = {name: codec.default(name) for name in COLUMNS}  # what a row leaves out
+
+    def rows(self, rows: Sequence[Row], fetched: Sequence[Sequence[Any]]) -> list[Row]:
+        """The stored rows of ``rows``, in id order. A row whose idempotency key was taken
+        returned nothing: the returned rows are matched in order, by key."""
+        returned = sorted(fetched, key=lambda values: int(values[0]))
+        stored: list[Row] = []
+        for row in rows:
+            if len(stored) == len(returned):
+                break
+            values = returned[len(stored)]
+            sent = (bool(row.get("has_error")), row.get("idempotency_key"))
+            if (bool(values[1]), values[2]) == sent:
+                stored.append(self._stored(row, values))
+        return stored
+
+    def _stored(self, row: Row, values: Sequence[Any]) -> Row:
+        stored = self._blank | row
+        stored["id"] = values[0]
+        for name, value in zip(_RETURNED_JSON, values[3:], strict=True):
+            stored[name] = None if value is None else self.codec.decode(name, value)
+        for name in _TIME_COLUMNS:
+            if stored[name] is not None:
+                stored[name] = stored[name].astimezone(UTC)
+        return stored
+
+
+_RETURNED_JSON = tuple(name for name in INSERT_COLUMNS if isinstance(jobs.c[name].type, JSON))
+_TIME_COLUMNS = tuple(name for name in COLUMNS if isinstance(jobs.c[name].type, UTCDateTime))
+RETURNING = ", ".join(
+    f'"{name}"' for name in ("id", "has_error", "idempotency_key", *_RETURNED_JSON)
+)

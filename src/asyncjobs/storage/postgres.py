@@ -10,7 +10,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Dialect, Table, event, text
@@ -24,15 +24,8 @@ from asyncjobs.storage.codec import Codec
 from asyncjobs.storage.common import SqlStore
 from asyncjobs.storage.fenced import update_owned_sql
 from asyncjobs.storage.held import Driver, unbroken
-from asyncjobs.storage.inserts import Insert, Statement
-from asyncjobs.storage.tables import (
-    COLUMN_LIST,
-    COLUMNS,
-    INSERT_COLUMNS,
-    RETURNING_ALL,
-    UTCDateTime,
-    jobs,
-)
+from asyncjobs.storage.inserts import RETURNING, Insert, Returned, Statement
+from asyncjobs.storage.tables import COLUMN_LIST, INSERT_COLUMNS, RETURNING_ALL, jobs
 
 SCHEMA_LOCK = 0x61736A6F62  # "asjob": serialises schema creation across instances
 CLAIM_LOCK = 0x61736A6F63  # serialises claims of keyed jobs across instances
@@ -201,7 +194,7 @@ class PostgresInserts:
 
     def __init__(self, codec: Codec) -> None:
         self.codec = codec
-        self._blank = {name: codec.default(name) for name in COLUMNS}  # what a row leaves out
+        self._returned = Returned(codec)
 
     def decode(self, values: Sequence[Any]) -> Row:
         return self.codec.decode_row(values)
@@ -230,29 +223,7 @@ class PostgresInserts:
         return [(_insert_unnest(self.codec.dialect, tuple(shared)), args, rows)]
 
     def inserted(self, rows: Sequence[Row], fetched: Sequence[Sequence[Any]]) -> list[Row]:
-        """The insert returns the id and the JSON values as stored (``jsonb`` may change a
-        value's form: key order, ``1e2`` read back as ``100``); every other column of a stored
-        row is what was sent, times in UTC, as they read back. A row whose idempotency key
-        was taken returned nothing: the returned rows are matched in order, by key."""
-        returned = sorted(fetched, key=lambda values: int(values[0]))
-        stored: list[Row] = []
-        for row in rows:
-            if len(stored) == len(returned):
-                break
-            values = returned[len(stored)]
-            if (values[1], values[2]) == (bool(row.get("has_error")), row.get("idempotency_key")):
-                stored.append(self._stored(row, values))
-        return stored
-
-    def _stored(self, row: Row, values: Sequence[Any]) -> Row:
-        stored = self._blank | row
-        stored["id"] = values[0]
-        for name, value in zip(_RETURNED_JSON, values[3:], strict=True):
-            stored[name] = None if value is None else self.codec.decode(name, value)
-        for name in _TIME_COLUMNS:
-            if stored[name] is not None:
-                stored[name] = stored[name].astimezone(UTC)
-        return stored
+        return self._returned.rows(rows, fetched)
 
     def holders(self, keys: Sequence[str]) -> Statement:
         sql = (
@@ -299,11 +270,6 @@ def _shared(name: str, values: list[Any]) -> bool:
 
 
 _JSON_COLUMNS = frozenset(name for name in INSERT_COLUMNS if isinstance(jobs.c[name].type, JSON))
-_RETURNED_JSON = tuple(name for name in INSERT_COLUMNS if name in _JSON_COLUMNS)
-_TIME_COLUMNS = tuple(name for name in COLUMNS if isinstance(jobs.c[name].type, UTCDateTime))
-_RETURNING = ", ".join(
-    f'"{name}"' for name in ("id", "has_error", "idempotency_key", *_RETURNED_JSON)
-)
 
 
 @functools.lru_cache(maxsize=64)
@@ -322,5 +288,5 @@ def _insert_unnest(dialect: Dialect, shared: tuple[bool, ...]) -> str:
     return (
         f"INSERT INTO asyncjobs_jobs ({COLUMN_LIST}) SELECT {', '.join(values)} "
         f"FROM unnest({', '.join(arrays)}) AS u({', '.join(names)}) "
-        f"ON CONFLICT (idempotency_key) WHERE {_UNFINISHED} DO NOTHING RETURNING {_RETURNING}"
+        f"ON CONFLICT (idempotency_key) WHERE {_UNFINISHED} DO NOTHING RETURNING {RETURNING}"
     )

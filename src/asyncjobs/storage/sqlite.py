@@ -25,7 +25,7 @@ from asyncjobs.storage.codec import Codec
 from asyncjobs.storage.common import SqlStore
 from asyncjobs.storage.fenced import update_owned_sql
 from asyncjobs.storage.held import Driver
-from asyncjobs.storage.inserts import Insert, Statement
+from asyncjobs.storage.inserts import RETURNING, Insert, Returned, Statement
 from asyncjobs.storage.tables import COLUMN_LIST, INSERT_COLUMNS, RETURNING_ALL
 
 BUSY_TIMEOUT_MS = 30_000
@@ -143,6 +143,7 @@ class SqliteInserts:
 
     def __init__(self, codec: Codec) -> None:
         self.codec = codec
+        self._returned = Returned(codec)
 
     def decode(self, values: Sequence[Any]) -> Row:
         return self.codec.decode_row(values)
@@ -166,7 +167,7 @@ class SqliteInserts:
         return _insert_values(len(rows)), args, rows
 
     def inserted(self, rows: Sequence[Row], fetched: Sequence[Sequence[Any]]) -> list[Row]:
-        return [self.codec.decode_row(values) for values in fetched]
+        return self._returned.rows(rows, fetched)
 
     def holders(self, keys: Sequence[str]) -> Statement:
         sql = (
@@ -234,5 +235,5 @@ def _insert_values(count: int) -> str:
     values = ", ".join([group] * count)
     return (
         f"INSERT INTO asyncjobs_jobs ({COLUMN_LIST}) VALUES {values} "
-        f"ON CONFLICT (idempotency_key) WHERE {_UNFINISHED} DO NOTHING RETURNING {RETURNING_ALL}"
+        f"ON CONFLICT (idempotency_key) WHERE {_UNFINISHED} DO NOTHING RETURNING {RETURNING}"
     )
