@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import anyio
@@ -12,6 +13,8 @@ import anyio.lowlevel
 import pytest
 
 import asyncjobs
+from asyncjobs import finisher, step_writes
+from asyncjobs.slots import Slots
 from asyncjobs.storage.common import SqlStore
 from tests.conftest import FakeClock
 from tests.test_autorun import YEARLY, until
@@ -253,3 +256,21 @@ async def test_grouped_writes_check_each_jobs_own_token(store: SqlStore) -> None
     one, two = await store.get(first), await store.get(second)
     assert one is not None and two is not None
     assert (one["log"], two["log"]) == ([entry], None)
+
+
+def test_a_job_claimed_twice_is_written_once_per_statement() -> None:
+    """Two attempts of one job (re-claimed after its lease ran out) never share a write."""
+    first, again, other = (SimpleNamespace(id=n) for n in (1, 1, 2))
+    assert finisher._one_per_job([first, again, other]) == ([first, other], [again])  # type: ignore[list-item]
+    pending = [step_writes._Pending(attempt, []) for attempt in (first, again, other)]  # type: ignore[arg-type]
+    assert step_writes._one_per_job(pending) == ([pending[0], pending[2]], [pending[1]])
+
+
+async def test_slots_start_jobs_only_while_running() -> None:
+    slots = Slots(1)
+
+    async def job() -> None:
+        pass
+
+    with pytest.raises(RuntimeError, match="not running"):
+        slots.start(job)
