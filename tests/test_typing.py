@@ -15,7 +15,7 @@ import pytest
 from pydantic import BaseModel
 
 import asyncjobs
-from asyncjobs.config import Task, Workflow
+from asyncjobs.definitions import Task, Workflow
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = Path(__file__).resolve().parent / "typing"

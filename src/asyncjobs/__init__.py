@@ -1,8 +1,8 @@
 """asyncjobs: durable jobs, workflows and schedules inside your app's own event loop."""
 
 from asyncjobs import testing
-from asyncjobs.config import Access, AutoRun, Schedule, Task, Workflow
 from asyncjobs.decorators import task, workflow
+from asyncjobs.definitions import Access, AutoRun, Schedule, Task, Workflow
 from asyncjobs.errors import (
     AsyncJobsError,
     ChildFailed,

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from urllib.parse import parse_qsl
 
-from asyncjobs.config import DEFAULT_STOP_TIMEOUT
+from asyncjobs.definitions import DEFAULT_STOP_TIMEOUT
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from asyncjobs.config import Access, Task, Workflow
+    from asyncjobs.definitions import Access, Task, Workflow
     from asyncjobs.models import RunResult, ScheduleResult
     from asyncjobs.storage import Store
 

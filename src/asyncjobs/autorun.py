@@ -38,8 +38,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 
 from asyncjobs import health, logs
-from asyncjobs.config import AutoRun
 from asyncjobs.cron import Cron, parse
+from asyncjobs.definitions import AutoRun
 from asyncjobs.logs import Silent
 from asyncjobs.slots import Slots
 from asyncjobs.wake import ANY_QUEUE, Wake, WakeBus

@@ -8,7 +8,7 @@ from typing import Any, Generic, TypeVar, overload
 from pydantic import BaseModel
 
 from asyncjobs.checks import Seconds
-from asyncjobs.config import Hook, In, KeyFunction, Output, Schedule, Task, Workflow
+from asyncjobs.definitions import Hook, In, KeyFunction, Output, Schedule, Task, Workflow
 from asyncjobs.policies import Concurrency
 from asyncjobs.retry import RetriesLike
 

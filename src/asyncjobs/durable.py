@@ -9,7 +9,7 @@ from typing import Any
 
 from asyncjobs.attempt import Attempt, new_log_entry
 from asyncjobs.checks import CHILD_TOPIC, check_topic, seconds
-from asyncjobs.config import Task, Workflow
+from asyncjobs.definitions import Task, Workflow
 from asyncjobs.errors import ChildFailed, Suspended
 from asyncjobs.json_values import checked
 from asyncjobs.models import TaskStatus

@@ -13,7 +13,7 @@ from asyncjobs.errors import StorageError
 from asyncjobs.storage.monitoring import answers, database_kind
 
 if TYPE_CHECKING:
-    from asyncjobs.config import AutoRun
+    from asyncjobs.definitions import AutoRun
     from asyncjobs.storage import Store
 
 

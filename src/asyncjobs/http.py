@@ -19,7 +19,7 @@ from asyncjobs.asgi import (
     denied,
 )
 from asyncjobs.checks import check_queue
-from asyncjobs.config import DEFAULT_LIMIT, DEFAULT_QUEUE, DEFAULT_STOP_TIMEOUT
+from asyncjobs.definitions import DEFAULT_LIMIT, DEFAULT_QUEUE, DEFAULT_STOP_TIMEOUT
 
 logger = logging.getLogger("asyncjobs.http")
 

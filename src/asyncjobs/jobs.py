@@ -17,7 +17,8 @@ from asyncjobs.checks import (
     check_secret,
     check_type,
 )
-from asyncjobs.config import (
+from asyncjobs.dashboard import dashboard_app
+from asyncjobs.definitions import (
     DEFAULT_LIMIT,
     DEFAULT_QUEUE,
     Access,
@@ -27,7 +28,6 @@ from asyncjobs.config import (
     as_auto_run,
     check_access,
 )
-from asyncjobs.dashboard import dashboard_app
 from asyncjobs.lifecycle import Lifecycle
 from asyncjobs.logs import Silent, check_silent
 from asyncjobs.models import Job, RunResult, ScheduleResult, make_job

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Self, cast
 import anyio
 
 from asyncjobs import injection, slots
-from asyncjobs.config import DEFAULT_STOP_TIMEOUT, AutoRun, auto_run_list
+from asyncjobs.definitions import DEFAULT_STOP_TIMEOUT, AutoRun, auto_run_list
 from asyncjobs.logs import Silent
 from asyncjobs.policies import OrderLike, order_for
 from asyncjobs.runner import Runner, RunRequest

@@ -10,9 +10,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from asyncjobs import injection
-from asyncjobs.config import Handler, Task, Workflow
+from asyncjobs.declarative import our_signal, run_step_list
+from asyncjobs.definitions import Handler, Task, Workflow
 from asyncjobs.json_values import checked
-from asyncjobs.json_workflow import our_signal, run_json_workflow
 from asyncjobs.models import JobRow
 from asyncjobs.registry import Registry, not_registered
 from asyncjobs.retry import Retries
@@ -117,7 +117,7 @@ def _steps_body(steps_list: Sequence[Mapping[str, Any]]) -> Body:
     """A workflow written as a list of steps; its input reaches the steps through ``job``."""
 
     async def body(steps: StepRunner, input: Any) -> Any:
-        await run_json_workflow(steps, steps_list)
+        await run_step_list(steps, steps_list)
         return {}
 
     return body

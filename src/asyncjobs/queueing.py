@@ -17,7 +17,7 @@ from asyncjobs.checks import (
     check_queue,
     priority_problem,
 )
-from asyncjobs.config import DEFAULT_QUEUE, Access, Task, Workflow, check_access
+from asyncjobs.definitions import DEFAULT_QUEUE, Access, Task, Workflow, check_access
 from asyncjobs.errors import Forbidden, JobCancelled, ValidationError
 from asyncjobs.json_values import check_shape, checked
 from asyncjobs.models import Job, make_job

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from asyncjobs.config import Task, Workflow, import_handler
+from asyncjobs.definitions import Task, Workflow, import_handler
 from asyncjobs.errors import NotRegistered
 
 

@@ -9,8 +9,8 @@ from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from asyncjobs import injection, logs
-from asyncjobs.config import Schedule, Task, Workflow
 from asyncjobs.cron import parse
+from asyncjobs.definitions import Schedule, Task, Workflow
 from asyncjobs.errors import JobCancelled
 from asyncjobs.models import Job, ScheduleResult, make_job
 from asyncjobs.queueing import prepare_rows

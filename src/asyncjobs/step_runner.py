@@ -17,7 +17,7 @@ from pydantic import ValidationError as PydanticValidationError
 from asyncjobs import injection, telemetry
 from asyncjobs.attempt import Attempt, new_log_entry, unstorable
 from asyncjobs.checks import HANDLER_ARGS
-from asyncjobs.config import Task
+from asyncjobs.definitions import Task
 from asyncjobs.errors import (
     ConnectionLost,
     HandlerImportError,

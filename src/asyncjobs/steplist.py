@@ -1,6 +1,6 @@
 """Step lists (workflows written as data) checked when the workflow is defined.
 
-The runtime half, which runs the steps pass after pass, is ``json_workflow``.
+The runtime half, which runs the steps pass after pass, is ``declarative``.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any, Protocol
 
-from asyncjobs.config import Access, check_access
+from asyncjobs.definitions import Access, check_access
 from asyncjobs.models import Job, make_job
 from asyncjobs.queueing import check_items, check_items_access, prepare_rows
 from asyncjobs.registry import Registry

@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 from asyncjobs import cron
 from asyncjobs.checks import check_queue, priority_problem
 from asyncjobs.cli.errors import UsageError
-from asyncjobs.config import DEFAULT_LIMIT, DEFAULT_QUEUE, DEFAULT_STOP_TIMEOUT
+from asyncjobs.definitions import DEFAULT_LIMIT, DEFAULT_QUEUE, DEFAULT_STOP_TIMEOUT
 from asyncjobs.storage.filters import STATUSES
 
 APP_ENV = "ASYNCJOBS_APP"

@@ -10,10 +10,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from asyncjobs import cron
-from asyncjobs.config import DEFAULT_QUEUE, AutoRun
 from asyncjobs.dashboard import present
 from asyncjobs.dashboard.host import queries
 from asyncjobs.dashboard.query import JobFilter, number
+from asyncjobs.definitions import DEFAULT_QUEUE, AutoRun
 from asyncjobs.models import Job, job_status
 from asyncjobs.schedules import collect
 from asyncjobs.storage.dashboard_stats import CHART_MINUTES, QueueStats

@@ -19,7 +19,7 @@ from typing import Any, cast
 from quart import Blueprint, Quart, Response, request
 
 from asyncjobs.asgi import Request
-from asyncjobs.config import DEFAULT_STOP_TIMEOUT
+from asyncjobs.definitions import DEFAULT_STOP_TIMEOUT
 from asyncjobs.http import ENDPOINTS, respond
 from asyncjobs.integrations.mounting import Prefixed
 from asyncjobs.jobs import Jobs

@@ -20,7 +20,7 @@ from typing import Any
 
 from starlette.routing import Mount
 
-from asyncjobs.config import DEFAULT_STOP_TIMEOUT
+from asyncjobs.definitions import DEFAULT_STOP_TIMEOUT
 from asyncjobs.jobs import Jobs
 
 DEFAULT_PREFIX = "/api/jobs"

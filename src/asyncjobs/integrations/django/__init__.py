@@ -38,7 +38,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from asyncjobs.asgi import Receive, Scope, Send, route_path
-from asyncjobs.config import DEFAULT_STOP_TIMEOUT
+from asyncjobs.definitions import DEFAULT_STOP_TIMEOUT
 from asyncjobs.http import serve_lifespan
 from asyncjobs.integrations.django import bridge
 from asyncjobs.integrations.django.loading import _settings, get_jobs

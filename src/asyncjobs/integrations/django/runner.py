@@ -27,7 +27,7 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from asyncjobs import injection
-from asyncjobs.config import KeyFunction, Workflow
+from asyncjobs.definitions import KeyFunction, Workflow
 from asyncjobs.integrations.django import bridge, task_options
 from asyncjobs.integrations.django.results import (
     RETURN_KEY,

@@ -1,4 +1,5 @@
-"""JSON-style workflows: lists of steps run pass after pass while their conditions hold."""
+"""Workflows written as data (JSON-style step lists): run pass after pass while their
+conditions hold, as the ordinary handler of their ``Workflow``."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ def step_slug(step: Mapping[str, Any]) -> str:
     return INLINE if "inline_task" in step else str(step["task"])
 
 
-async def run_json_workflow(runner: StepRunner, steps: Sequence[Mapping[str, Any]]) -> None:
+async def run_step_list(runner: StepRunner, steps: Sequence[Mapping[str, Any]]) -> None:
     """Run passes until a ``completes_job`` step is done or no runnable step is left.
 
     Every pass completes at least one step or raises, and a complete step never runs again,
