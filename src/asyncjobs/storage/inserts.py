@@ -204,3 +204,19 @@ _TIME_COLUMNS = tuple(name for name in COLUMNS if isinstance(jobs.c[name].type, 
 RETURNING = ", ".join(
     f'"{name}"' for name in ("id", "has_error", "idempotency_key", *_RETURNED_JSON)
 )
+
+
+class BackendInserts:
+    """What both backends' ``InsertSql`` share: the codec, and rows rebuilt from ``RETURNING``."""
+
+    def __init__(self, codec: Codec) -> None:
+        self.codec = codec
+        self._returned = Returned(codec)
+
+    def decode(self, values: Sequence[Any]) -> Row:
+        return self.codec.decode_row(values)
+
+
+def keyed(rows: Sequence[Row]) -> bool:
+    """Whether any of ``rows`` has an idempotency key (its insert may be skipped)."""
+    return any(row.get("idempotency_key") for row in rows)

@@ -24,7 +24,7 @@ from asyncjobs.storage.codec import Codec
 from asyncjobs.storage.common import SqlStore
 from asyncjobs.storage.fenced import update_owned_sql
 from asyncjobs.storage.held import Driver, unbroken
-from asyncjobs.storage.inserts import RETURNING, Insert, Returned, Statement
+from asyncjobs.storage.inserts import RETURNING, BackendInserts, Insert, Statement, keyed
 from asyncjobs.storage.tables import COLUMN_LIST, INSERT_COLUMNS, RETURNING_ALL, jobs
 
 SCHEMA_LOCK = 0x61736A6F62  # "asjob": serialises schema creation across instances
@@ -188,19 +188,12 @@ class PostgresStore(SqlStore):
     )
 
 
-class PostgresInserts:
+class PostgresInserts(BackendInserts):
     """Inserts as one ``unnest`` of column arrays, whatever the number of rows; key lists as
     arrays; superseding keys held by advisory locks."""
 
-    def __init__(self, codec: Codec) -> None:
-        self.codec = codec
-        self._returned = Returned(codec)
-
-    def decode(self, values: Sequence[Any]) -> Row:
-        return self.codec.decode_row(values)
-
     def single(self, rows: Sequence[Row], supersede: Sequence[str]) -> bool:
-        return not supersede and not any(row.get("idempotency_key") for row in rows)
+        return not supersede and not keyed(rows)
 
     def lock(self, namespace: str, keys: Sequence[str]) -> list[Statement]:
         """Hold each of ``keys`` until the transaction ends, so that per-key decisions (which

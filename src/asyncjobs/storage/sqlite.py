@@ -25,7 +25,7 @@ from asyncjobs.storage.codec import Codec
 from asyncjobs.storage.common import SqlStore
 from asyncjobs.storage.fenced import update_owned_sql
 from asyncjobs.storage.held import Driver
-from asyncjobs.storage.inserts import RETURNING, Insert, Returned, Statement
+from asyncjobs.storage.inserts import RETURNING, BackendInserts, Insert, Statement, keyed
 from asyncjobs.storage.tables import COLUMN_LIST, INSERT_COLUMNS, RETURNING_ALL
 
 BUSY_TIMEOUT_MS = 30_000
@@ -137,20 +137,12 @@ class SqliteStore(SqlStore):
         return [now, now, logs, outputs, ids, token, live_after]
 
 
-class SqliteInserts:
+class SqliteInserts(BackendInserts):
     """Inserts as multi-row ``VALUES`` of at most ``MAX_STATEMENT_ROWS`` rows, key lists as
     JSON arrays; no locks (``BEGIN IMMEDIATE`` already serialises writers)."""
 
-    def __init__(self, codec: Codec) -> None:
-        self.codec = codec
-        self._returned = Returned(codec)
-
-    def decode(self, values: Sequence[Any]) -> Row:
-        return self.codec.decode_row(values)
-
     def single(self, rows: Sequence[Row], supersede: Sequence[str]) -> bool:
-        keyed = any(row.get("idempotency_key") for row in rows)
-        return not (supersede or keyed) and len(rows) <= MAX_STATEMENT_ROWS
+        return not (supersede or keyed(rows)) and len(rows) <= MAX_STATEMENT_ROWS
 
     def lock(self, namespace: str, keys: Sequence[str]) -> list[Statement]:
         return []
