@@ -18,7 +18,7 @@ APScheduler's executor logs two INFO records per fire ("Running job ...", "... e
 successfully") on ``apscheduler.executors.<alias>``; the executor is added under its own
 alias, ``EXECUTOR``, whose logger is set to WARNING so a tick every second does not flood an
 app that logs INFO (its warnings and errors still show). The scheduler's own records go to
-``asyncjobs.scheduler.timers``.
+``asyncjobs.autorun.timers``.
 """
 
 from __future__ import annotations
