@@ -27,15 +27,15 @@ class Signalling:
 
     async def _ready(self) -> None: ...
 
-    async def signal(self, id: int, topic: str, payload: dict[str, Any] | None = None) -> bool:
-        """Send ``payload`` (a JSON dict; ``{}`` when ``None``) to job ``id`` on ``topic``.
+    async def signal(self, job_id: int, topic: str, payload: dict[str, Any] | None = None) -> bool:
+        """Send ``payload`` (a JSON dict; ``{}`` when ``None``) to job ``job_id`` on ``topic``.
 
         Returns ``False`` when the job does not exist or is finished (nothing is stored).
 
         Raises:
             ValueError, TypeError: a bad id, topic or payload (nothing is stored).
         """
-        job_id, topic = check_id(id), check_topic(topic)
+        job_id, topic = check_id(job_id), check_topic(topic)
         if payload is not None and not isinstance(payload, dict):
             raise TypeError(f"signal payload must be a dict or None, got {type(payload).__name__}")
         value = None if payload is None else checked(payload, "signal payload")
