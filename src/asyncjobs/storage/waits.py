@@ -1,6 +1,5 @@
 """Durable waits in storage: signals stored and read, a job suspended (and its child queued)
-in one fenced transaction, cancels that reach children, and the trigger by which a finished
-child signals and wakes its parent in the transaction that finishes it."""
+in one fenced transaction, and cancels that reach children (the triggers: ``triggers``)."""
 
 from __future__ import annotations
 
@@ -12,7 +11,6 @@ from typing import Any
 from sqlalchemy import case, delete, insert, select, text, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from asyncjobs.checks import CHILD_TOPIC
 from asyncjobs.storage import filters
 from asyncjobs.storage.base import Row, cancelled_values
 from asyncjobs.storage.errors import translated
@@ -31,58 +29,6 @@ _WAKE = {
     "wait_until": case((jobs.c.suspended == true(), None), else_=jobs.c.wait_until),
     "suspended": None,
 }
-_CHILD_FINISHED = (
-    "NEW.parent_id IS NOT NULL AND (NEW.completed_at IS NOT NULL OR NEW.has_error) "
-    "AND OLD.completed_at IS NULL AND NOT OLD.has_error"
-)
-_WAKE_PARENT = (
-    "UPDATE asyncjobs_jobs SET wait_until = CASE WHEN suspended THEN NULL ELSE wait_until END, "
-    "suspended = NULL WHERE id = NEW.parent_id AND completed_at IS NULL AND NOT has_error"
-)
-_SQLITE_DDL = (
-    f"""
-    CREATE TRIGGER IF NOT EXISTS asyncjobs_child_finished
-    AFTER UPDATE OF completed_at, has_error ON asyncjobs_jobs
-    FOR EACH ROW WHEN {_CHILD_FINISHED}
-    BEGIN
-        INSERT INTO asyncjobs_signals (job_id, topic, payload, created_at)
-        VALUES (NEW.parent_id, '{CHILD_TOPIC}' || NEW.id, json_object('child', NEW.id,
-                'output', json(NEW.output), 'error', json(NEW.error)), NEW.updated_at);
-        {_WAKE_PARENT};
-    END
-    """,
-)
-_POSTGRES_DDL = (
-    f"""
-    CREATE OR REPLACE FUNCTION asyncjobs_child_finished() RETURNS trigger AS $$
-    DECLARE woken text; due timestamptz;
-    BEGIN
-        INSERT INTO asyncjobs_signals (job_id, topic, payload, created_at)
-        VALUES (NEW.parent_id, '{CHILD_TOPIC}' || NEW.id, jsonb_build_object('child', NEW.id,
-                'output', NEW.output, 'error', NEW.error), NEW.updated_at);
-        {_WAKE_PARENT} RETURNING queue, wait_until INTO woken, due;
-        IF woken IS NOT NULL AND due IS NULL THEN
-            PERFORM pg_notify('{CHANNEL}', woken || '  ');
-        END IF;
-        RETURN NULL;
-    END $$ LANGUAGE plpgsql
-    """,
-    "DROP TRIGGER IF EXISTS asyncjobs_child_finished ON asyncjobs_jobs",
-    f"""
-    CREATE TRIGGER asyncjobs_child_finished AFTER UPDATE OF completed_at, has_error
-    ON asyncjobs_jobs FOR EACH ROW WHEN ({_CHILD_FINISHED})
-    EXECUTE FUNCTION asyncjobs_child_finished()
-    """,
-)
-
-
-async def install(conn: AsyncConnection) -> None:
-    """Create or refresh the child-finished trigger (the schema lock is held)."""
-    postgres = conn.dialect.name == "postgresql"
-    for statement in _POSTGRES_DDL if postgres else _SQLITE_DDL:
-        await conn.execute(text(statement))
-
-
 class _Lost(Exception):
     """The job's lease was lost: the suspension's transaction is rolled back."""
 
