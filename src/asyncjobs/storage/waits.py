@@ -29,6 +29,8 @@ _WAKE = {
     "wait_until": case((jobs.c.suspended == true(), None), else_=jobs.c.wait_until),
     "suspended": None,
 }
+
+
 class _Lost(Exception):
     """The job's lease was lost: the suspension's transaction is rolled back."""
 
