@@ -142,6 +142,7 @@ def test_signals_are_consumed_by_the_waits_and_children_that_took_them() -> None
         logged("run_child:queued", "c", {"child": 7}),
         logged("run_child", "c", None),  # the child failed: ChildFailed, a failed step
         logged("run_child:queued", "c", {"child": 8}),  # the retry's child, still running
+        logged("run_child", "other", {"child": 9}),  # no child queued under that step id
     ]
     rows = [
         {"id": n, "topic": topic, "payload": None, "created_at": T0}
