@@ -39,6 +39,12 @@ async def onboard_user(*, input: dict[str, Any], tasks: Any, inline_task: Any) -
     await inline_task("charge", task=charge, input={"order": 7})
 
 
+@asyncjobs.workflow("review", queue="onboarding")
+async def review(*, run_child: Any, wait_for_signal: Any) -> dict[str, Any]:
+    await run_child("mail", task="send-email", input={"to": "ada@example.com"})
+    return {"approved": await wait_for_signal("approval", "approve")}
+
+
 @asyncjobs.task("tidy-up", schedule=asyncjobs.Schedule("*/5 * * * *"))
 async def tidy_up() -> None:
     return None
@@ -48,7 +54,7 @@ def make_jobs(database_url: str | None = None) -> asyncjobs.Jobs:
     """No autoRun: the tests decide what runs, so the pages show the states they set up."""
     return asyncjobs.Jobs(
         tasks=[send_email, resize_image, tidy_up],
-        workflows=[onboard_user],
+        workflows=[onboard_user, review],
         database_url=database_url or os.environ.get(DATABASE_ENV),
         secret=SECRET,
         auto_run=[],

@@ -50,9 +50,15 @@ async def tidy_up() -> None:
     return None
 
 
+@asyncjobs.workflow("review")
+async def review(*, run_child: Any, wait_for_signal: Any) -> dict[str, Any]:
+    await run_child("mail", task="send-email", input={"to": "ada@example.com"})
+    return {"approved": await wait_for_signal("approval", "approve")}
+
+
 def make(make_jobs: MakeJobs, **options: Any) -> asyncjobs.Jobs:
     options.setdefault("secret", SECRET)
-    return make_jobs(tasks=[send_email, tidy_up], workflows=[onboard_user], **options)
+    return make_jobs(tasks=[send_email, tidy_up], workflows=[onboard_user, review], **options)
 
 
 def client(jobs: asyncjobs.Jobs, auth: Any = BASIC, root_path: str = "") -> httpx.AsyncClient:
@@ -315,6 +321,26 @@ async def test_the_job_page_of_a_failed_workflow_shows_error_steps_and_nesting(
     assert re.search(r"inline</span> <span class=\"task-id\">#charge", page)
     assert page.count('class="step ') == 2
     assert "ada@example.com" in page
+
+
+async def test_the_job_page_shows_signals_parent_and_children(make_jobs: MakeJobs) -> None:
+    jobs = make(make_jobs)
+    job = await jobs.queue(workflow="review")
+    await run_until_idle(jobs)  # the child ran; the parent now waits for its approval
+    (child,) = [j for j in await jobs.find() if j.parent_id == job.id]
+    assert await jobs.signal(job.id, "note", {"text": "<b>soon</b>"})
+    async with client(jobs) as http:
+        page = (await http.get(f"/jobs/{job.id}")).text
+        child_page = (await http.get(f"/jobs/{child.id}")).text
+    signals = page[page.index('id="signals"') :]
+    rows = re.findall(r'<tr class="(\w+)">\s*<td><code class="topic">([^<]+)</code>', signals)
+    assert rows == [("consumed", f"run_child:{child.id}"), ("pending", "note")]
+    assert "&lt;b&gt;soon&lt;/b&gt;" in signals and "<b>soon" not in page
+    assert "not yet" in signals and "consumed</span>" in signals
+    linked = f'href="/jobs/{child.id}">Job {child.id}</a> <span class="status s-completed"'
+    assert linked in page
+    assert f'<dt>Parent</dt><dd><a href="/jobs/{job.id}">Job {job.id}</a>' in child_page
+    assert 'id="signals"' not in child_page
 
 
 async def test_the_list_filters_and_pages_by_id(make_jobs: MakeJobs) -> None:

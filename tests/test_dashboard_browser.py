@@ -165,6 +165,26 @@ async def test_the_job_page_of_a_failed_workflow_shows_its_steps_and_traceback(
     )
 
 
+async def test_the_job_page_shows_signals_and_links_parent_and_children(
+    dashboard: Dashboard,
+) -> None:
+    from playwright.async_api import expect
+
+    jobs = dashboard.jobs
+    job = await jobs.queue(workflow="review")
+    await run_until_idle(jobs, queue="onboarding")  # the child ran; the parent waits on
+    assert await jobs.signal(job.id, "note", {"text": "shipping soon"})
+    page = await dashboard.page()
+    await page.goto(dashboard.url(f"/jobs/{job.id}"))
+    rows = page.locator("#signals tbody tr")
+    await expect(rows.locator(".topic")).to_have_text([re.compile("^run_child:"), "note"])
+    await expect(rows.locator("td:last-child")).to_have_text(["consumed", "not yet"])
+    await page.locator(".children a").click()
+    await expect(page.locator("h1 .status")).to_have_text("completed")
+    await page.get_by_role("link", name=f"Job {job.id}", exact=True).click()
+    await expect(page.get_by_role("heading", name=f"Job {job.id}")).to_be_visible()
+
+
 async def test_retry_and_cancel_need_a_confirmation_and_then_happen(
     dashboard: Dashboard,
 ) -> None:

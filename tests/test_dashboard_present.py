@@ -129,3 +129,25 @@ def test_a_slug_filter_names_its_column_when_the_slug_is_known() -> None:
     assert JobFilter(slug="x").where(registry) == {"slug": "x"}
     assert JobFilter(slug="x").wheres(registry) == [{"task_slug": "x"}, {"workflow_slug": "x"}]
     assert JobFilter(queue="q").wheres(registry) == [{"queue": "q"}]
+
+
+def logged(slug: str, task_id: str, output: Any) -> JobLogEntry:
+    return entry(slug, task_id, 0, 1).model_copy(update={"output": output})
+
+
+def test_signals_are_consumed_by_the_waits_and_children_that_took_them() -> None:
+    log = [
+        logged("wait_for_signal", "a", {"payload": {}, "signal": 1}),
+        logged("wait_for_signal", "t", {"payload": None, "timeout": True}),
+        logged("run_child:queued", "c", {"child": 7}),
+        logged("run_child", "c", None),  # the child failed: ChildFailed, a failed step
+        logged("run_child:queued", "c", {"child": 8}),  # the retry's child, still running
+        logged("run_child", "other", {"child": 9}),  # no child queued under that step id
+    ]
+    rows = [
+        {"id": n, "topic": topic, "payload": None, "created_at": T0}
+        for n, topic in [(1, "go"), (2, "go"), (3, "run_child:7"), (4, "run_child:8")]
+    ]
+    shown = present.signals(rows, log)
+    assert [s.consumed for s in shown] == [True, False, True, False]
+    assert shown[0] == present.Signal("go", None, T0, True)

@@ -224,6 +224,22 @@ async def test_a_job_has_no_children_before_parents_exist(jobs: asyncjobs.Jobs) 
     assert await queries(jobs).children(job.id, 10) == []
 
 
+async def test_a_jobs_signals_oldest_first_up_to_the_limit(
+    jobs: asyncjobs.Jobs, clock: FakeClock
+) -> None:
+    job = await jobs.queue(task="work", input={})
+    other = await jobs.queue(task="work", input={})
+    for n in range(3):
+        assert await jobs.signal(job.id, "go", {"n": n})
+        clock.advance(1)
+    assert await jobs.signal(other.id, "go")
+    found = await queries(jobs).signals(job.id, 2)
+    assert [(s["topic"], s["payload"]) for s in found] == [("go", {"n": 0}), ("go", {"n": 1})]
+    sent = [clock() - timedelta(seconds=3 - n) for n in range(2)]
+    assert [s["created_at"] for s in found] == sent
+    assert found[0]["id"] < found[1]["id"]
+
+
 async def test_schedule_ticks_of_no_keys_are_none(jobs: asyncjobs.Jobs) -> None:
     assert await queries(jobs).schedule_ticks([]) == {}
 

@@ -23,9 +23,10 @@ async def noop(*, input: dict) -> None:
 
 async def _drop_added_columns(conn: AsyncConnection, after: int = 1) -> None:
     """What version ``after`` created had none of the columns added since (their indexes and
-    the child trigger dropped first)."""
+    the triggers dropped first)."""
     on = " ON asyncjobs_jobs" if conn.dialect.name == "postgresql" else ""
-    await conn.execute(text(f"DROP TRIGGER IF EXISTS asyncjobs_child_finished{on}"))
+    for trigger in ("child_finished", "child_dropped", "job_deleted"):
+        await conn.execute(text(f"DROP TRIGGER IF EXISTS asyncjobs_{trigger}{on}"))
     indexes = (
         "ux_asyncjobs_jobs_idempotency_key",
         "ix_asyncjobs_jobs_claim",

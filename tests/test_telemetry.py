@@ -115,6 +115,29 @@ async def test_a_job_queued_outside_any_trace_starts_its_own(
     assert process.parent is not None and process.parent.span_id == create.context.span_id
 
 
+@asyncjobs.workflow("child-runner")
+async def child_runner(*, run_child: Any) -> dict:
+    return {"child": await run_child("c", task="fetch", queue="run-children")}
+
+
+async def test_a_run_child_child_continues_its_parents_process_span(
+    make_jobs: MakeJobs, otel: Telemetry
+) -> None:
+    jobs = make_jobs(tasks=[fetch], workflows=[child_runner])
+    with tracer.start_as_current_span("request") as request:
+        await jobs.queue(workflow="child-runner", queue="run-parents")
+    await run_until_idle(jobs, queue="run-parents")  # suspends until its child is finished
+    first = otel.span("process run-parents")
+    await run_until_idle(jobs, queue="run-children")
+    await run_until_idle(jobs, queue="run-parents")
+    child = otel.span("process run-children")
+    assert child.parent is not None and child.parent.span_id == first.context.span_id
+    trace_id = request.get_span_context().trace_id
+    parents = otel.spans("process run-parents")
+    assert len(parents) == 2
+    assert {span.context.trace_id for span in [*parents, child]} == {trace_id}
+
+
 async def test_a_child_job_runs_in_its_parents_trace(make_jobs: MakeJobs, otel: Telemetry) -> None:
     jobs = make_jobs(tasks=[fetch], workflows=[child_maker])
     await jobs.queue(workflow="child-maker", input={"queue": "children"}, queue="parents")

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from asyncjobs import telemetry
 from asyncjobs.attempt import Attempt, new_log_entry
 from asyncjobs.checks import CHILD_TOPIC, check_topic, seconds
 from asyncjobs.definitions import Task, Workflow
@@ -131,7 +132,8 @@ class DurableWaits:
         if queue is None and not _own_queue(self.steps, workflow):
             item["queue"] = self.attempt.row.queue
         rows, _ = await prepare_rows(self.steps.registry, [item], self.attempt.clock())
-        return {**rows[0], "parent_id": self.attempt.id}
+        traced = telemetry.carried(self.attempt)
+        return {**rows[0], "parent_id": self.attempt.id, "trace_context": traced}
 
     def _child_entry(self, task_id: str, row: dict[str, Any]) -> Entry:
         what = {"workflow": row["workflow_slug"]} if row["workflow_slug"] else {}

@@ -157,6 +157,10 @@ class Otel:
                 raise
 
     @staticmethod
+    def carrier(span: Span) -> dict[str, str] | None:
+        return carrier(span)
+
+    @staticmethod
     def tracing() -> bool:
         """Whether the application set a tracer provider."""
         return not isinstance(trace.get_tracer_provider(), ProxyTracerProvider)

@@ -73,6 +73,16 @@ async def created(rows: Sequence[dict[str, Any]], insert: Awaitable[T]) -> T:
     return stored
 
 
+def carried(attempt: Attempt) -> dict[str, str] | None:
+    """The trace context of ``attempt``'s ``process`` span, for a child it queues to store
+    (``None`` when not tracing), so the child's attempts continue the parent's trace."""
+    otel = (_sinks or sinks()).otel
+    observed = attempt.observed
+    if otel is None or observed is None or observed.span is None:
+        return None
+    return otel.carrier(observed.span)
+
+
 def process_span(attempt: Attempt) -> AbstractContextManager[Any]:
     """Around one attempt: its ``process`` span, current while it runs, and its clock.
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 PAGE_SIZE = 50
 CHILDREN_SHOWN = 100
+SIGNALS_SHOWN = 100
 ALL_ACTIONS = ("retry", "run", "cancel")
 ACTIONS_BY_STATUS: dict[str, tuple[str, ...]] = {
     "completed": (),
@@ -155,10 +156,11 @@ async def job_page(dashboard: Dashboard, request: Request) -> Response:
         return dashboard.renderer.refused(
             request, 404, f"Job {job_id} does not exist (finished jobs may be deleted)."
         )
+    reads = queries(jobs)
     children = [
-        _row(values, jobs.clock())
-        for values in await queries(jobs).children(job_id, CHILDREN_SHOWN)
+        _row(values, jobs.clock()) for values in await reads.children(job_id, CHILDREN_SHOWN)
     ]
+    signals = present.signals(await reads.signals(job_id, SIGNALS_SHOWN), job.log)
     return dashboard.renderer.page(
         request,
         "job.html",
@@ -167,6 +169,7 @@ async def job_page(dashboard: Dashboard, request: Request) -> Response:
         kind="workflow" if job.workflow_slug else "task",
         steps=present.timeline(job.log),
         children=children,
+        signals=signals,
         actions=ACTIONS_BY_STATUS.get(job.status, ()),
         extras=_extras(job),
     )

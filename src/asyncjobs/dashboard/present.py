@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, get_args
 
+from asyncjobs.checks import CHILD_TOPIC
+from asyncjobs.durable import CHILD, QUEUED, SIGNAL
 from asyncjobs.models import FOREVER, Job, JobLogEntry, JobStatusName
 
 STATUSES: tuple[str, ...] = tuple(get_args(JobStatusName))
@@ -101,6 +103,51 @@ def note(row: Mapping[str, Any], status: str) -> Note:
 def field(job: Job, name: str) -> Any:
     """A ``Job`` attribute that later versions add (``output``, ``priority`` ...), or None."""
     return getattr(job, name, None)
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One signal sent to a job, and whether one of its steps has taken it."""
+
+    topic: str
+    payload: Any
+    sent: datetime
+    consumed: bool
+
+
+def signals(rows: Sequence[Mapping[str, Any]], log: Sequence[JobLogEntry]) -> list[Signal]:
+    """The job's signals as stored, each marked consumed when a step of ``log`` took it: a
+    ``wait_for_signal`` step logs the signal's id, a ``run_child`` step its child's outcome."""
+    taken, children = _taken(log)
+    return [
+        Signal(
+            topic=row["topic"],
+            payload=row["payload"],
+            sent=row["created_at"],
+            consumed=row["id"] in taken or _child_of(row["topic"]) in children,
+        )
+        for row in rows
+    ]
+
+
+def _taken(log: Sequence[JobLogEntry]) -> tuple[set[int], set[str]]:
+    """Ids of the signals the log's waits consumed, and the children whose outcome it took."""
+    taken: set[int] = set()
+    children: set[str] = set()
+    queued: dict[str, str] = {}  # step id -> the child its last run_child:queued entry queued
+    for entry in log:
+        output = entry.output if isinstance(entry.output, dict) else {}
+        if entry.task_slug == SIGNAL and isinstance(output.get("signal"), int):
+            taken.add(output["signal"])
+        elif entry.task_slug == QUEUED:
+            queued[entry.task_id] = str(output.get("child"))
+        elif entry.task_slug == CHILD and entry.task_id in queued:
+            children.add(queued.pop(entry.task_id))
+    return taken, children
+
+
+def _child_of(topic: str) -> str | None:
+    return topic.removeprefix(CHILD_TOPIC) if topic.startswith(CHILD_TOPIC) else None
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import anyio
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from asyncjobs.storage import filters, inserts, migrations, waits
+from asyncjobs.storage import filters, inserts, migrations, triggers, waits
 from asyncjobs.storage.base import Claim, FinishedBus, Log, Logs, Row, Wake
 from asyncjobs.storage.claims import claim_statement
 from asyncjobs.storage.codec import Codec, Compiled
@@ -108,7 +108,7 @@ class SqlStore(ScheduleState, waits.WaitState, Lookups):
                     await conn.run_sync(metadata.create_all)
                     await migrations.check_version(conn)
                     await self._install(conn)
-                    await waits.install(conn)
+                    await triggers.install(conn)
         except BaseException:
             await engine.dispose()
             raise

@@ -34,6 +34,7 @@ from asyncjobs.storage.statements import retried_values
 from asyncjobs.storage.tables import (
     jobs,
     row_values,
+    signals,
 )
 
 LIST_COLUMNS = [c for c in jobs.c if c.name not in ("log", "processing_token")]
@@ -130,6 +131,18 @@ class DashboardQueries:
             select(*LIST_COLUMNS)
             .where(jobs.c.parent_id == job_id)
             .order_by(jobs.c.id.asc())
+            .limit(limit)
+        )
+        async with self._read() as conn:
+            return [row_values(r) for r in await conn.execute(stmt)]
+
+    @translated
+    async def signals(self, job_id: int, limit: int) -> list[Row]:
+        """The first ``limit`` signals sent to the job (its index holds them by job)."""
+        stmt = (
+            select(signals.c.id, signals.c.topic, signals.c.payload, signals.c.created_at)
+            .where(signals.c.job_id == job_id)
+            .order_by(signals.c.id.asc())
             .limit(limit)
         )
         async with self._read() as conn:

@@ -1,6 +1,5 @@
 """Durable waits in storage: signals stored and read, a job suspended (and its child queued)
-in one fenced transaction, cancels that reach children, and the trigger by which a finished
-child signals and wakes its parent in the transaction that finishes it."""
+in one fenced transaction, and cancels that reach children (the triggers: ``triggers``)."""
 
 from __future__ import annotations
 
@@ -9,13 +8,14 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, delete, insert, select, text, true, update
+from sqlalchemy import bindparam, case, delete, insert, select, text, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from asyncjobs.checks import CHILD_TOPIC
-from asyncjobs.storage import filters
+from asyncjobs.storage import filters, inserts
 from asyncjobs.storage.base import Row, cancelled_values
+from asyncjobs.storage.codec import Codec, Compiled
 from asyncjobs.storage.errors import translated
+from asyncjobs.storage.inserts import Fetch, InsertSql
 from asyncjobs.storage.notify import CHANNEL
 from asyncjobs.storage.tables import jobs, signals
 
@@ -31,56 +31,12 @@ _WAKE = {
     "wait_until": case((jobs.c.suspended == true(), None), else_=jobs.c.wait_until),
     "suspended": None,
 }
-_CHILD_FINISHED = (
-    "NEW.parent_id IS NOT NULL AND (NEW.completed_at IS NOT NULL OR NEW.has_error) "
-    "AND OLD.completed_at IS NULL AND NOT OLD.has_error"
-)
-_WAKE_PARENT = (
-    "UPDATE asyncjobs_jobs SET wait_until = CASE WHEN suspended THEN NULL ELSE wait_until END, "
-    "suspended = NULL WHERE id = NEW.parent_id AND completed_at IS NULL AND NOT has_error"
-)
-_SQLITE_DDL = (
-    f"""
-    CREATE TRIGGER IF NOT EXISTS asyncjobs_child_finished
-    AFTER UPDATE OF completed_at, has_error ON asyncjobs_jobs
-    FOR EACH ROW WHEN {_CHILD_FINISHED}
-    BEGIN
-        INSERT INTO asyncjobs_signals (job_id, topic, payload, created_at)
-        VALUES (NEW.parent_id, '{CHILD_TOPIC}' || NEW.id, json_object('child', NEW.id,
-                'output', json(NEW.output), 'error', json(NEW.error)), NEW.updated_at);
-        {_WAKE_PARENT};
-    END
-    """,
-)
-_POSTGRES_DDL = (
-    f"""
-    CREATE OR REPLACE FUNCTION asyncjobs_child_finished() RETURNS trigger AS $$
-    DECLARE woken text; due timestamptz;
-    BEGIN
-        INSERT INTO asyncjobs_signals (job_id, topic, payload, created_at)
-        VALUES (NEW.parent_id, '{CHILD_TOPIC}' || NEW.id, jsonb_build_object('child', NEW.id,
-                'output', NEW.output, 'error', NEW.error), NEW.updated_at);
-        {_WAKE_PARENT} RETURNING queue, wait_until INTO woken, due;
-        IF woken IS NOT NULL AND due IS NULL THEN
-            PERFORM pg_notify('{CHANNEL}', woken || '  ');
-        END IF;
-        RETURN NULL;
-    END $$ LANGUAGE plpgsql
-    """,
-    "DROP TRIGGER IF EXISTS asyncjobs_child_finished ON asyncjobs_jobs",
-    f"""
-    CREATE TRIGGER asyncjobs_child_finished AFTER UPDATE OF completed_at, has_error
-    ON asyncjobs_jobs FOR EACH ROW WHEN ({_CHILD_FINISHED})
-    EXECUTE FUNCTION asyncjobs_child_finished()
-    """,
-)
 
 
-async def install(conn: AsyncConnection) -> None:
-    """Create or refresh the child-finished trigger (the schema lock is held)."""
-    postgres = conn.dialect.name == "postgresql"
-    for statement in _POSTGRES_DDL if postgres else _SQLITE_DDL:
-        await conn.execute(text(statement))
+_WAKE_BY_ID = update(jobs).where(jobs.c.id == bindparam("job_id")).values(**_WAKE)
+_SIGNAL_IDS = select(signals.c.id).where(
+    signals.c.job_id == bindparam("job_id"), signals.c.topic == bindparam("topic")
+)
 
 
 class _Lost(Exception):
@@ -96,9 +52,21 @@ class WaitState:
     def read(self) -> AbstractAsyncContextManager[AsyncConnection]:
         raise NotImplementedError
 
-    async def insert_through(
-        self, conn: AsyncConnection, rows: Sequence[Row], supersede: Sequence[str], now: datetime
-    ) -> list[Row]:
+    def held_transaction(self, *, single: bool = False) -> AbstractAsyncContextManager[Fetch]:
+        raise NotImplementedError
+
+    @property
+    def inserts(self) -> InsertSql:
+        raise NotImplementedError
+
+    @property
+    def codec(self) -> Codec:
+        raise NotImplementedError
+
+    def _update_sql(self, names: tuple[str, ...]) -> str:
+        raise NotImplementedError
+
+    def _compiled(self, statement: Any) -> Compiled:
         raise NotImplementedError
 
     @translated
@@ -146,26 +114,39 @@ class WaitState:
         child: Row | None = None,
     ) -> tuple[bool, int | None] | None:
         """Write a suspension while ``token`` holds the job, inserting ``child`` first (its
-        id goes to ``values``); ``None`` when the lease was lost (nothing is written).
+        id goes to ``values``); ``None`` when the lease was lost (nothing is written). One
+        transaction of driver SQL on a held connection, as the other per-attempt writes.
 
         Returns whether the job is still suspended (``False``: a signal on ``check``'s
         topic that is not consumed yet had arrived, so it is runnable at once) and the
         child's id.
         """
+        sql = self.inserts  # read before the transaction: the store may close meanwhile
         try:
-            async with self.write() as conn:
+            async with self.held_transaction() as fetch:
                 child_id = None
                 if child is not None:
-                    stored = await self.insert_through(conn, [child], (), child["created_at"])
+                    stored = await inserts.insert(fetch, sql, [child], (), child["created_at"])
                     child_id = stored[0]["id"]
-                if not await _owned_update(conn, job_id, token, live_after, values(child_id)):
+                columns = values(child_id)
+                names = tuple(columns)
+                args = [self.codec.encode(name, columns[name]) for name in names]
+                args += [job_id, token, self.codec.time(live_after)]
+                if not await fetch(self._update_sql(names), args):
                     raise _Lost
-                if check is not None and await _unconsumed(conn, job_id, check):
-                    await conn.execute(update(jobs).where(jobs.c.id == job_id).values(**_WAKE))
+                if check is not None and await self._unconsumed(fetch, job_id, check):
+                    woken = self._compiled(_WAKE_BY_ID)
+                    await fetch(woken.sql, woken.args({"job_id": job_id}))
                     return False, child_id
                 return True, child_id
         except _Lost:
             return None
+
+    async def _unconsumed(self, fetch: Fetch, job_id: int, check: Check) -> bool:
+        topic, consumed = check
+        found = self._compiled(_SIGNAL_IDS)
+        rows = await fetch(found.sql, found.args({"job_id": job_id, "topic": topic}))
+        return any(row[0] not in consumed for row in rows)
 
     @translated
     async def delete_finished(self, ids: Sequence[int]) -> None:
@@ -174,28 +155,6 @@ class WaitState:
             stmt = delete(jobs).where(jobs.c.id.in_(ids), jobs.c.completed_at.is_not(None))
             async with self.write(single=True) as conn:
                 await conn.execute(stmt)
-
-
-async def _owned_update(
-    conn: AsyncConnection, job_id: int, token: str, live_after: datetime, values: Mapping[str, Any]
-) -> bool:
-    stmt = (
-        update(jobs)
-        .where(
-            jobs.c.id == job_id,
-            jobs.c.processing_token == token,
-            jobs.c.processing_until > live_after,
-        )
-        .values(**values)
-        .returning(jobs.c.id)
-    )
-    return (await conn.execute(stmt)).first() is not None
-
-
-async def _unconsumed(conn: AsyncConnection, job_id: int, check: Check) -> bool:
-    topic, consumed = check
-    stmt = select(signals.c.id).where(signals.c.job_id == job_id, signals.c.topic == topic)
-    return any(row.id not in consumed for row in await conn.execute(stmt))
 
 
 async def _notify(conn: AsyncConnection, queue: str) -> None:
