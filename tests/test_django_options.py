@@ -18,7 +18,6 @@ from asyncjobs.integrations.django.task_options import (
     queue_extras,
 )
 from asyncjobs.integrations.django.tasks_api import TaskResultStatus
-from asyncjobs.queueing import QUEUE_KEYS
 from tests import django_work as work
 from tests.django_site import BACKENDS, Site, open_site
 
@@ -63,14 +62,6 @@ def test_a_task_without_options_has_no_key(site: Site) -> None:
     assert site.job(work.add.enqueue(1).id).concurrency_key is None
 
 
-@pytest.mark.skipif("idempotency_key" in QUEUE_KEYS, reason="queue() takes idempotency keys")
-def test_an_idempotency_key_is_refused_until_queue_takes_one(site: Site) -> None:
-    with pytest.raises((TypeError, ValueError), match="idempotency_key"):
-        work.mail.enqueue(3)
-    assert site.call(site.jobs.find) == []
-
-
-@pytest.mark.skipif("idempotency_key" not in QUEUE_KEYS, reason="queue() takes no such keys")
 def test_an_unfinished_call_with_the_same_idempotency_key_is_returned(site: Site) -> None:
     first = work.mail.enqueue(3)
     assert work.mail.enqueue(3).id == first.id != work.mail.enqueue(4).id
