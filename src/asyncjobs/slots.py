@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 # waits this long for more of them, unless ``limit`` jobs are already waiting.
 GROUP_DELAY = 0.002
 # A freed slot waits at most this long for others before asking for a claim.
-REFILL_DELAY = 0.002
+REFILL_DELAY = 0.001
 
 
 class Slots:
