@@ -66,7 +66,8 @@ async def test_jobs_from_stored_rows_equal_fully_validated_ones(
         trusted = made_job(row, clock.now)  # built without validating: the same Job
         assert trusted == expected and trusted.model_dump() == expected.model_dump()
         assert trusted.model_fields_set == expected.model_fields_set
-    suspended = rows[0] | {"wait_until": FOREVER, "suspended": True}
+    plain = next(row for row in rows if not row["log"])
+    suspended = plain | {"wait_until": FOREVER, "suspended": True}
     assert made_job(suspended, clock.now) == validated_job(suspended, clock.now).model_copy(
         update={"wait_until": None}
     )
