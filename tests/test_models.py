@@ -7,7 +7,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import asyncjobs
-from asyncjobs.models import Job, JobLogEntry, fold_task_status, job_status, make_job
+from asyncjobs.models import (
+    FOREVER,
+    Job,
+    JobLogEntry,
+    fold_task_status,
+    job_status,
+    made_job,
+    make_job,
+)
 from asyncjobs.queueing import prepare_rows
 from tests.conftest import FakeClock, run_until_idle
 
@@ -55,6 +63,14 @@ async def test_jobs_from_stored_rows_equal_fully_validated_ones(
         assert built == expected
         assert built.model_dump() == expected.model_dump()
         assert built.model_fields_set == expected.model_fields_set
+        trusted = made_job(row, clock.now)  # built without validating: the same Job
+        assert trusted == expected and trusted.model_dump() == expected.model_dump()
+        assert trusted.model_fields_set == expected.model_fields_set
+    plain = next(row for row in rows if not row["log"])
+    suspended = plain | {"wait_until": FOREVER, "suspended": True}
+    assert made_job(suspended, clock.now) == validated_job(suspended, clock.now).model_copy(
+        update={"wait_until": None}
+    )
 
 
 async def test_inserted_rows_build_fully_validated_jobs(

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 import asyncjobs
 from asyncjobs.storage.sqlite import MAX_STATEMENT_ROWS
@@ -121,3 +122,42 @@ async def test_malformed_batches_are_refused_naming_the_problem(
     with pytest.raises((TypeError, ValueError), match=message):
         await jobs.queue_many(items)
     assert await jobs.find() == []
+
+
+class Order(BaseModel):
+    sku: str
+    count: int = 1
+    at: datetime | None = None
+
+
+ordering = asyncjobs.Task("ordering", lambda: None, input_schema=Order)
+
+
+def _fields(job: asyncjobs.Job) -> dict[str, tuple[type, Any]]:
+    return {name: (type(value), value) for name, value in job}
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_the_jobs_returned_are_the_jobs_stored(
+    make_jobs: MakeJobs, clock: FakeClock, size: int
+) -> None:
+    jobs = make_jobs(tasks=[plain, keyed, ordering], workflows=[flow])
+    held = await jobs.queue(task="plain", idempotency_key="taken", meta={"first": True})
+    later = clock.now + timedelta(minutes=5)
+    special: list[dict[str, Any]] = [
+        {"task": "ordering", "input": {"sku": "é-1", "at": clock.now}, "meta": {"m": [1, None]}},
+        {"workflow": "flow", "input": {"f": 0.5, "big": 2**60}, "wait_until": later},
+        {"task": plain, "queue": "q1", "priority": 7, "idempotency_key": "new"},
+        {"task": "plain", "idempotency_key": "taken"},  # answered by the job stored before
+        {"task": "plain", "idempotency_key": "new"},  # by the batch's own earlier row
+        {"task": "keyed", "input": {"key": "k"}},
+    ]
+    items = special + [{"task": "plain", "input": {"n": n}} for n in range(size - len(special))]
+    created = await jobs.queue_many(items)
+    assert created[3] == held and created[4] == created[2]
+    for job in created:
+        stored = await jobs.get(job.id)
+        assert stored is not None
+        assert _fields(job) == _fields(stored)
+        assert job == stored and job.model_fields_set == stored.model_fields_set
+        assert job.model_dump_json() == stored.model_dump_json()

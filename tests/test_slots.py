@@ -14,7 +14,7 @@ import pytest
 
 import asyncjobs
 from asyncjobs import finisher, step_writes
-from asyncjobs.slots import Slots
+from asyncjobs.slots import REFILL_DELAY, Slots
 from asyncjobs.storage.common import SqlStore
 from tests.conftest import FakeClock
 from tests.test_autorun import YEARLY, until
@@ -104,6 +104,61 @@ async def test_never_more_than_limit_jobs_are_in_flight(make_jobs: MakeJobs) -> 
         await anyio.lowlevel.checkpoint()
     await until(lambda: len(gated.ended) == 10)
     assert gated.most == 3
+
+
+def test_a_freed_slot_asks_for_a_claim_at_once_only_when_half_are_free() -> None:
+    asks: list[float] = []
+    slots = Slots(4, on_free=asks.append)
+    slots.claimed(4, 4)
+    slots.release()  # 1 of 4 free: ask later, to claim for more at once
+    slots.release()  # 2 of 4: at once
+    slots.release()  # no second delayed ask before the next claim
+    assert asks == [REFILL_DELAY, 0.0, 0.0]
+    slots.claimed(3, 3)
+    slots.release()
+    slots.release()
+    assert asks[3:] == [REFILL_DELAY, 0.0]
+    slots.claimed(2, 1)  # fewer than asked: nothing waits, a freed slot asks for nothing
+    slots.release()
+    assert len(asks) == 5
+
+
+def test_a_freed_slot_asks_at_once_when_no_job_runs() -> None:
+    asks: list[float] = []
+    slots = Slots(3, on_free=asks.append)
+    slots.claimed(1, 1)  # a full claim of the last free slot
+    slots.release()
+    assert asks == [0.0] and slots.busy == 0
+
+
+async def until_completed(jobs: asyncjobs.Jobs, job_id: int) -> None:
+    with anyio.fail_after(6):
+        while (job := await jobs.get(job_id)) is None or job.status != "completed":
+            await anyio.sleep(0.02)
+
+
+async def test_refills_wait_for_half_the_slots_or_the_refill_delay(
+    make_jobs: MakeJobs, clock: FakeClock
+) -> None:
+    gated = Gated()
+    jobs = make_jobs(tasks=[gated.task], auto_run=entry(4))
+    ids = await queue_gated(jobs, 8)
+    await jobs.start()
+    await until(lambda: gated.started == [0, 1, 2, 3])
+    gated.gate(0).set()
+    await until_completed(jobs, ids[0])
+    assert gated.started == [0, 1, 2, 3]  # one free slot of four: no claim yet
+    gated.gate(1).set()  # two free: one claim fills both
+    await until(lambda: gated.started == [0, 1, 2, 3, 4, 5])
+    gated.gate(2).set()
+    await until_completed(jobs, ids[2])
+    assert len(gated.started) == 6
+    clock.advance(REFILL_DELAY)  # the delayed ask comes due
+    await until(lambda: len(gated.started) == 7)
+    for n in range(8):
+        gated.gate(n).set()
+    await until(lambda: len(gated.ended) == 8)
+    assert gated.most == 4
 
 
 async def test_stop_hands_back_the_jobs_of_every_slot(make_jobs: MakeJobs) -> None:

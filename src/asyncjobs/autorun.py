@@ -28,7 +28,7 @@ import heapq
 import logging
 import math
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from functools import partial
 from typing import Any, Protocol
 
@@ -100,7 +100,7 @@ class _Lane:
         self._due: list[datetime] = []  # a heap of times at which jobs fall due
         # A job ending wakes the lane to claim for its slot: only with ``wake_on_queue``, as
         # without it the entry runs jobs at its cron times alone.
-        self.slots = Slots(entry.limit, on_free=self.wake if entry.wake_on_queue else None)
+        self.slots = Slots(entry.limit, on_free=self.wake_after if entry.wake_on_queue else None)
 
     def wake(self) -> None:
         self._woken = True
@@ -118,6 +118,13 @@ class _Lane:
         elif len(self._due) < MAX_DUE_TIMES:  # past that, the cron ticks cover the rest
             heapq.heappush(self._due, when)
             self._signal.set()
+
+    def wake_after(self, seconds: float) -> None:
+        """A slot is free: tick now, or ``seconds`` later to claim for more slots at once."""
+        if seconds > 0:
+            self.wake_at(self.clock() + timedelta(seconds=seconds))
+        else:
+            self.wake()
 
     async def wait(self) -> bool:
         """Return at the next wake, or when the earliest known due time has come.

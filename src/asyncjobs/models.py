@@ -192,6 +192,37 @@ def make_job(row: Mapping[str, Any] | JobRow, now: datetime) -> Job:
     return Job.model_validate(fields)
 
 
+def made_job(row: Mapping[str, Any], now: datetime) -> Job:
+    """:func:`make_job` for a row just written by this process (an inserted job, or the
+    holder of its idempotency key): its values already have their fields' types, so the
+    ``Job`` is built without validating them again. A row with a log is validated."""
+    if row.get("log"):
+        return make_job(row, now)
+    fields = {name: row.get(name) for name in _JOB_FIELDS}
+    fields["input"] = fields["input"] or {}
+    fields["meta"] = fields["meta"] or {}
+    fields["log"], fields["task_status"] = [], {}
+    fields["status"] = job_status(row, now)
+    if fields["wait_until"] == FOREVER:
+        fields["wait_until"] = None
+    return _trusted(fields)
+
+
+def _trusted(fields: dict[str, Any]) -> Job:
+    """A ``Job`` of every field's value as given: what ``Job.model_construct`` makes, without
+    its per-field look-ups of aliases and defaults (``Job`` has neither aliases nor
+    private attributes)."""
+    job = Job.__new__(Job)
+    object.__setattr__(job, "__dict__", fields)
+    object.__setattr__(job, "__pydantic_fields_set__", set(_JOB_FIELDS))
+    object.__setattr__(job, "__pydantic_extra__", None)
+    object.__setattr__(job, "__pydantic_private__", None)
+    return job
+
+
+_JOB_FIELDS = tuple(Job.model_fields)
+
+
 class RunResult(BaseModel):
     """What one ``run()`` did: per-job status, retries left, and whether anything ran."""
 

@@ -20,7 +20,7 @@ from asyncjobs.checks import (
 from asyncjobs.definitions import DEFAULT_QUEUE, Access, Task, Workflow, check_access
 from asyncjobs.errors import Forbidden, JobCancelled, ValidationError
 from asyncjobs.json_values import check_shape, checked
-from asyncjobs.models import Job, make_job
+from asyncjobs.models import Job, made_job
 from asyncjobs.policies import Concurrency
 from asyncjobs.registry import Registry
 from asyncjobs.storage import Store, cancelled_error
@@ -40,7 +40,7 @@ async def queue_items(
     """Validate every item, then insert all of them in one transaction (all or nothing)."""
     rows, supersede = await prepare_rows(registry, items, now)
     stored = await telemetry.created(rows, store.insert_jobs(rows, supersede=supersede, now=now))
-    return [make_job(row, now) for row in stored]
+    return [made_job(row, now) for row in stored]
 
 
 async def check_items_access(

@@ -57,7 +57,7 @@ class Codec:
 
     def encoded(self, name: str, values: list[Any]) -> list[Any]:
         encoder = self.encoders[name]
-        return values if encoder is None else [encoder(value) for value in values]
+        return values if encoder is None else _converted(encoder, values)
 
     def decode_row(self, values: Sequence[Any]) -> Row:
         """A ``RETURNING`` row of every column, as SQLAlchemy reads it."""
@@ -65,6 +65,22 @@ class Codec:
         for name, decode in self._decoders:
             row[name] = decode(row[name])
         return row
+
+
+def _converted(encode: Callable[[Any], Any], values: list[Any]) -> list[Any]:
+    """Each of ``values`` encoded; a value that is the one before it (the batch's one ``now``,
+    a column left out, ``None``) is encoded once for the run."""
+    encoded: list[Any] = []
+    last: Any = _NOTHING
+    done: Any = None
+    for value in values:
+        if value is not last:
+            last, done = value, encode(value)
+        encoded.append(done)
+    return encoded
+
+
+_NOTHING = object()
 
 
 def bind_processor(type_: TypeEngine[Any], dialect: Dialect) -> Processor:
