@@ -16,7 +16,7 @@ _CLAIM = """UPDATE asyncjobs_jobs SET processing_until = :until, processing_toke
     WHERE completed_at IS NULL AND has_error = {false}
     AND (processing_until IS NULL OR processing_until <= :now)
     AND (wait_until IS NULL OR wait_until <= :now) AND queue = 'default'
-    ORDER BY created_at, id LIMIT :limit{lock})
+    ORDER BY priority DESC, created_at, id LIMIT :limit{lock})
     RETURNING id, task_slug, workflow_slug, input, total_tried, log"""
 _COMPLETE = """UPDATE asyncjobs_jobs SET completed_at = :now, processing_until = NULL,
     processing_token = NULL, total_tried = total_tried + 1, updated_at = :now
