@@ -246,7 +246,8 @@ class PostgresDriver:
             "UPDATE asyncjobs_jobs SET processing_until = $1, processing_token = $2,"
             " updated_at = $3 WHERE id IN (SELECT id FROM asyncjobs_jobs WHERE "
             + _RUNNABLE.format(false="false", now="$3")
-            + f" ORDER BY priority DESC, created_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) {_RETURNING}"
+            + " ORDER BY priority DESC, created_at, id LIMIT $4 FOR UPDATE SKIP LOCKED)"
+            + f" {_RETURNING}"
         )
         complete = (
             "UPDATE asyncjobs_jobs SET completed_at = $1, processing_until = NULL,"
