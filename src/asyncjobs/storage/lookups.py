@@ -4,26 +4,18 @@ renewal and hand-back, cancel, retry, pruning, and the lookups (``get``, ``find`
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from asyncjobs.storage import pruning, statements, waits
 from asyncjobs.storage.base import Row
 from asyncjobs.storage.errors import translated
+from asyncjobs.storage.provided import Provided
 from asyncjobs.storage.tables import row_values
 
 
-class Lookups:
+class Lookups(Provided):
     """Mixed into ``SqlStore``, which provides ``write()`` and ``read()``."""
-
-    def write(self, *, single: bool = False) -> AbstractAsyncContextManager[AsyncConnection]:
-        raise NotImplementedError
-
-    def read(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        raise NotImplementedError
 
     @translated
     async def renew(

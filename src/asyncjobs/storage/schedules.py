@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
 
@@ -12,13 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from asyncjobs.storage import filters, inserts
 from asyncjobs.storage.base import Row, ScheduledTick
-from asyncjobs.storage.codec import Codec, Compiled
+from asyncjobs.storage.codec import Compiled
 from asyncjobs.storage.errors import translated
-from asyncjobs.storage.inserts import Fetch, InsertSql
+from asyncjobs.storage.inserts import Fetch
+from asyncjobs.storage.provided import Provided
 from asyncjobs.storage.tables import jobs, schedules
 
 
-class ScheduleState:
+class ScheduleState(Provided):
     """The store's schedule methods; what they need of the store is declared at the end."""
 
     @translated
@@ -82,20 +82,6 @@ class ScheduleState:
         ).returning(schedules.c.key)
 
     # -- what the store provides ---------------------------------------------------------
-
-    def read(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        raise NotImplementedError
-
-    def held_transaction(self, *, single: bool = False) -> AbstractAsyncContextManager[Fetch]:
-        raise NotImplementedError
-
-    @property
-    def inserts(self) -> InsertSql:
-        raise NotImplementedError
-
-    @property
-    def codec(self) -> Codec:
-        raise NotImplementedError
 
     def upsert(self, table: Table) -> Any:
         raise NotImplementedError

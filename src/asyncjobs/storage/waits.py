@@ -4,7 +4,6 @@ in one fenced transaction, and cancels that reach children (the triggers: ``trig
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
 
@@ -13,10 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from asyncjobs.storage import filters, inserts
 from asyncjobs.storage.base import Row, cancelled_values
-from asyncjobs.storage.codec import Codec, Compiled
+from asyncjobs.storage.codec import Compiled
 from asyncjobs.storage.errors import translated
-from asyncjobs.storage.inserts import Fetch, InsertSql
+from asyncjobs.storage.inserts import Fetch
 from asyncjobs.storage.notify import CHANNEL
+from asyncjobs.storage.provided import Provided
 from asyncjobs.storage.tables import jobs, signals
 
 CASCADE_CHUNK = 500  # parent ids per statement when a cancel reaches children
@@ -43,25 +43,8 @@ class _Lost(Exception):
     """The job's lease was lost: the suspension's transaction is rolled back."""
 
 
-class WaitState:
+class WaitState(Provided):
     """The durable-wait statements of ``SqlStore``; each is one transaction."""
-
-    def write(self, *, single: bool = False) -> AbstractAsyncContextManager[AsyncConnection]:
-        raise NotImplementedError
-
-    def read(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        raise NotImplementedError
-
-    def held_transaction(self, *, single: bool = False) -> AbstractAsyncContextManager[Fetch]:
-        raise NotImplementedError
-
-    @property
-    def inserts(self) -> InsertSql:
-        raise NotImplementedError
-
-    @property
-    def codec(self) -> Codec:
-        raise NotImplementedError
 
     def _update_sql(self, names: tuple[str, ...]) -> str:
         raise NotImplementedError
