@@ -1,7 +1,9 @@
-"""Profile the W1 drain: statements per job, CPU per job, and where the time goes.
+"""Profile the W1 drain (or W9's, ``--workflow``): statements per job, CPU per job, and where
+the time goes.
 
     python bench/profile_drain.py [--backend sqlite|postgres] [--jobs N] [--limit N]
-                                  [--tool cprofile|pyinstrument|none] [--what-if] [--save DIR]
+                                  [--tool cprofile|pyinstrument|none] [--what-if]
+                                  [--workflow] [--save DIR]
 
 First an unprofiled drain counts, per job: statements, transactions, connections opened and
 driver calls (aiosqlite thread hops, asyncpg round trips), and the process CPU. Then a second
@@ -101,11 +103,17 @@ def _fn(fn: Any) -> str:
     return str(name)
 
 
+WORKFLOW = False  # --workflow: drain W9's 3-step workflows instead of W1's single tasks
+
+
 async def _filled(db: Database, n: int) -> asyncjobs.Jobs:
     await db.reset()
-    await db.driver.fill_queued(n)
+    if not WORKFLOW:
+        await db.driver.fill_queued(n)
     jobs = make_jobs(db.url)
     await jobs.start()
+    for start in range(0, n if WORKFLOW else 0, 500):
+        await jobs.queue_many([{"workflow": "three-steps"}] * min(500, n - start))
     return jobs
 
 
@@ -329,15 +337,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=10)
     parser.add_argument("--tool", choices=("cprofile", "pyinstrument", "none"), default="cprofile")
     parser.add_argument("--what-if", action="store_true")
+    parser.add_argument("--workflow", action="store_true", help="3-step workflows (W9)")
     parser.add_argument(
         "--postgres-url", default=os.environ.get(POSTGRES_ENV) or DEFAULT_POSTGRES_URL
     )
     parser.add_argument("--save", type=Path, help="also write the output to DIR/<name>.txt")
     args = parser.parse_args(argv)
+    global WORKFLOW
+    WORKFLOW = args.workflow
     text = asyncio.run(main_async(args))
     if args.save:
         args.save.mkdir(parents=True, exist_ok=True)
-        name = f"w1-{args.backend}-limit{args.limit}-{args.tool}.txt"
+        workload = "w9" if args.workflow else "w1"
+        name = f"{workload}-{args.backend}-limit{args.limit}-{args.tool}.txt"
         (args.save / name).write_text(text + "\n")
     return 0
 

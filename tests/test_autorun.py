@@ -231,7 +231,9 @@ async def test_a_tick_handles_schedules_then_runs(make_jobs: MakeJobs, clock: Fa
     jobs = make_jobs(tasks=[recorder.task, scheduled], auto_run=auto(EVERY_SECOND))
     await jobs.start()
     await recorder.wait_for(1)  # the first cron tick queued the scheduled job and ran it
-    assert [job.task_slug for job in await jobs.find()] == ["tick"]
+    # A later tick (a second on) may have queued the next minute's job meanwhile: the hook
+    # makes each tick's job runnable at once.
+    assert {job.task_slug for job in await jobs.find()} == {"tick"}
 
 
 async def test_ticks_woken_by_queued_jobs_leave_schedules_to_cron_times(

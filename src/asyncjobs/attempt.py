@@ -46,6 +46,7 @@ class Attempt:
     # collection of a large heap pauses the host loop (see ``Runner._run_one``).
     scope: anyio.CancelScope | None = None
     cancel_requested: bool = False
+    reporting: Any = None  # ``telemetry.active()`` when it was claimed
     observed: Any = None  # what ``asyncjobs.telemetry`` keeps while it runs
     output: Any = None  # what the handler returned, as stored with the completion
     log_writes: LogWrites | None = None  # a step's log goes with other jobs' when given

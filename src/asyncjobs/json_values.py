@@ -31,6 +31,8 @@ _CONTAINERS = (dict, list, tuple)
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 _STR = frozenset({str})
 _SCAN = 16
+_FLAT, _SHORT, _BIG = 16, 256, 2**63  # what :func:`_plain` takes without serialising
+_PLAIN_BYTES = _FLAT * (2 * _SHORT + 8) + 2  # the longest JSON text such a value makes
 # NUL as json.dumps escapes it: "\\u0000" preceded by an even number of backslashes
 _NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 _ENCODER = json.JSONEncoder(allow_nan=False, ensure_ascii=False)  # made once, not per call
@@ -42,6 +44,8 @@ def checked(value: T, what: str) -> T:
     Raises:
         ValidationError: naming ``what`` and the problem.
     """
+    if MAX_BYTES >= _PLAIN_BYTES and MAX_DEPTH >= 1 and _plain(value):
+        return value  # stores alike as it is: skip serialising it just to check
     check_shape(value, what, keys=True)
     try:
         text = _ENCODER.encode(value)
@@ -53,6 +57,33 @@ def checked(value: T, what: str) -> T:
     if size > MAX_BYTES:
         raise _too_big(what)
     return value
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``value`` is ``None`` or a small flat dict or list of short ASCII strings,
+    small ints, bools and ``None`` (the usual input and output), which store alike on both
+    backends as they are."""
+    if value is None:
+        return True
+    kind = type(value)
+    if kind is dict:
+        return (
+            len(value) <= _FLAT
+            and all(map(_plain_key, value))
+            and all(map(_plain_scalar, value.values()))
+        )
+    return kind is list and len(value) <= _FLAT and all(map(_plain_scalar, value))
+
+
+def _plain_key(key: Any) -> bool:
+    return type(key) is str and len(key) <= _SHORT and key.isascii() and "\x00" not in key
+
+
+def _plain_scalar(value: Any) -> bool:
+    kind = type(value)
+    if kind is str:
+        return len(value) <= _SHORT and value.isascii() and "\x00" not in value
+    return value is None or kind is bool or (kind is int and -_BIG < value < _BIG)
 
 
 def check_shape(value: Any, what: str, *, keys: bool = False) -> None:

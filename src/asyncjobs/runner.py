@@ -130,7 +130,8 @@ class Runner:
             "job" if len(rows) == 1 else "jobs",
             extra={"new": fresh, "retrying": len(rows) - fresh},
         )
-        attempts = [self._attempt(row, token) for row in rows]
+        reporting = telemetry.active()
+        attempts = [self._attempt(row, token, reporting) for row in rows]
         scope = anyio.CancelScope()
         self._enter(scope, attempts)
         return Batch(attempts, token, scope)
@@ -146,7 +147,7 @@ class Runner:
             group=group,
         )
 
-    def _attempt(self, row: JobRow, token: str) -> Attempt:
+    def _attempt(self, row: JobRow, token: str, reporting: telemetry.Active | None) -> Attempt:
         return Attempt(
             row=row,
             token=token,
@@ -155,6 +156,7 @@ class Runner:
             safety_buffer=self.buffer,
             defer_top_step=not row.workflow_slug,
             log_writes=self.log_writes,
+            reporting=reporting,
         )
 
     async def run_batch(
@@ -208,7 +210,7 @@ class Runner:
         collections pause the host loop for the whole heap.
         """
         status: RunStatus | HandedOver | None = None
-        with attempt.new_scope(), telemetry.process_span(attempt):
+        with attempt.new_scope(), telemetry.process_span(attempt, attempt.reporting):
             try:
                 status = await self._execute(attempt, finisher, ended)
             except JobRunAborted:

@@ -9,8 +9,8 @@ a call and a check. What is installed is looked up once, at the first hook.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Awaitable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -36,11 +36,22 @@ class Sinks:
     counting: bool  # keep ``stats.FINISHED``
 
 
+@dataclass(frozen=True, slots=True)
+class Active:
+    """The sinks in use for one claimed batch (:func:`active`): the providers are looked up
+    once per batch, not once per attempt (the lookup reads the environment)."""
+
+    tracing: Otel | None
+    metering: Otel | None
+    counting: bool
+
+
 @dataclass(slots=True)
 class Observed:
     """What telemetry keeps on a running attempt (``Attempt.observed``)."""
 
     start: float
+    active: Active
     span: Any = None
     error_type: str | None = None
 
@@ -73,6 +84,19 @@ async def created(rows: Sequence[dict[str, Any]], insert: Awaitable[T]) -> T:
     return stored
 
 
+def active() -> Active | None:
+    """The sinks the attempts claimed now report to, or ``None`` when nothing would read
+    what they report."""
+    current = _sinks or sinks()
+    otel = current.otel
+    if otel is None:
+        return Active(None, None, True) if current.counting else None
+    tracing, metering = otel.tracing(), otel.metering()
+    if not (tracing or metering or current.counting):
+        return None
+    return Active(otel if tracing else None, otel if metering else None, current.counting)
+
+
 def carried(attempt: Attempt) -> dict[str, str] | None:
     """The trace context of ``attempt``'s ``process`` span, for a child it queues to store
     (``None`` when not tracing), so the child's attempts continue the parent's trace."""
@@ -83,38 +107,41 @@ def carried(attempt: Attempt) -> dict[str, str] | None:
     return otel.carrier(observed.span)
 
 
-def process_span(attempt: Attempt) -> AbstractContextManager[Any]:
+def process_span(attempt: Attempt, active: Active | None) -> AbstractContextManager[Any]:
     """Around one attempt: its ``process`` span, current while it runs, and its clock.
 
     The span ends when the attempt's outcome is known (:func:`settled`), or here when an
     exception (a cancellation) leaves before that.
     """
-    current = _sinks or sinks()
-    otel = current.otel
-    tracing = otel is not None and otel.tracing()
-    if not (tracing or current.counting or (otel is not None and otel.metering())):
-        return NOTHING
-    return _observing(attempt, otel if tracing else None)
+    return NOTHING if active is None else _Observing(attempt, active)
 
 
-@contextmanager
-def _observing(attempt: Attempt, otel: Otel | None) -> Iterator[None]:
-    observed = attempt.observed = Observed(time.perf_counter())
-    with otel.process(attempt) if otel is not None else NOTHING as span:
-        observed.span = span
-        try:
-            yield
-        except BaseException as exc:
-            if attempt.observed is observed:
-                observed.error_type = type(exc).__name__
-                _end(attempt, observed, "aborted")
-            raise
+class _Observing:
+    __slots__ = ("attempt", "observed", "span")
+
+    def __init__(self, attempt: Attempt, active: Active) -> None:
+        self.attempt = attempt
+        self.observed = attempt.observed = Observed(time.perf_counter(), active)
+        otel = active.tracing
+        self.span = otel.process(attempt) if otel is not None else NOTHING
+
+    def __enter__(self) -> None:
+        self.observed.span = self.span.__enter__()
+
+    def __exit__(self, kind: Any, exc: BaseException | None, traceback: Any) -> None:
+        attempt, observed = self.attempt, self.observed
+        if exc is not None and attempt.observed is observed:
+            observed.error_type = type(exc).__name__
+            _end(attempt, observed, "aborted")
+        self.span.__exit__(kind, exc, traceback)
 
 
 def step_span(attempt: Attempt, step: Step) -> AbstractContextManager[Any]:
-    """Around one executed step (a step restored from the log gets none)."""
-    otel = (_sinks or sinks()).otel
-    return otel.step(attempt, step) if otel is not None and otel.tracing() else NOTHING
+    """Around one executed step (a step restored from the log gets none) of a traced
+    attempt."""
+    observed: Observed | None = attempt.observed
+    otel = observed.active.tracing if observed is not None and observed.span is not None else None
+    return NOTHING if otel is None else otel.step(attempt, step)
 
 
 def failed(attempt: Attempt, error: dict[str, Any]) -> None:
@@ -150,14 +177,12 @@ def _end(attempt: Attempt, observed: Observed, status: str) -> None:
     attempt.observed = None
     seconds = time.perf_counter() - observed.start
     row = attempt.row
-    current = _sinks or sinks()
-    otel = current.otel
-    if otel is not None:
-        if observed.span is not None:
-            otel.end(observed.span, status, observed.error_type)
-        if otel.metering():
-            otel.ended(row.queue, status, seconds)
-    if current.counting:
+    active = observed.active
+    if active.tracing is not None and observed.span is not None:
+        active.tracing.end(observed.span, status, observed.error_type)
+    if active.metering is not None:
+        active.metering.ended(row.queue, status, seconds)
+    if active.counting:
         stats.FINISHED.add(row.queue, row.slug, status, seconds)
 
 

@@ -60,10 +60,13 @@ class Codec:
         return values if encoder is None else _converted(encoder, values)
 
     def decode_row(self, values: Sequence[Any]) -> Row:
-        """A ``RETURNING`` row of every column, as SQLAlchemy reads it."""
+        """A ``RETURNING`` row of every column, as SQLAlchemy reads it (whose conversions all
+        read ``None`` as ``None``)."""
         row = dict(zip(COLUMNS, values, strict=True))
         for name, decode in self._decoders:
-            row[name] = decode(row[name])
+            value = row[name]
+            if value is not None:
+                row[name] = decode(value)
         return row
 
 
