@@ -138,7 +138,7 @@ class Attempt:
             WriteRefused: anything else failed, such as a value that cannot be stored.
         """
         if self._lock is None:
-            self._lock = anyio.Lock()
+            self._lock = anyio.Lock(fast_acquire=True)  # a write follows: it yields
         async with self._lock:
             if not self.store.is_open:  # stopped meanwhile: ``stop()`` handed the job back
                 raise JobRunAborted(f"job {self.id} was handed back when its runner stopped")

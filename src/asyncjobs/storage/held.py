@@ -65,7 +65,11 @@ class HeldConnections:
         self.engine, self.driver = engine, driver
         # Idle held connections; ``True``: relaxed ones (claims).
         self._idle: dict[bool, list[_Held]] = {False: [], True: []}
-        self._slots = {relaxed: anyio.Semaphore(count) for relaxed, count in driver.sizes.items()}
+        # Taken without a checkpoint when free: the driver call that follows yields anyway.
+        self._slots = {
+            relaxed: anyio.Semaphore(count, fast_acquire=True)
+            for relaxed, count in driver.sizes.items()
+        }
         # SQLite's ``:memory:`` database lives in the one connection its StaticPool shares.
         self._shared = isinstance(engine.sync_engine.pool, StaticPool)
         self._closed = False

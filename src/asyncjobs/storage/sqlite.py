@@ -49,7 +49,7 @@ class SqliteStore(SqlStore):
         # SQLite has one writer at a time; connections of one process that race for it wait
         # in SQLite's sleeping busy handler (1, 2, 5 ... 100 ms), so they queue on an async
         # lock instead and only other processes ever meet the busy handler.
-        return anyio.Lock()
+        return anyio.Lock(fast_acquire=True)  # the statement that follows yields
 
     def _create_engine(self) -> AsyncEngine:
         database = make_url(self.url).database
