@@ -255,12 +255,12 @@ def component(filename: str, function: str) -> str:
     return path.name
 
 
-def by_component(stats: pstats.Stats, jobs: int) -> str:
-    """Own time per job, summed by component: where the on-loop CPU goes."""
+def by_component(stats: pstats.Stats, jobs: int, unit: str = "job") -> str:
+    """Own time per job (or per ``unit``), summed by component: where the on-loop CPU goes."""
     totals: Counter[str] = Counter()
     for (filename, _line, function), row in stats.stats.items():  # type: ignore[attr-defined]
         totals[component(filename, function)] += row[2]
-    lines = [f"own time by component (cProfile, µs per job over {jobs:,} jobs):"]
+    lines = [f"own time by component (cProfile, µs per {unit} over {jobs:,} {unit}s):"]
     for name, seconds in totals.most_common(25):
         lines.append(f"  {seconds * 1e6 / max(jobs, 1):8.1f}  {name}")
     return "\n".join(lines) + "\n\n"

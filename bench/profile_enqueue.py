@@ -62,7 +62,7 @@ async def main_async(args: argparse.Namespace) -> str:
         await databases.close()
     out = io.StringIO()
     stats: Any = pstats.Stats(profile, stream=out)
-    out.write(by_component(stats, args.rows).replace("per job", "per row"))
+    out.write(by_component(stats, args.rows, unit="row"))
     stats.strip_dirs().sort_stats("tottime").print_stats(30)
     text = head + "\n" + out.getvalue()
     print(out.getvalue(), flush=True)

@@ -106,3 +106,15 @@ def test_peer_run_drains_with_pgqueuer_and_asyncjobs() -> None:
     assert "| pgqueuer batch_size=10 drain | PostgreSQL |" in out
     assert "| pgqueuer batch_size=100 drain | PostgreSQL |" in out
     assert "| asyncjobs W8 autoRun drain, limit=10, vs pgqueuer batch_size=10 | PostgreSQL |" in out
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+def test_profiles_of_a_workflow_drain_and_of_bulk_enqueue_run() -> None:
+    drain = _script("profile_drain.py", "--jobs", "30", "--workflow", "--tool", "cprofile")
+    assert drain.startswith("30 jobs at limit=10:"), drain[:200]
+    assert "own time by component (cProfile, µs per job over 30 jobs):" in drain
+    assert "asyncjobs.step_runner" in drain
+    enqueue = _script("profile_enqueue.py", "--rows", "200", "--batch", "50")
+    assert enqueue.startswith("200 rows in queue_many() calls of 50:"), enqueue[:200]
+    assert "own time by component (cProfile, µs per row over 200 rows):" in enqueue
