@@ -14,6 +14,7 @@ import anyio
 import pytest
 
 import asyncjobs
+from asyncjobs import health
 from asyncjobs.jobs import utcnow
 from asyncjobs.storage.notify import parse
 from tests.test_autorun import Recorder, auto, until
@@ -48,6 +49,7 @@ async def test_the_listener_comes_back_after_its_connection_dies(make_jobs: Make
     await runner.start()
     await producer.queue(task="record", input={"n": 1})
     await recorder.wait_for(1)
+    assert listener(runner) == "listening"
     async with producer.store.write() as conn:
         killed = await conn.execute(
             text(
@@ -57,9 +59,22 @@ async def test_the_listener_comes_back_after_its_connection_dies(make_jobs: Make
             {"name": runner.store.name},
         )
         assert killed.scalars().all() == [True]
-    await anyio.sleep(1.5)  # the listener notices at once and listens again after 0.5 s
+    # /health says so while it is down: it notices at once and listens again after 0.5 s.
+    states: list[str] = []
+
+    def back() -> bool:
+        states.append(listener(runner))
+        return states[-1] == "listening"
+
+    await until(back)
+    assert "reconnecting" in states, states
     await producer.queue(task="record", input={"n": 2})
     await recorder.wait_for(2, within=5)
+
+
+def listener(jobs: asyncjobs.Jobs) -> str:
+    """The listener's state as ``GET /health`` reports it to callers with credentials."""
+    return str(health.details(jobs)["listener"])
 
 
 async def test_a_job_due_later_wakes_the_runner_when_due(make_jobs: MakeJobs) -> None:

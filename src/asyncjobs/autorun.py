@@ -54,7 +54,7 @@ EXECUTOR = "asyncjobs"  # APScheduler logs each run on "apscheduler.executors.<t
 # earlier fire's task has not had its turn on a busy loop yet.
 MAX_INSTANCES = 1_000
 logging.getLogger(f"apscheduler.executors.{EXECUTOR}").setLevel(logging.WARNING)
-Listen = Callable[[Wake], Awaitable[None]]
+Listen = Callable[[Wake, Callable[[str], None]], Awaitable[None]]
 
 
 class CronTrigger(BaseTrigger):  # type: ignore[misc]
@@ -282,8 +282,8 @@ class AutoRunner:
 
     async def _listen(self, listen: Listen) -> None:
         """Hear jobs queued by other processes (PostgreSQL NOTIFY) and publish them."""
-        with self._listener, health.listening(self.jobs):
-            await listen(self.bus.publish)
+        with self._listener, health.listening(self.jobs) as state:
+            await listen(self.bus.publish, state)
 
     async def _serve_lane(self, lane: _Lane) -> None:
         async with lane.slots.running():  # leaving waits for the jobs still running

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -54,12 +54,18 @@ def ticked(jobs: object, name: str, entry: AutoRun) -> None:
 
 
 @contextmanager
-def listening(jobs: object) -> Iterator[None]:
-    """Around the listener for jobs queued by other processes."""
+def listening(jobs: object) -> Iterator[Callable[[str], None]]:
+    """Around the listener for jobs queued by other processes: ``"connecting"`` until it
+    reports ``"listening"`` (or ``"reconnecting"``) through the function given, ``"stopped"``
+    after."""
     beats = _of(jobs)
-    beats.listener = "listening"
+    beats.listener = "connecting"
+
+    def state(value: str) -> None:
+        beats.listener = value
+
     try:
-        yield
+        yield state
     finally:
         beats.listener = "stopped"
 

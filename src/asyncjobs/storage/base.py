@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 Row = dict[str, Any]
 Wake = Callable[[str, datetime | None], None]
+ListenerState = Callable[[str], None]  # "listening" or "reconnecting"
 
 
 class FinishedBus(Protocol):
@@ -124,8 +125,10 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
-    async def listen(self, wake: Wake) -> None:
-        """Call ``wake(queue, due)`` whenever another process queues jobs, until cancelled."""
+    async def listen(self, wake: Wake, state: ListenerState | None = None) -> None:
+        """Call ``wake(queue, due)`` whenever another process queues jobs, until cancelled;
+        ``state`` hears ``"listening"`` once notifications arrive and ``"reconnecting"``
+        while their connection is being re-established."""
         ...
 
     @property

@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from asyncjobs.storage import filters, inserts, migrations, triggers, waits
-from asyncjobs.storage.base import Claim, FinishedBus, Log, Logs, Row, Wake
+from asyncjobs.storage.base import Claim, FinishedBus, ListenerState, Log, Logs, Row, Wake
 from asyncjobs.storage.claims import claim_statement
 from asyncjobs.storage.codec import Codec, Compiled
 from asyncjobs.storage.errors import translated
@@ -82,7 +82,7 @@ class SqlStore(ScheduleState, waits.WaitState, Lookups):
         """Whether inserts wake listeners in other processes."""
         return False
 
-    async def listen(self, wake: Wake) -> None:
+    async def listen(self, wake: Wake, state: ListenerState | None = None) -> None:
         """Call ``wake(queue, due)`` whenever another process queues jobs (no-one can here)."""
 
     @property

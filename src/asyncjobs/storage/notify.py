@@ -85,6 +85,7 @@ def finished_notify(statement: str) -> str:
 
 
 Wake = Callable[[str, datetime | None], None]
+ListenerState = base.ListenerState
 FinishedBus = base.FinishedBus
 
 
@@ -104,19 +105,24 @@ def parse(payload: str) -> tuple[str, datetime | None, str]:
     return queue, datetime.fromtimestamp(float(due), UTC) if due else None, origin
 
 
-async def listen(engine: AsyncEngine, wake: Wake, *, ignore: str = "") -> None:
+async def listen(
+    engine: AsyncEngine, wake: Wake, *, ignore: str = "", state: ListenerState | None = None
+) -> None:
     """Call ``wake(queue, due)`` for every job inserted by any process, until cancelled.
 
     Jobs queued through connections named ``ignore`` are skipped. A dropped connection is
-    re-established; the cron ticks cover what is missed meanwhile.
+    re-established; the cron ticks cover what is missed meanwhile. ``state`` hears
+    ``"listening"`` each time the LISTEN is in place and ``"reconnecting"`` when it is lost.
     Nothing is sent while idle: the connection only waits for notifications.
     """
     attempt = 0
+    told = state or (lambda _state: None)
     while True:
         try:
-            await _listen_once(engine, wake, ignore)
+            await _listen_once(engine, wake, ignore, told)
             attempt = 0
         except Exception:
+            told("reconnecting")
             delay = RECONNECT_DELAYS[min(attempt, len(RECONNECT_DELAYS) - 1)]
             logger.warning(
                 "Job notification listener lost; retrying in %.1f s", delay, exc_info=True
@@ -125,7 +131,7 @@ async def listen(engine: AsyncEngine, wake: Wake, *, ignore: str = "") -> None:
             await anyio.sleep(delay)
 
 
-async def _listen_once(engine: AsyncEngine, wake: Wake, ignore: str) -> None:
+async def _listen_once(engine: AsyncEngine, wake: Wake, ignore: str, state: ListenerState) -> None:
     lost = anyio.Event()
 
     def on_notify(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
@@ -138,6 +144,7 @@ async def _listen_once(engine: AsyncEngine, wake: Wake, ignore: str) -> None:
         assert raw is not None
         raw.add_termination_listener(lambda _conn: lost.set())
         await raw.add_listener(CHANNEL, on_notify)
+        state("listening")
         try:
             await lost.wait()
         finally:

@@ -19,7 +19,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from asyncjobs.storage import notify
-from asyncjobs.storage.base import FinishedBus, Row, Wake
+from asyncjobs.storage.base import FinishedBus, ListenerState, Row, Wake
 from asyncjobs.storage.codec import Codec
 from asyncjobs.storage.common import SqlStore
 from asyncjobs.storage.fenced import update_owned_sql
@@ -104,8 +104,8 @@ class PostgresStore(SqlStore):
     def notifies(self) -> bool:
         return True
 
-    async def listen(self, wake: Wake) -> None:
-        await notify.listen(self.engine, wake, ignore=self.name)
+    async def listen(self, wake: Wake, state: ListenerState | None = None) -> None:
+        await notify.listen(self.engine, wake, ignore=self.name, state=state)
 
     @property
     def finished_poll(self) -> float | None:
