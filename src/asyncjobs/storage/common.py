@@ -102,6 +102,7 @@ class SqlStore(ScheduleState, waits.WaitState, Lookups):
         engine = self._create_engine()
         try:
             async with engine.connect() as conn:
+                await self._prepare(conn)
                 await self._writing(conn)
                 async with conn.begin():
                     await self._lock_schema(conn)
@@ -110,7 +111,10 @@ class SqlStore(ScheduleState, waits.WaitState, Lookups):
                     await self._install(conn)
                     await triggers.install(conn)
         except BaseException:
-            await engine.dispose()
+            # Shielded: an open cancelled half-way must still let go of its connection, which
+            # may hold SQLite's write lock (a schema transaction) that others would wait on.
+            with anyio.CancelScope(shield=True):
+                await engine.dispose()
             raise
         held, codec = HeldConnections(engine, self._driver()), Codec(engine.dialect)
         self._open = _Open(engine, held, codec, self.insert_sql(codec))
@@ -305,6 +309,9 @@ class SqlStore(ScheduleState, waits.WaitState, Lookups):
 
     async def _writing(self, conn: AsyncConnection) -> None:
         """Mark ``conn``'s next transaction as a writing one."""
+
+    async def _prepare(self, conn: AsyncConnection) -> None:
+        """Settle the database's own settings before the schema is created or checked."""
 
     async def _lock_schema(self, conn: AsyncConnection) -> None:
         """Hold off other instances creating the schema at the same moment."""

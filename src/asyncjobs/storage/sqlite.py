@@ -29,6 +29,8 @@ from asyncjobs.storage.inserts import RETURNING, BackendInserts, Insert, Stateme
 from asyncjobs.storage.tables import COLUMN_LIST, INSERT_COLUMNS, RETURNING_ALL
 
 BUSY_TIMEOUT_MS = 30_000
+# How long open() waits for another connection to finish switching a new file to WAL.
+WAL_SWITCH_WAIT = 10.0
 _WRITE = "asyncjobs_write"
 _SINGLE = "asyncjobs_single"
 # Each job's own token (a JSON object: id -> token) must still hold a live lease.
@@ -82,6 +84,24 @@ class SqliteStore(SqlStore):
 
     async def _writing(self, conn: AsyncConnection) -> None:
         await conn.execution_options(**{_WRITE: True})
+
+    async def _prepare(self, conn: AsyncConnection) -> None:
+        """Make sure the file is in WAL mode. A connection that met another one switching a
+        new file to WAL at the same moment could not switch it itself (see ``_on_connect``):
+        try again until the file reads WAL (an in-memory database stays in its own mode)."""
+        raw = (await conn.get_raw_connection()).driver_connection
+        assert raw is not None
+        with anyio.fail_after(WAL_SWITCH_WAIT):
+            while True:
+                try:
+                    cursor = await raw.execute("PRAGMA journal_mode=WAL")
+                    (mode,) = await cursor.fetchone()
+                    if mode in ("wal", "memory"):
+                        return
+                except sqlite3.OperationalError as exc:
+                    if not _locked(exc):
+                        raise
+                await anyio.sleep(0.01)
 
     def upsert(self, table: Table) -> Any:
         return sqlite.insert(table)
@@ -204,14 +224,20 @@ def _on_connect(dbapi_connection: Any, _record: Any) -> None:
     # transaction that upgrades to a write lock fails at once under WAL instead of waiting.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    for pragma in (
-        "journal_mode=WAL",
-        "synchronous=NORMAL",
-        f"busy_timeout={BUSY_TIMEOUT_MS}",
-        "foreign_keys=ON",
-    ):
+    for pragma in (f"busy_timeout={BUSY_TIMEOUT_MS}", "synchronous=NORMAL", "foreign_keys=ON"):
         cursor.execute(f"PRAGMA {pragma}")
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.OperationalError as exc:
+        # Another connection is switching a new file to WAL at this moment, and SQLite refuses
+        # at once rather than wait; ``SqliteStore.open()`` waits for the switch to finish.
+        if not _locked(exc):
+            raise
     cursor.close()
+
+
+def _locked(exc: sqlite3.OperationalError) -> bool:
+    return "database is locked" in str(exc)
 
 
 def _on_begin(conn: Any) -> None:
