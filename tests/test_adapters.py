@@ -224,7 +224,9 @@ async def test_django_wrapper_rejects_a_bad_prefix(jobs: RecordingJobs, prefix: 
         django_adapter.asgi(jobs, django_app=other_app, prefix=prefix)
 
 
-SETTINGS_JOBS = asyncjobs.Jobs(tasks=[noop], auto_run=[], secret=SECRET)
+SETTINGS_JOBS = asyncjobs.Jobs(
+    tasks=[noop], database_url="sqlite+aiosqlite:///:memory:", auto_run=[], secret=SECRET
+)
 
 
 @pytest.fixture(scope="module")

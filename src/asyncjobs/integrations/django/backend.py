@@ -21,7 +21,6 @@ transaction (:mod:`.queueing`). A task's own asyncjobs options: :mod:`.task_opti
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -30,7 +29,6 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
 from asyncjobs.checks import check_id
-from asyncjobs.errors import NotRegistered
 from asyncjobs.integrations.django import bridge, idle, queueing, task_options
 from asyncjobs.integrations.django.loading import load_jobs
 from asyncjobs.integrations.django.results import (
@@ -67,19 +65,16 @@ class TasksBackend(BaseTaskBackend):  # type: ignore[misc]
 
     def enqueue(self, task: Task, args: Any, kwargs: Any) -> TaskResult:
         self.validate_task(task)
-        jobs = self.jobs
-        with _runner_needed(jobs):
-            job = self._queued(queueing.queue_in_django(jobs, **_arguments(task, args, kwargs)))
+        jobs = _with_runner(self.jobs)
+        job = self._queued(queueing.queue_in_django(jobs, **_arguments(task, args, kwargs)))
         result = task_result(job, task)
         task_enqueued.send(type(self), task_result=result)
         return result
 
     async def aenqueue(self, task: Task, args: Any, kwargs: Any) -> TaskResult:
         self.validate_task(task)
-        jobs = self.jobs
-        with _runner_needed(jobs):
-            arguments = _arguments(task, args, kwargs)
-            job = self._queued(await queueing.aqueue_in_django(jobs, **arguments))
+        jobs = _with_runner(self.jobs)
+        job = self._queued(await queueing.aqueue_in_django(jobs, **_arguments(task, args, kwargs)))
         result = task_result(job, task)
         await task_enqueued.asend(type(self), task_result=result)
         return result
@@ -120,12 +115,11 @@ def _arguments(task: Task, args: Any, kwargs: Any) -> dict[str, Any]:
     }
 
 
-@contextmanager
-def _runner_needed(jobs: Jobs) -> Iterator[None]:
-    try:
-        yield
-    except NotRegistered:
-        raise ImproperlyConfigured(_no_runner(jobs)) from None
+def _with_runner(jobs: Jobs) -> Jobs:
+    """``jobs``, which must run Django's tasks: refused before anything opens its database."""
+    if RUNNER_SLUG not in jobs.workflows:
+        raise ImproperlyConfigured(_no_runner(jobs))
+    return jobs
 
 
 def _result(job: Job | None, result_id: str) -> TaskResult:
