@@ -81,5 +81,8 @@ app = Starlette(
         Route("/jobs/{id:int}", show_job),
         mount(jobs),
     ],
-    lifespan=lifespan(jobs),
+    # DEPLOY_STOP_TIMEOUT: the seconds running jobs get at shutdown (the default otherwise).
+    lifespan=lifespan(
+        jobs, **({"stop_timeout": float(s)} if (s := os.environ.get("DEPLOY_STOP_TIMEOUT")) else {})
+    ),
 )
