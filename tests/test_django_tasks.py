@@ -169,6 +169,7 @@ def test_jobs_without_the_runner_task_refuse_and_store_nothing(site: Site) -> No
     with override_settings(TASKS=tasks), pytest.raises(ImproperlyConfigured, match="task_runner"):
         work.add.enqueue(1)
     assert site.call(site.jobs.find) == []
+    assert not NO_RUNNER.store.is_open  # refused before its database was opened
 
 
 @pytest.mark.parametrize(
